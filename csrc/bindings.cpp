@@ -1,0 +1,367 @@
+// pybind11 bindings of the core: argument checks, NumPy buffers <-> raw
+// pointers, GIL release, C++ exceptions -> Python exceptions. Nothing else.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <optional>
+#include <tuple>
+
+#include "pydfn/adam.hpp"
+#include "pydfn/dense.hpp"
+#include "pydfn/gemm/gemm.hpp"
+#include "pydfn/mlp.hpp"
+#include "pydfn/softmax_xent.hpp"
+#include "pydfn/threads.hpp"
+
+namespace py = pybind11;
+using pydfn::check;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style>;
+using LabelArray = py::array_t<int32_t, py::array::c_style>;
+using IndexArray = py::array_t<int64_t, py::array::c_style>;
+
+void check_shape(const py::array& a, const char* name, std::initializer_list<py::ssize_t> shape) {
+    bool ok = a.ndim() == py::ssize_t(shape.size());
+    std::string want, got;
+    py::ssize_t d = 0;
+    for (py::ssize_t s : shape) {
+        want += (d ? ", " : "") + (s < 0 ? std::string("any") : std::to_string(s));
+        ok = ok && (s < 0 || a.shape(d) == s);
+        d++;
+    }
+    for (d = 0; d < a.ndim(); d++) got += (d ? ", " : "") + std::to_string(a.shape(d));
+    check(ok, std::string(name) + " must have shape (" + want + "), got (" + got + ")");
+}
+
+void check_labels(const LabelArray& y, int classes) {
+    const int32_t* p = y.data();
+    for (py::ssize_t i = 0; i < y.size(); i++)
+        check(p[i] >= 0 && p[i] < classes, "labels must be in [0, " + std::to_string(classes) +
+                                               "), got " + std::to_string(p[i]) + " at index " +
+                                               std::to_string(i));
+}
+
+const pydfn::GemmKernels& kernels_named(const std::string& name) {
+    if (name == "reference") return pydfn::gemm_ref();
+    if (name == "generic") return pydfn::gemm_generic();
+    if (name == "best") return pydfn::gemm_best();
+    throw std::invalid_argument("unknown kernels '" + name + "'");
+}
+
+// Runs fast kernels the way training does: inside one parallel region. The
+// reference kernels are serial.
+template <class F>
+void run_kernels(const pydfn::GemmKernels& k, F&& f) {
+    py::gil_scoped_release release;
+    if (&k == &pydfn::gemm_ref()) {
+        f();
+        return;
+    }
+#pragma omp parallel num_threads(pydfn::get_num_threads())
+    f();
+}
+
+pydfn::AdamConfig adam_config(float lr, float beta1, float beta2, float eps) {
+    check(lr > 0, "lr must be > 0");
+    check(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1)");
+    check(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1)");
+    check(eps > 0, "eps must be > 0");
+    return {lr, beta1, beta2, eps};
+}
+
+// A network plus a flag that refuses use from two threads at once.
+class Network {
+  public:
+    explicit Network(const std::vector<int>& sizes) : net_(sizes) {}
+    pydfn::MLP& net() { return net_; }
+
+    class Use {
+      public:
+        explicit Use(Network& n) : n_(n) {
+            check(!n_.busy_.exchange(true),
+                  "this model is already in use by another thread; use one model per thread");
+        }
+        ~Use() { n_.busy_ = false; }
+        Use(const Use&) = delete;
+        Use& operator=(const Use&) = delete;
+
+      private:
+        Network& n_;
+    };
+
+    int in() const { return net_.sizes().front(); }
+    int classes() const { return net_.sizes().back(); }
+
+    py::array_t<float> copy_out(const float* p) {
+        py::array_t<float> out(net_.num_params());
+        std::memcpy(out.mutable_data(), p, sizeof(float) * net_.num_params());
+        return out;
+    }
+    void copy_in(float* p, const FloatArray& a, const char* name) {
+        check_shape(a, name, {net_.num_params()});
+        std::memcpy(p, a.data(), sizeof(float) * net_.num_params());
+    }
+    void check_batch(const FloatArray& x, const LabelArray& y) {
+        check_shape(x, "x", {-1, in()});
+        check_shape(y, "y", {x.shape(0)});
+        check_labels(y, classes());
+    }
+
+  private:
+    pydfn::MLP net_;
+    std::atomic<bool> busy_{false};
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "pydfn's C++ core: kernels and the network, trained with Adam";
+    m.attr("__version__") = PYDFN_VERSION;
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const std::invalid_argument& e) {
+            PyErr_SetString(PyExc_ValueError, e.what());
+        }
+    });
+
+    m.def("has_openmp", &pydfn::has_openmp);
+    m.def("get_num_threads", &pydfn::get_num_threads);
+    m.def("set_num_threads", &pydfn::set_num_threads, py::arg("n"));
+    m.def("isa", [] { return std::string(pydfn::gemm_best().isa); },
+          "The kernels training uses on this CPU.");
+    m.def("kernel_names", [] { return std::vector<std::string>{"reference", "generic", "best"}; });
+
+    m.def("sgemm_nn",
+          [](const FloatArray& A, const FloatArray& B, std::optional<FloatArray> bias, bool relu,
+             const std::string& kernels) {
+              check_shape(A, "A", {-1, -1});
+              check_shape(B, "B", {A.shape(1), -1});
+              const int M = int(A.shape(0)), K = int(A.shape(1)), N = int(B.shape(1));
+              if (bias) check_shape(*bias, "bias", {N});
+              py::array_t<float> C({M, N});
+              const float* b = bias ? bias->data() : nullptr;
+              float* c = C.mutable_data();
+              const auto& k = kernels_named(kernels);
+              run_kernels(k, [&] { k.sgemm_nn_bias_relu(c, A.data(), B.data(), b, relu, M, N, K); });
+              return C;
+          },
+          py::arg("A"), py::arg("B"), py::arg("bias") = py::none(), py::arg("relu") = false,
+          py::arg("kernels") = "best", "C(M,N) = A(M,K)·B(K,N) + bias, then ReLU if relu.");
+    m.def("sgemm_nt",
+          [](const FloatArray& A, const FloatArray& B, std::optional<FloatArray> mask,
+             const std::string& kernels) {
+              check_shape(A, "A", {-1, -1});
+              check_shape(B, "B", {-1, A.shape(1)});
+              const int M = int(A.shape(0)), K = int(A.shape(1)), N = int(B.shape(0));
+              if (mask) check_shape(*mask, "mask", {M, N});
+              py::array_t<float> C({M, N});
+              const float* mk = mask ? mask->data() : nullptr;
+              float* c = C.mutable_data();
+              const auto& k = kernels_named(kernels);
+              run_kernels(k, [&] { k.sgemm_nt_mask(c, A.data(), B.data(), mk, M, N, K); });
+              return C;
+          },
+          py::arg("A"), py::arg("B"), py::arg("mask") = py::none(), py::arg("kernels") = "best",
+          "C(M,N) = A(M,K)·B(N,K)ᵀ, zero where mask <= 0.");
+    m.def("sgemm_tn",
+          [](const FloatArray& A, const FloatArray& B, const std::string& kernels) {
+              check_shape(A, "A", {-1, -1});
+              check_shape(B, "B", {A.shape(0), -1});
+              const int K = int(A.shape(0)), M = int(A.shape(1)), N = int(B.shape(1));
+              py::array_t<float> C({M, N});
+              float* c = C.mutable_data();
+              const auto& k = kernels_named(kernels);
+              run_kernels(k, [&] { k.sgemm_tn(c, A.data(), B.data(), M, N, K); });
+              return C;
+          },
+          py::arg("A"), py::arg("B"), py::arg("kernels") = "best", "C(M,N) = A(K,M)ᵀ·B(K,N).");
+    m.def("dense_backward",
+          [](const FloatArray& dy, const FloatArray& x, const FloatArray& W, bool mask_relu,
+             bool need_dx, const std::string& kernels) {
+              check_shape(x, "x", {-1, -1});
+              const int B = int(x.shape(0)), in = int(x.shape(1));
+              check_shape(W, "W", {in, -1});
+              const int out = int(W.shape(1));
+              check_shape(dy, "dy", {B, out});
+              py::array_t<float> dx({B, in}), dW({in, out}), db(out);
+              float* pdx = need_dx ? dx.mutable_data() : nullptr;
+              float *pdW = dW.mutable_data(), *pdb = db.mutable_data();
+              const auto& k = kernels_named(kernels);
+              run_kernels(k, [&] {
+                  pydfn::dense_backward(k, pdx, pdW, pdb, dy.data(), x.data(), W.data(), mask_relu,
+                                        B, in, out);
+              });
+              return std::make_tuple(dx, dW, db);
+          },
+          py::arg("dy"), py::arg("x"), py::arg("W"), py::arg("mask_relu"),
+          py::arg("need_dx") = true, py::arg("kernels") = "best",
+          "(dx, dW, db) of a dense layer; dx is masked where x <= 0 if mask_relu.");
+    m.def("softmax_xent_forward",
+          [](const FloatArray& logits, const LabelArray& y) {
+              check_shape(logits, "logits", {-1, -1});
+              const int B = int(logits.shape(0)), C = int(logits.shape(1));
+              check_shape(y, "y", {B});
+              check_labels(y, C);
+              py::array_t<float> losses(B), probs({B, C});
+              float *pl = losses.mutable_data(), *pp = probs.mutable_data();
+              run_kernels(pydfn::gemm_best(), [&] {
+                  pydfn::softmax_xent_forward(pl, pp, logits.data(), y.data(), B, C);
+              });
+              return std::make_tuple(losses, probs);
+          },
+          py::arg("logits"), py::arg("y"), "(per-row losses (B,), probs (B,C)).");
+    m.def("softmax_xent_backward",
+          [](const FloatArray& probs, const LabelArray& y, float scale) {
+              check_shape(probs, "probs", {-1, -1});
+              const int B = int(probs.shape(0)), C = int(probs.shape(1));
+              check_shape(y, "y", {B});
+              check_labels(y, C);
+              py::array_t<float> d({B, C});
+              float* pd = d.mutable_data();
+              run_kernels(pydfn::gemm_best(), [&] {
+                  pydfn::softmax_xent_backward(pd, probs.data(), y.data(), scale, B, C);
+              });
+              return d;
+          },
+          py::arg("probs"), py::arg("y"), py::arg("scale"));
+    m.def("adam_update",
+          [](py::array_t<float, py::array::c_style> params, py::array_t<float, py::array::c_style> m_,
+             py::array_t<float, py::array::c_style> v, const FloatArray& grads, int64_t t, float lr,
+             float beta1, float beta2, float eps) {
+              const py::ssize_t n = params.size();
+              for (auto* a : {&m_, &v}) check_shape(*a, "m and v", {n});
+              check_shape(params, "params", {n});
+              check_shape(grads, "grads", {n});
+              check(t >= 1, "t must be >= 1");
+              const auto config = adam_config(lr, beta1, beta2, eps);
+              float *pp = params.mutable_data(), *pm = m_.mutable_data(), *pv = v.mutable_data();
+              run_kernels(pydfn::gemm_best(), [&] {
+                  pydfn::adam_update(pp, pm, pv, grads.data(), n, config, t);
+              });
+          },
+          py::arg("params"), py::arg("m"), py::arg("v"), py::arg("grads"), py::arg("t"),
+          py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+          "One Adam step, in place on params, m and v.");
+
+    py::class_<Network>(m, "Network", "The network's parameters, Adam state and workspace.")
+        .def(py::init<const std::vector<int>&>(), py::arg("sizes"))
+        .def_property_readonly("sizes", [](Network& n) { return n.net().sizes(); })
+        .def_property_readonly("num_params", [](Network& n) { return n.net().num_params(); })
+        .def("weight_offset", [](Network& n, int l) { return n.net().weight_offset(l); })
+        .def("bias_offset", [](Network& n, int l) { return n.net().bias_offset(l); })
+        .def("get_params",
+             [](Network& n) {
+                 Network::Use use(n);
+                 return n.copy_out(n.net().params());
+             })
+        .def("set_params",
+             [](Network& n, const FloatArray& p) {
+                 Network::Use use(n);
+                 n.copy_in(n.net().params(), p, "params");
+             })
+        .def("get_grads",
+             [](Network& n) {
+                 Network::Use use(n);
+                 return n.copy_out(n.net().grads());
+             })
+        .def("get_adam_state",
+             [](Network& n) {
+                 Network::Use use(n);
+                 return std::make_tuple(n.copy_out(n.net().adam_m()), n.copy_out(n.net().adam_v()),
+                                        n.net().adam_step());
+             })
+        .def("set_adam_state",
+             [](Network& n, const FloatArray& m_, const FloatArray& v, int64_t t) {
+                 Network::Use use(n);
+                 n.copy_in(n.net().adam_m(), m_, "m");
+                 n.copy_in(n.net().adam_v(), v, "v");
+                 n.net().set_adam_step(t);
+             })
+        .def("reset_adam",
+             [](Network& n) {
+                 Network::Use use(n);
+                 n.net().reset_adam();
+             })
+        .def("compute_gradients",
+             [](Network& n, const FloatArray& x, const LabelArray& y) {
+                 n.check_batch(x, y);
+                 check(x.shape(0) >= 1, "x must have at least one row");
+                 Network::Use use(n);
+                 py::gil_scoped_release release;
+                 return n.net().compute_gradients(x.data(), y.data(), int(x.shape(0)));
+             },
+             py::arg("x"), py::arg("y"), "Gradients of the mean loss into the grads; returns it.")
+        .def("apply_adam",
+             [](Network& n, float lr, float beta1, float beta2, float eps) {
+                 const auto config = adam_config(lr, beta1, beta2, eps);
+                 Network::Use use(n);
+                 py::gil_scoped_release release;
+                 n.net().apply_adam(config);
+             },
+             py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"))
+        .def("train_epoch",
+             [](Network& n, const FloatArray& X, const LabelArray& y, const IndexArray& order,
+                int batch_size, float lr, float beta1, float beta2, float eps) {
+                 n.check_batch(X, y);
+                 check_shape(order, "order", {-1});
+                 check(batch_size >= 1, "batch_size must be >= 1");
+                 const int64_t rows = X.shape(0), count = order.size();
+                 const int64_t* o = order.data();
+                 check(std::all_of(o, o + count, [&](int64_t r) { return r >= 0 && r < rows; }),
+                       "order must index rows of x");
+                 const auto config = adam_config(lr, beta1, beta2, eps);
+                 const int64_t num_batches = (count + batch_size - 1) / batch_size;
+                 py::array_t<float> batch_loss(num_batches);
+                 py::array_t<int64_t> batch_correct(num_batches);
+                 float* pl = batch_loss.mutable_data();
+                 int64_t* pc = batch_correct.mutable_data();
+                 Network::Use use(n);
+                 int64_t applied;
+                 {
+                     py::gil_scoped_release release;
+                     applied = n.net().train_epoch(X.data(), y.data(), o, count, batch_size,
+                                                   config, pl, pc);
+                 }
+                 return std::make_tuple(applied, batch_loss, batch_correct);
+             },
+             py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"), py::arg("lr"),
+             py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+             "Trains on rows order of x in minibatches; returns (batches applied, per-batch "
+             "mean loss, per-batch correct count).")
+        .def("predict_logits",
+             [](Network& n, const FloatArray& X, int batch_size) {
+                 check_shape(X, "x", {-1, n.in()});
+                 const int64_t rows = X.shape(0);
+                 py::array_t<float> logits({rows, int64_t(n.classes())});
+                 float* out = logits.mutable_data();
+                 Network::Use use(n);
+                 py::gil_scoped_release release;
+                 n.net().predict_logits(out, X.data(), rows, batch_size);
+                 return logits;
+             },
+             py::arg("x"), py::arg("batch_size"))
+        .def("evaluate",
+             [](Network& n, const FloatArray& X, const LabelArray& y, int batch_size) {
+                 n.check_batch(X, y);
+                 double loss_sum;
+                 int64_t correct;
+                 Network::Use use(n);
+                 {
+                     py::gil_scoped_release release;
+                     n.net().evaluate(&loss_sum, &correct, X.data(), y.data(), X.shape(0),
+                                      batch_size);
+                 }
+                 return std::make_tuple(loss_sum, correct);
+             },
+             py::arg("x"), py::arg("y"), py::arg("batch_size"),
+             "(sum of the losses, number of correct predictions).");
+}

@@ -1,0 +1,42 @@
+// Shared helpers of the core: argument checks and aligned buffers.
+#pragma once
+#include <cstddef>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+namespace pydfn {
+
+// Every bad argument becomes std::invalid_argument (ValueError in Python).
+inline void check(bool ok, const std::string& message) {
+    if (!ok) throw std::invalid_argument(message);
+}
+
+// A float buffer aligned to 64 bytes (one cache line, one AVX-512 vector).
+// It only grows: a train step reuses it and never allocates.
+class Buffer {
+  public:
+    float* data() { return ptr_.get(); }
+    const float* data() const { return ptr_.get(); }
+    size_t size() const { return size_; }
+
+    void grow_to(size_t n) {
+        if (n <= size_) return;
+        size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+        void* p = std::aligned_alloc(64, bytes);
+        if (p == nullptr) throw std::bad_alloc();
+        ptr_.reset(static_cast<float*>(p));
+        size_ = n;
+    }
+
+  private:
+    struct Free {
+        void operator()(float* p) const { std::free(p); }
+    };
+    std::unique_ptr<float, Free> ptr_;
+    size_t size_ = 0;
+};
+
+}  // namespace pydfn

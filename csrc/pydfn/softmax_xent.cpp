@@ -1,0 +1,43 @@
+#include "pydfn/softmax_xent.hpp"
+
+#include <cmath>
+
+namespace pydfn {
+
+void softmax_xent_forward(float* losses, float* probs, const float* logits, const int32_t* y,
+                          int B, int C) {
+#pragma omp for schedule(static)
+    for (int i = 0; i < B; i++) {
+        const float* z = logits + int64_t(i) * C;
+        float* p = probs + int64_t(i) * C;
+        float zmax = z[0];
+        for (int j = 1; j < C; j++) zmax = z[j] > zmax ? z[j] : zmax;
+        float sum = 0.0f;
+        for (int j = 0; j < C; j++) {
+            p[j] = std::exp(z[j] - zmax);
+            sum += p[j];
+        }
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < C; j++) p[j] *= inv;
+        losses[i] = std::log(sum) - (z[y[i]] - zmax);
+    }
+}
+
+void softmax_xent_backward(float* dlogits, const float* probs, const int32_t* y, float scale,
+                           int B, int C) {
+#pragma omp for schedule(static)
+    for (int i = 0; i < B; i++) {
+        const float* p = probs + int64_t(i) * C;
+        float* d = dlogits + int64_t(i) * C;
+        for (int j = 0; j < C; j++) d[j] = p[j] * scale;
+        d[y[i]] -= scale;
+    }
+}
+
+double sum_in_order(const float* values, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += values[i];
+    return s;
+}
+
+}  // namespace pydfn

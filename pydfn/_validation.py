@@ -1,0 +1,50 @@
+"""Up-front checks of user input: clear errors naming the argument, one conversion."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+
+def as_features(x: Any, n_features: int, *, name: str = "x", check_finite: bool = True) -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32 array of shape (n_samples, n_features)."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        raise TypeError(
+            f"{name} must be a floating-point array, got dtype {x.dtype}"
+            + (" (scale uint8 images to [0, 1] first)" if x.dtype.kind in "ui" else "")
+        )
+    if x.ndim != 2 or x.shape[1] != n_features:
+        raise ValueError(f"{name} must have shape (n_samples, {n_features}), got {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it must have at least one row")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if check_finite and not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinity (pass check_finite=False to skip this check)")
+    return x
+
+
+def as_labels(y: Any, n_classes: int, n_samples: int, *, name: str = "y") -> np.ndarray:
+    """Return class labels ``y`` as a C-contiguous int32 array of shape (n_samples,)."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "ui":
+        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D of shape (n_samples,), got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} labels but x has {n_samples} rows")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        bad = y[(y < 0) | (y >= n_classes)][0]
+        raise ValueError(f"{name} must hold labels in [0, {n_classes}), found {bad}")
+    return np.ascontiguousarray(y, dtype=np.int32)
+
+
+def positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int >= minimum, else raise TypeError/ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)

@@ -1,0 +1,203 @@
+"""The MLP: a thin Python face on the C++ network."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _core
+from ._validation import as_features, as_labels, positive_int
+from .initializers import glorot_uniform
+from .optim import Adam
+
+
+class MLP:
+    """A deep feedforward network: dense layers, ReLU between them, logits out,
+    trained on the mean softmax cross-entropy.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Input size, hidden sizes, number of classes, e.g. ``[784, 256, 128, 10]``.
+    seed : int, default 0
+        Seeds the Glorot-uniform weights (biases start at zero) and the shuffling
+        of epochs that are given no seed of their own.
+    """
+
+    def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0):
+        sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
+        if sizes is None or len(sizes) < 2:
+            raise ValueError(f"layer_sizes must list at least an input and an output size, got {layer_sizes!r}")
+        sizes = [positive_int(s, f"layer_sizes[{i}]") for i, s in enumerate(sizes)]
+        if len(sizes) and sizes[-1] < 2:
+            raise ValueError(f"the output layer needs at least 2 classes, got {sizes[-1]}")
+        seed = positive_int(seed, "seed", minimum=0)
+        self._net = _core.Network(sizes)
+        self._rng = np.random.default_rng(seed)
+        self._optimizer: Adam | None = None
+        self.set_weights(glorot_uniform(sizes, seed))
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        """Sizes of the input, hidden and output layers."""
+        return list(self._net.sizes)
+
+    def __repr__(self) -> str:
+        return f"MLP({self.layer_sizes})"
+
+    # --- weights -----------------------------------------------------------------
+
+    def _shapes(self) -> list[tuple[int, ...]]:
+        sizes = self.layer_sizes
+        shapes: list[tuple[int, ...]] = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            shapes += [(fan_in, fan_out), (fan_out,)]
+        return shapes
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the parameters: ``[W1, b1, W2, b2, ...]``, each W of shape (in, out)."""
+        flat = self._net.get_params()
+        out, start = [], 0
+        for shape in self._shapes():
+            size = int(np.prod(shape))
+            out.append(flat[start:start + size].reshape(shape))
+            start += size
+        return out
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set the parameters from ``[W1, b1, W2, b2, ...]`` shaped as ``get_weights()`` returns."""
+        shapes = self._shapes()
+        weights = list(weights)
+        if len(weights) != len(shapes):
+            raise ValueError(f"expected {len(shapes)} arrays [W1, b1, ...], got {len(weights)}")
+        parts = []
+        for i, (w, shape) in enumerate(zip(weights, shapes)):
+            w = np.asarray(w)
+            if w.dtype.kind not in "fiu":
+                raise TypeError(f"weights[{i}] must be numeric, got dtype {w.dtype}")
+            if w.shape != shape:
+                raise ValueError(f"weights[{i}] must have shape {shape}, got {w.shape}")
+            if not np.isfinite(w).all():
+                raise ValueError(f"weights[{i}] contains NaN or infinity")
+            parts.append(w.astype(np.float32).ravel())
+        self._net.set_params(np.concatenate(parts))
+
+    # --- training ----------------------------------------------------------------
+
+    def _use(self, optimizer: Adam) -> tuple[float, float, float, float]:
+        if not isinstance(optimizer, Adam):
+            raise TypeError(f"optimizer must be a pydfn.Adam, got {type(optimizer).__name__}")
+        if optimizer is not self._optimizer:
+            self._net.reset_adam()  # a new optimizer starts with fresh moments
+            self._optimizer = optimizer
+        return optimizer.hyperparameters()
+
+    def _check_xy(self, x: Any, y: Any, check_finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        sizes = self.layer_sizes
+        x = as_features(x, sizes[0], check_finite=check_finite)
+        return x, as_labels(y, sizes[-1], x.shape[0])
+
+    def train_step(self, x: Any, y: Any, optimizer: Adam) -> float:
+        """One Adam update on the minibatch ``(x, y)``.
+
+        Parameters
+        ----------
+        x : array-like of shape (batch_size, n_features)
+            Floating-point features.
+        y : array-like of shape (batch_size,)
+            Integer class labels in ``[0, n_classes)``.
+        optimizer : Adam
+
+        Returns
+        -------
+        float
+            The minibatch's mean loss, computed before the update.
+
+        Raises
+        ------
+        FloatingPointError
+            If the loss is not finite; the weights are then left unchanged.
+        """
+        x, y = self._check_xy(x, y)
+        hyper = self._use(optimizer)
+        loss = self._net.compute_gradients(x, y)
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"the loss is {loss}: update skipped, weights unchanged")
+        self._net.apply_adam(*hyper)
+        return float(loss)
+
+    def train_epoch(self, x: Any, y: Any, optimizer: Adam, *, batch_size: int = 64, shuffle: bool = True,
+                    seed: int | None = None, check_finite: bool = True) -> float:
+        """One pass over ``(x, y)`` in minibatches, run entirely in C++.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        optimizer : Adam
+        batch_size : int, default 64
+            Rows per update; the last batch holds the remainder.
+        shuffle : bool, default True
+            Visit rows in a random order (else in order).
+        seed : int, optional
+            Seed of this epoch's order; by default the model's own generator
+            (seeded at construction) is used, so runs are reproducible.
+        check_finite : bool, default True
+            Reject NaN/infinite features up front; False skips the pass over x.
+
+        Returns
+        -------
+        float
+            Mean over the samples of the loss of the minibatch each belonged to.
+        """
+        losses, _ = self._run_epoch(x, y, optimizer, batch_size, shuffle, seed, check_finite)
+        return float(losses)
+
+    def _run_epoch(self, x: Any, y: Any, optimizer: Adam, batch_size: int, shuffle: bool,
+                   seed: int | None, check_finite: bool) -> tuple[float, np.ndarray]:
+        """Train one epoch; return (mean loss, per-batch [loss, correct, size])."""
+        x, y = self._check_xy(x, y, check_finite)
+        n = x.shape[0]
+        batch_size = positive_int(batch_size, "batch_size")
+        if batch_size > n:
+            raise ValueError(f"batch_size ({batch_size}) is larger than the number of samples ({n})")
+        hyper = self._use(optimizer)
+        if shuffle:
+            rng = self._rng if seed is None else np.random.default_rng(positive_int(seed, "seed", minimum=0))
+            order = rng.permutation(n).astype(np.int64)
+        else:
+            order = np.arange(n, dtype=np.int64)
+        applied, batch_loss, batch_correct = self._net.train_epoch(x, y, order, batch_size, *hyper)
+        sizes = np.minimum(batch_size, n - batch_size * np.arange(len(batch_loss)))
+        if applied < len(batch_loss):
+            raise FloatingPointError(
+                f"the loss became {batch_loss[applied]} at batch {applied} of {len(batch_loss)}: "
+                "training stopped; the weights are those after the last finite step")
+        mean = float(np.dot(batch_loss.astype(np.float64), sizes) / n)
+        return mean, np.stack([batch_loss, batch_correct, sizes], axis=1)
+
+    # --- inference ---------------------------------------------------------------
+
+    def predict_logits(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
+        """Logits, ndarray of shape (n_samples, n_classes), float32, computed in batches."""
+        x = as_features(x, self.layer_sizes[0])
+        return self._net.predict_logits(x, positive_int(batch_size, "batch_size"))
+
+    def predict_proba(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities (softmax of the logits), ndarray of shape (n_samples, n_classes)."""
+        z = self.predict_logits(x, batch_size=batch_size)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+    def predict(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
+        """Predicted class ids, ndarray of shape (n_samples,), int64."""
+        return self.predict_logits(x, batch_size=batch_size).argmax(axis=1)
+
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = 1024) -> tuple[float, float]:
+        """``(mean_loss, accuracy)`` of the model on ``(x, y)``."""
+        x, y = self._check_xy(x, y)
+        loss_sum, correct = self._net.evaluate(x, y, positive_int(batch_size, "batch_size"))
+        return loss_sum / x.shape[0], correct / x.shape[0]
