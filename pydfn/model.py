@@ -151,31 +151,40 @@ class MLP:
         float
             Mean over the samples of the loss of the minibatch each belonged to.
         """
-        losses, _ = self._run_epoch(x, y, optimizer, batch_size, shuffle, seed, check_finite)
-        return float(losses)
-
-    def _run_epoch(self, x: Any, y: Any, optimizer: Adam, batch_size: int, shuffle: bool,
-                   seed: int | None, check_finite: bool) -> tuple[float, np.ndarray]:
-        """Train one epoch; return (mean loss, per-batch [loss, correct, size])."""
         x, y = self._check_xy(x, y, check_finite)
-        n = x.shape[0]
         batch_size = positive_int(batch_size, "batch_size")
-        if batch_size > n:
-            raise ValueError(f"batch_size ({batch_size}) is larger than the number of samples ({n})")
+        if batch_size > x.shape[0]:
+            raise ValueError(f"batch_size ({batch_size}) is larger than the number of samples ({x.shape[0]})")
+        stats = self._train_on_order(x, y, self._epoch_order(x.shape[0], shuffle, seed), batch_size, optimizer)
+        return float(np.dot(stats[:, 0], stats[:, 2]) / x.shape[0])
+
+    def _epoch_order(self, n: int, shuffle: bool, seed: int | None) -> np.ndarray:
+        """The order of an epoch's rows: int64 array of shape (n,)."""
+        if not shuffle:
+            return np.arange(n, dtype=np.int64)
+        rng = self._rng if seed is None else np.random.default_rng(positive_int(seed, "seed", minimum=0))
+        return rng.permutation(n).astype(np.int64)
+
+    def _train_on_order(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
+                        optimizer: Adam) -> np.ndarray:
+        """Train on rows ``order`` of checked ``(x, y)`` in one C++ call.
+
+        Calls on consecutive slices of one order, cut at multiples of
+        ``batch_size``, give exactly the result of one call on the whole order.
+
+        Returns
+        -------
+        ndarray of shape (n_batches, 3), float64
+            Per batch: mean loss, number of correct predictions, number of rows.
+        """
         hyper = self._use(optimizer)
-        if shuffle:
-            rng = self._rng if seed is None else np.random.default_rng(positive_int(seed, "seed", minimum=0))
-            order = rng.permutation(n).astype(np.int64)
-        else:
-            order = np.arange(n, dtype=np.int64)
         applied, batch_loss, batch_correct = self._net.train_epoch(x, y, order, batch_size, *hyper)
-        sizes = np.minimum(batch_size, n - batch_size * np.arange(len(batch_loss)))
+        sizes = np.minimum(batch_size, len(order) - batch_size * np.arange(len(batch_loss)))
         if applied < len(batch_loss):
             raise FloatingPointError(
                 f"the loss became {batch_loss[applied]} at batch {applied} of {len(batch_loss)}: "
                 "training stopped; the weights are those after the last finite step")
-        mean = float(np.dot(batch_loss.astype(np.float64), sizes) / n)
-        return mean, np.stack([batch_loss, batch_correct, sizes], axis=1)
+        return np.stack([batch_loss.astype(np.float64), batch_correct, sizes], axis=1)
 
     # --- inference ---------------------------------------------------------------
 
