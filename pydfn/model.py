@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import os
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import _core
+from . import _core, checkpoint, training
 from ._validation import as_features, as_labels, positive_int
 from .initializers import glorot_uniform
 from .optim import Adam
@@ -25,6 +26,8 @@ class MLP:
         of epochs that are given no seed of their own.
     """
 
+    history: training.History | None = None  # the last fit's, kept even when it was interrupted
+
     def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0):
         sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
         if sizes is None or len(sizes) < 2:
@@ -42,6 +45,13 @@ class MLP:
     def layer_sizes(self) -> list[int]:
         """Sizes of the input, hidden and output layers."""
         return list(self._net.sizes)
+
+    @property
+    def optimizer(self) -> Adam | None:
+        """The Adam whose state (moments, step count) the model holds: the one last
+        trained with, or the one restored by :func:`pydfn.load`. Pass it to ``fit``
+        to continue that optimization; another Adam starts from fresh moments."""
+        return self._optimizer
 
     def __repr__(self) -> str:
         return f"MLP({self.layer_sizes})"
@@ -185,6 +195,80 @@ class MLP:
                 f"the loss became {batch_loss[applied]} at batch {applied} of {len(batch_loss)}: "
                 "training stopped; the weights are those after the last finite step")
         return np.stack([batch_loss.astype(np.float64), batch_correct, sizes], axis=1)
+
+    def fit(self, x: Any, y: Any, optimizer: Adam, *, epochs: int = 10, batch_size: int = 64,
+            validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
+            seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1) -> training.History:
+        """Train for a number of epochs, validating after each; each epoch runs in C++.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_samples, height, width) or (n_samples, n_features)
+            uint8 images (scaled to [0, 1] and flattened for you) or float features.
+        y : array-like of shape (n_samples,)
+            Integer class labels in ``[0, n_classes)``.
+        optimizer : Adam
+            Pass ``model.optimizer`` to continue a previous fit or a loaded checkpoint
+            exactly; a new Adam starts from fresh moments.
+        epochs : int, default 10
+            Number of passes over the training data (0 trains nothing).
+        batch_size : int, default 64
+            Rows per Adam step; the last batch of an epoch holds the remainder.
+        validation_data : (x_val, y_val), optional
+            Evaluated after each epoch (``val_loss``, ``val_accuracy``).
+        validation_split : float in [0, 1), default 0
+            Hold out this fraction of ``(x, y)`` — its last rows, before any
+            shuffling, as Keras does — as validation data.
+        shuffle : bool, default True
+            Visit the training rows in a new random order each epoch.
+        seed : int, optional
+            Reseed the model's shuffling generator first, so the call is reproducible
+            on its own. By default the generator (seeded at construction, saved in
+            checkpoints) continues, so consecutive fits continue one run.
+        callbacks : list, default ()
+            :mod:`pydfn.callbacks` objects (``EarlyStopping``, ``ModelCheckpoint``,
+            ``Progress``) and plain callables ``hook(epoch, logs)`` run after each
+            epoch; returning a str stops training, giving the reason.
+        verbose : {0, 1, 2}, default 1
+            0: silent. 1: a progress bar on stderr when it is a terminal, and one
+            line per epoch on stdout. 2: also the tutorial's lines, the minibatch's
+            loss and accuracy every 100 batches (``callbacks.Progress`` tunes this).
+
+        Returns
+        -------
+        History
+            Per epoch ``loss``, ``accuracy`` (over the epoch's minibatches),
+            ``val_loss``, ``val_accuracy`` (with validation data) and ``time``; also
+            kept as ``model.history``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a bad argument, before any training, naming it.
+        KeyboardInterrupt
+            On Ctrl-C. Training runs as a few C++ calls per epoch (each about
+            0.2 s); the interrupt takes effect when the current call returns. The
+            model keeps the weights and Adam state after the last batch that call
+            trained, ``model.history`` the completed epochs, and
+            ``history.stop_reason`` says where it stopped; callbacks' ``on_train_end``
+            runs (EarlyStopping restores nothing), then the exception propagates.
+        FloatingPointError
+            If the loss stops being finite; the weights are those after the last
+            finite step and ``model.history`` holds the completed epochs.
+
+        Notes
+        -----
+        A callback that stops training (e.g. ``EarlyStopping``) sets
+        ``history.stop_reason``, printed when ``verbose`` > 0.
+        """
+        return training.fit(self, x, y, optimizer, epochs=epochs, batch_size=batch_size,
+                            validation_data=validation_data, validation_split=validation_split,
+                            shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model to ``path`` (.npz) atomically: architecture, weights, Adam
+        state and hyper-parameters, shuffling state, history. Read it with :func:`pydfn.load`."""
+        checkpoint.save(self, path)
 
     # --- inference ---------------------------------------------------------------
 

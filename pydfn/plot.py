@@ -17,3 +17,99 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")  # figures are returned and saved, never shown in a window
     import matplotlib.pyplot as plt
     return plt
+
+
+def training_curves(history: Any, *, monitor: str = "val_loss", figsize: tuple[float, float] = (10, 4)) -> Any:
+    """Loss and accuracy per epoch, training against validation, with the best epoch marked.
+
+    The tutorial's early-stopping picture: where the validation loss turns up
+    while the training loss keeps falling, the network starts to overfit.
+
+    Parameters
+    ----------
+    history : History or dict of str to list of float
+        ``model.fit``'s result (or its ``.history`` dict): ``loss``, ``accuracy``
+        and, if present, ``val_loss``, ``val_accuracy``.
+    monitor : str, default "val_loss"
+        The metric whose best epoch (lowest; highest for an accuracy) is marked.
+    figsize : (float, float), default (10, 4)
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: loss (left) and accuracy (right). Save it with ``fig.savefig("curves.png")``.
+    """
+    import numpy as np
+
+    from .training import History
+
+    plt = _pyplot()
+    if isinstance(history, History):
+        logs, epochs = history.history, [e + 1 for e in history.epoch]
+    elif isinstance(history, dict):
+        logs, epochs = history, list(range(1, len(history.get("loss", ())) + 1))
+    else:
+        raise TypeError(f"history must be a pydfn History or its .history dict, got {type(history).__name__}")
+    if not epochs or "loss" not in logs:
+        raise ValueError("history holds no epochs: train with fit first")
+    values = logs.get(monitor)
+    best = None
+    if values:
+        best = epochs[int((np.nanargmax if "acc" in monitor else np.nanargmin)(values))]
+    fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
+    for ax, metric, title in zip(axes, ("loss", "accuracy"), ("Loss (softmax cross-entropy)", "Accuracy")):
+        ax.plot(epochs, logs[metric], "o-", ms=3, label="training")
+        if f"val_{metric}" in logs:
+            ax.plot(epochs, logs[f"val_{metric}"], "o-", ms=3, label="validation")
+        if best is not None:
+            ax.axvline(best, color="gray", ls="--", lw=1, label=f"best {monitor}: epoch {best}")
+        ax.set(title=title, xlabel="epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return fig
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, *, class_names: Any = None, normalize: bool = True,
+                     figsize: tuple[float, float] = (7, 6)) -> Any:
+    """Heat map of the confusion matrix, true classes in rows, predictions in columns.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+        Integer class labels.
+    class_names : sequence of str, optional
+        Tick labels, one per class (e.g. ``pydfn.datasets.FASHION_MNIST_CLASSES``).
+    normalize : bool, default True
+        Show each row as fractions of that class (the diagonal is the per-class
+        accuracy); else counts.
+    figsize : (float, float), default (7, 6)
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    from . import metrics
+
+    n_classes = None if class_names is None else len(class_names)
+    cm = metrics.confusion_matrix(y_true, y_pred, n_classes)
+    plt = _pyplot()
+    shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    names = list(class_names) if class_names is not None else [str(i) for i in range(len(cm))]
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    image = ax.imshow(shown, cmap="Blues", vmin=0)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    ticks = np.arange(len(cm))
+    ax.set_xticks(ticks, names, rotation=45, ha="right")
+    ax.set_yticks(ticks, names)
+    ax.set(xlabel="predicted", ylabel="true",
+           title=f"Confusion matrix ({'fraction of each class' if normalize else 'counts'}), "
+                 f"accuracy {np.trace(cm) / max(cm.sum(), 1):.4f}")
+    threshold = shown.max() / 2
+    for i, j in np.ndindex(cm.shape):
+        text = f"{shown[i, j]:.2f}" if normalize else str(cm[i, j])
+        ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                color="white" if shown[i, j] > threshold else "black")
+    return fig

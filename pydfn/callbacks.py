@@ -1,0 +1,324 @@
+"""Callbacks: what runs around the fit loop — early stopping, checkpoints, progress, your hooks.
+
+A callback is a :class:`Callback` subclass, or any plain callable ``hook(epoch, logs)``
+called after each epoch. ``on_epoch_end`` (or the hook) returns None to go on, or a
+string — the reason — to stop training after this epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+import numpy as np
+
+from ._validation import positive_int
+
+if TYPE_CHECKING:
+    from .model import MLP
+    from .training import History
+
+
+class Callback:
+    """Base class of the callbacks; override the hooks you need.
+
+    During a fit, ``self.model`` is the model being trained and ``self.history``
+    its :class:`~pydfn.training.History` (``history.params`` holds ``epochs``,
+    ``batch_size``, ``samples``, ``val_samples`` and the recorded ``metrics``).
+    """
+
+    model: MLP
+    history: History
+
+    def on_train_begin(self) -> None:
+        """Before the first epoch: check the settings against ``self.history.params``."""
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        """Before epoch ``epoch`` (counted from 0)."""
+
+    def on_batches_end(self, epoch: int, batches_done: int, stats: np.ndarray) -> None:
+        """After each C++ call; ``stats`` of shape (n_batches, 3) holds per batch its
+        mean loss, number of correct predictions and number of rows."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
+        """After the epoch and its validation; return a reason (str) to stop training."""
+        return None
+
+    def on_train_end(self) -> None:
+        """After the last epoch, also when training stopped early or on an exception."""
+
+
+class _Hook(Callback):
+    """A plain callable ``hook(epoch, logs)`` run after each epoch."""
+
+    def __init__(self, fn: Callable[[int, dict], Any]):
+        self.fn = fn
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
+        reason = self.fn(epoch, logs)
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError(f"the hook {self.fn!r} returned {type(reason).__name__}: "
+                            "return None to go on, or a str (the reason) to stop")
+        return reason
+
+
+class CallbackList:
+    """The callbacks of one fit, called in order, progress last (it reports what the others decided)."""
+
+    def __init__(self, callbacks: Iterable[Any], model: MLP, history: History, verbose: int):
+        if isinstance(callbacks, Callback) or callable(callbacks) or isinstance(callbacks, (str, bytes)):
+            raise TypeError("callbacks must be a list of callbacks, e.g. callbacks=[EarlyStopping()]")
+        self.items: list[Callback] = []
+        for i, cb in enumerate(callbacks):
+            if not isinstance(cb, Callback) and not callable(cb):
+                raise TypeError(f"callbacks[{i}] must be a pydfn.callbacks.Callback or a callable "
+                                f"hook(epoch, logs), got {type(cb).__name__}")
+            self.items.append(cb if isinstance(cb, Callback) else _Hook(cb))
+        if verbose and not any(isinstance(cb, Progress) for cb in self.items):
+            self.items.append(Progress(verbose))
+        self.items.sort(key=lambda cb: isinstance(cb, Progress))  # stable: the rest keep their order
+        for cb in self.items:
+            cb.model, cb.history = model, history
+
+    def on_train_begin(self) -> None:
+        for cb in self.items:
+            cb.on_train_begin()
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        for cb in self.items:
+            cb.on_epoch_begin(epoch)
+
+    def on_batches_end(self, epoch: int, batches_done: int, stats: np.ndarray) -> None:
+        for cb in self.items:
+            cb.on_batches_end(epoch, batches_done, stats)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
+        reasons = [r for r in (cb.on_epoch_end(epoch, dict(logs)) for cb in self.items) if r]
+        return "; ".join(reasons) or None
+
+    def on_train_end(self) -> None:
+        for cb in self.items:
+            cb.on_train_end()
+
+
+class _Monitor:
+    """Tracks the best value of one metric: lower is better for losses, higher for accuracies."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not min_delta >= 0:
+            raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
+        self.monitor, self.min_delta = monitor, float(min_delta)
+        self.sign = -1.0 if mode == "max" or (mode == "auto" and "acc" in monitor) else 1.0
+
+    def check(self, history: History, who: str) -> None:
+        metrics = history.params["metrics"]
+        if self.monitor not in metrics:
+            hint = " (give fit validation_data or validation_split)" if self.monitor.startswith("val_") else ""
+            raise ValueError(f"{who} monitors {self.monitor!r}, which this fit does not record{hint}; "
+                             f"it records {metrics}")
+        self.best, self.best_epoch = math.inf, None
+
+    def improved(self, epoch: int, logs: dict[str, float]) -> bool:
+        """Whether ``logs[monitor]`` beats the best by more than min_delta (then it becomes the best)."""
+        value = self.sign * logs[self.monitor]
+        if not value < self.best - self.min_delta:  # NaN never improves
+            return False
+        self.best, self.best_epoch = value, epoch
+        return True
+
+    def describe_best(self) -> str:
+        return f"{self.sign * self.best:.4f} (epoch {self.best_epoch + 1})"
+
+
+class EarlyStopping(Callback):
+    """Stop when a metric has stopped improving; by default go back to its best epoch.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        A metric of the history; needs validation data when it starts with ``val_``.
+    patience : int, default 5
+        Stop after this many epochs in a row without improvement.
+    min_delta : float, default 0
+        An improvement must beat the best by more than this.
+    restore_best_weights : bool, default True
+        When it stops training, set the model's weights back to those of the best
+        epoch (the Adam state stays that of the last epoch). As in Keras, a fit
+        that runs all its epochs keeps its last weights.
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether lower or higher is better; "auto": higher for accuracies.
+
+    Attributes
+    ----------
+    best_epoch : int or None
+        Epoch (from 0) with the best value.
+    stopped_epoch : int or None
+        Epoch after which it stopped training, None if it did not.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 restore_best_weights: bool = True, mode: str = "auto"):
+        self._best = _Monitor(monitor, mode, min_delta)
+        self.monitor, self.patience = monitor, positive_int(patience, "patience")
+        self.restore_best_weights = bool(restore_best_weights)
+        self.best_epoch: int | None = None
+        self.stopped_epoch: int | None = None
+
+    def on_train_begin(self) -> None:
+        self._best.check(self.history, "EarlyStopping")
+        self.best_epoch = self.stopped_epoch = None
+        self._wait, self._best_weights = 0, None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
+        if self._best.improved(epoch, logs):
+            self.best_epoch, self._wait = epoch, 0
+            if self.restore_best_weights:
+                self._best_weights = self.model.get_weights()
+            return None
+        self._wait += 1
+        if self._wait < self.patience:
+            return None
+        self.stopped_epoch = epoch
+        reason = (f"early stopping: {self.monitor} has not improved on {self._best.describe_best()} "
+                  f"for {self.patience} epoch{'s' if self.patience > 1 else ''}")
+        if self._best_weights is not None:
+            reason += f"; restored the weights of epoch {self.best_epoch + 1}"
+        return reason
+
+    def on_train_end(self) -> None:
+        if self.stopped_epoch is not None and self._best_weights is not None:
+            self.model.set_weights(self._best_weights)
+        self._best_weights = None  # don't keep a copy of the weights alive
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (weights, Adam state, shuffling state) after epochs, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File to write; may hold ``str.format`` fields ``{epoch}`` (from 1) and the
+        metrics, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
+    monitor : str, default "val_loss"
+        The metric ``save_best_only`` compares.
+    save_best_only : bool, default False
+        Save only after epochs that improve ``monitor``; else after every epoch.
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether lower or higher is better; "auto": higher for accuracies.
+
+    Attributes
+    ----------
+    last_saved : str or None
+        The file most recently written.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, monitor: str = "val_loss", save_best_only: bool = False,
+                 mode: str = "auto"):
+        self.path, self.save_best_only = os.fspath(path), bool(save_best_only)
+        self._best = _Monitor(monitor, mode, 0.0)
+        self.last_saved: str | None = None
+
+    def on_train_begin(self) -> None:
+        metrics = self.history.params["metrics"]
+        if self.save_best_only:
+            self._best.check(self.history, "ModelCheckpoint")
+        try:  # a bad field should fail now, not after the first epoch
+            example = self.path.format(epoch=1, **{m: 0.0 for m in metrics})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"ModelCheckpoint path {self.path!r} has a field that is not epoch or one of "
+                             f"{metrics}: {exc!r}") from None
+        folder = os.path.dirname(example) or "."
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"ModelCheckpoint: the folder {folder!r} does not exist")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
+        if not self.save_best_only or self._best.improved(epoch, logs):
+            self.last_saved = self.path.format(epoch=epoch + 1, **logs)
+            self.model.save(self.last_saved)
+        return None
+
+
+class Progress(Callback):
+    """The fit's report: a progress bar and one line per epoch.
+
+    fit adds one when ``verbose`` > 0; pass your own in ``callbacks`` to tune it.
+
+    Parameters
+    ----------
+    verbose : {1, 2}, default 1
+        1: a progress bar on stderr (only if it is a terminal: no bar in logs),
+        then one summary line per epoch. 2: no bar; the tutorial's lines (the
+        minibatch's loss and accuracy every ``log_every`` batches) and the summary.
+    log_every : int, default 100
+        Batches between two lines at ``verbose=2``.
+    file : file-like, optional
+        Where the lines go; default ``sys.stdout`` (the bar always goes to stderr).
+    """
+
+    def __init__(self, verbose: int = 1, log_every: int = 100, file: Any = None):
+        if verbose not in (1, 2):
+            raise ValueError(f"verbose must be 1 or 2, got {verbose!r}")
+        self.verbose, self.log_every, self.file = verbose, positive_int(log_every, "log_every"), file
+        self._bar_shown = False
+
+    def _print(self, text: str) -> None:
+        out = self.file or sys.stdout
+        print(text, file=out, flush=True)
+
+    def on_train_begin(self) -> None:
+        p = self.history.params
+        self._epochs, self._samples = p["epochs"], p["samples"]
+        self._n_batches = math.ceil(self._samples / p["batch_size"])
+        self._bar = self.verbose == 1 and sys.stderr.isatty()
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        self._start, self._loss_sum, self._rows = time.perf_counter(), 0.0, 0
+
+    def on_batches_end(self, epoch: int, batches_done: int, stats: np.ndarray) -> None:
+        self._loss_sum += float(stats[:, 0] @ stats[:, 2])
+        self._rows += int(stats[:, 2].sum())
+        if self.verbose == 2:
+            first = batches_done - len(stats)
+            for i in np.flatnonzero((np.arange(first, batches_done) + 1) % self.log_every == 0):
+                loss, correct, rows = stats[i]
+                self._print(f"Epoch {epoch + 1}/{self._epochs}  batch {first + i + 1}/{self._n_batches}  "
+                            f"minibatch loss {loss:.4f}  accuracy {correct / rows:.4f}")
+        if self._bar:
+            width, frac = 30, self._rows / self._samples
+            done = int(width * frac)
+            bar = "=" * done + (">" if done < width else "") + " " * (width - done - 1)
+            speed = self._rows / max(time.perf_counter() - self._start, 1e-9)
+            sys.stderr.write(f"\rEpoch {epoch + 1}/{self._epochs} [{bar}] {self._rows}/{self._samples} - "
+                             f"{_si(speed)} samples/s - loss {self._loss_sum / self._rows:.4f} ")
+            sys.stderr.flush()
+            self._bar_shown = True
+
+    def _clear_bar(self) -> None:
+        if self._bar_shown:
+            sys.stderr.write("\r\x1b[K")  # carriage return, erase the line
+            sys.stderr.flush()
+            self._bar_shown = False
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self._clear_bar()
+        metrics = " - ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "time")
+        self._print(f"Epoch {epoch + 1}/{self._epochs} - {logs['time']:.2f}s - "
+                    f"{_si(self._samples / max(logs['time'], 1e-9))} samples/s - {metrics}")
+
+    def on_train_end(self) -> None:
+        self._clear_bar()
+        if self.history.stop_reason:
+            self._print(f"Training stopped: {self.history.stop_reason}")
+
+
+def _si(value: float) -> str:
+    """12345.6 -> '12.3k'; 2.5e6 -> '2.50M'."""
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M"
+    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
