@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .optim import Adam
 
 CHUNK_SECONDS = 0.2  # target time of one C++ call: progress and Ctrl-C latency
+FIRST_CHUNK = 8  # batches in the first call, before the speed is known
 _VAL_BATCH = 1024
 
 
@@ -184,7 +185,7 @@ class _EpochLoop:
         self.model, self.x, self.y, self.optimizer = model, x, y, optimizer
         self.batch_size, self.callbacks = batch_size, callbacks
         self.n_batches = math.ceil(x.shape[0] / batch_size)
-        self.chunk = 8  # batches in the first call; then sized from the measured speed
+        self.chunk = FIRST_CHUNK  # then sized from the measured speed
         self.epoch, self.done = -1, 0
 
     def where(self) -> str:
