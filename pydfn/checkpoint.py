@@ -81,16 +81,15 @@ def load(path: str | os.PathLike) -> MLP:
         contents do not fit together.
     """
     path = os.fspath(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array, not an .npz archive")
-        with data:
+    with open(path, "rb") as f:  # ours to close: np.load leaks the file it opened when the zip is bad
+        try:
+            data = np.load(f, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not an .npz archive")
             arrays = {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as exc:
-        raise ValueError(f"{path} is not a readable pydfn checkpoint (truncated or not an .npz file: {exc})") from None
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ValueError(f"{path} is not a readable pydfn checkpoint (truncated or not an .npz file: {exc})"
+                             ) from None
     try:
         return _restore(arrays)
     except (ValueError, TypeError, KeyError) as exc:

@@ -1,0 +1,150 @@
+import io
+import os
+
+import numpy as np
+import pytest
+from _training_data import blobs, weights_equal
+
+import pydfn
+from pydfn import checkpoint
+from pydfn.callbacks import ModelCheckpoint
+from pydfn.checkpoint import load
+
+SIZES = [20, 32, 16, 4]
+
+
+@pytest.fixture
+def data():
+    return blobs(500)
+
+
+@pytest.fixture
+def trained(data):
+    model = pydfn.MLP(SIZES, seed=1)
+    model.fit(*data, pydfn.Adam(2e-3, beta1=0.8), epochs=2, validation_split=0.2, verbose=0)
+    return model
+
+
+def test_round_trip_keeps_everything(trained, tmp_path):
+    path = tmp_path / "model.npz"
+    trained.save(path)
+    loaded = load(path)
+    assert loaded.layer_sizes == SIZES and weights_equal(trained, loaded)
+    for a, b in zip(trained._net.get_adam_state(), loaded._net.get_adam_state()):
+        np.testing.assert_array_equal(a, b)
+    assert loaded._net.get_adam_state()[2] == 2 * 7  # 400 rows in batches of 64, twice
+    assert loaded.optimizer.hyperparameters() == (2e-3, 0.8, 0.999, 1e-8)
+    assert loaded._rng.bit_generator.state == trained._rng.bit_generator.state
+    assert loaded.history.history == trained.history.history
+    assert loaded.history.epoch == [0, 1] and loaded.history.params == trained.history.params
+    assert sorted(os.listdir(tmp_path)) == ["model.npz"]  # no temporary file left
+
+
+def test_an_untrained_model_round_trips_without_optimizer(tmp_path):
+    model = pydfn.MLP([5, 3], seed=9)
+    model.save(tmp_path / "fresh.npz")
+    loaded = load(tmp_path / "fresh.npz")
+    assert loaded.optimizer is None and loaded.history is None and weights_equal(model, loaded)
+
+
+def test_the_file_is_written_under_the_exact_name(trained, tmp_path):
+    trained.save(str(tmp_path / "model.ckpt"))
+    assert os.listdir(tmp_path) == ["model.ckpt"]
+    assert weights_equal(load(tmp_path / "model.ckpt"), trained)
+
+
+@pytest.mark.parametrize("seed", [None, 11])
+def test_resuming_from_a_checkpoint_is_bit_identical(data, tmp_path, seed):
+    x, y = data
+    straight = pydfn.MLP(SIZES, seed=3)
+    straight.fit(x, y, pydfn.Adam(), epochs=5, validation_split=0.2, seed=seed, verbose=0)
+
+    first = pydfn.MLP(SIZES, seed=3)
+    first.fit(x, y, pydfn.Adam(), epochs=2, validation_split=0.2, seed=seed, verbose=0)
+    first.save(tmp_path / "at2.npz")
+    del first
+    resumed = load(tmp_path / "at2.npz")
+    history = resumed.fit(x, y, resumed.optimizer, epochs=3, validation_split=0.2, verbose=0)
+
+    assert weights_equal(straight, resumed)
+    for a, b in zip(straight._net.get_adam_state(), resumed._net.get_adam_state()):
+        np.testing.assert_array_equal(a, b)
+    assert history.history["val_loss"] == straight.history.history["val_loss"][2:]
+
+
+def test_resuming_from_a_model_checkpoint_written_during_fit(data, tmp_path):
+    x, y = data
+    straight = pydfn.MLP(SIZES, seed=4)
+    straight.fit(x, y, pydfn.Adam(), epochs=4, callbacks=[ModelCheckpoint(tmp_path / "e{epoch}.npz")], verbose=0)
+    resumed = load(tmp_path / "e1.npz")
+    resumed.fit(x, y, resumed.optimizer, epochs=3, verbose=0)
+    assert weights_equal(straight, resumed)
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_whole(trained, tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    trained.save(path)
+    before = path.read_bytes()
+
+    def crash(file, **arrays):
+        file.write(b"PK\x03\x04 half an archive")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        pydfn.MLP(SIZES).save(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.npz"]
+
+
+def npy_bytes(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def rewrite(src, dst, **changes):
+    """Copy checkpoint src to dst with some entries replaced (None removes one)."""
+    with np.load(src) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays.update(changes)
+    np.savez(dst, **{k: v for k, v in arrays.items() if v is not None})
+    return dst
+
+
+@pytest.fixture
+def good(trained, tmp_path):
+    path = tmp_path / "good.npz"
+    trained.save(path)
+    return path
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda good, bad: bad.write_bytes(good.read_bytes()[:2000]), "truncated or not an .npz file"),
+    (lambda good, bad: bad.write_bytes(b""), "truncated or not an .npz file"),
+    (lambda good, bad: bad.write_text("weights = [1, 2, 3]\n"), "truncated or not an .npz file"),
+    (lambda good, bad: bad.write_bytes(npy_bytes(np.arange(3))), "single array, not an .npz archive"),
+    (lambda good, bad: np.savez(bad, W=np.ones(3)), r"without pydfn's format tag \(it holds \['W'\]\)"),
+    (lambda good, bad: np.savez(bad, o=np.array([{}], dtype=object)), "truncated or not an .npz file"),
+    (lambda good, bad: rewrite(good, bad, version=np.array(2)), "format version 2 .* reads version 1"),
+    (lambda good, bad: rewrite(good, bad, layer_sizes=np.array([20, 32, 4])),
+     r"params must be float32 of shape \(804,\) for layers \[20, 32, 4\]"),
+    (lambda good, bad: rewrite(good, bad, layer_sizes=np.array([20, 0, 4])), r"layer_sizes\[1\] must be >= 1"),
+    (lambda good, bad: rewrite(good, bad, adam_v=np.zeros(5, np.float32)), "adam_v must be float32 of shape"),
+    (lambda good, bad: rewrite(good, bad, params=np.full(1268, np.nan, np.float32)), "params contains NaN"),
+    (lambda good, bad: rewrite(good, bad, adam_step=np.array(-1)), "adam_step must be >= 0"),
+    (lambda good, bad: rewrite(good, bad, adam_hyperparameters=np.array([-1.0, 0.9, 0.999, 1e-8])),
+     "lr must be a finite number > 0"),
+    (lambda good, bad: rewrite(good, bad, rng_state=np.array("{}")), "not a valid pydfn checkpoint"),
+    (lambda good, bad: rewrite(good, bad, params=None), "not a valid pydfn checkpoint: 'params'"),
+])
+def test_bad_files_raise_a_clear_value_error(good, tmp_path, make, match):
+    bad = tmp_path / "bad.npz"
+    make(good, bad)
+    with pytest.raises(ValueError, match=match) as info:
+        load(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_a_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "nope.npz")
