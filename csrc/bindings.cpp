@@ -49,11 +49,29 @@ void check_labels(const LabelArray& y, int classes) {
                                                std::to_string(i));
 }
 
+constexpr pydfn::Isa kIsas[] = {pydfn::Isa::generic, pydfn::Isa::avx2, pydfn::Isa::avx512};
+
+// "reference", "best", or an ISA's name; an ISA this CPU lacks is refused.
 const pydfn::GemmKernels& kernels_named(const std::string& name) {
     if (name == "reference") return pydfn::gemm_ref();
-    if (name == "generic") return pydfn::gemm_generic();
     if (name == "best") return pydfn::gemm_best();
+    for (pydfn::Isa isa : kIsas)
+        if (name == pydfn::isa_name(isa)) {
+            const pydfn::GemmKernels* k = pydfn::gemm_for(isa);
+            check(k && int(isa) <= int(pydfn::hardware_isa()),
+                  "kernels '" + name + "' cannot run on this CPU or build");
+            return *k;
+        }
     throw std::invalid_argument("unknown kernels '" + name + "'");
+}
+
+// The kernel sets this CPU and build can run, the reference first.
+std::vector<std::string> kernel_names() {
+    std::vector<std::string> names{"reference"};
+    for (pydfn::Isa isa : kIsas)
+        if (pydfn::gemm_for(isa) && int(isa) <= int(pydfn::hardware_isa()))
+            names.push_back(pydfn::isa_name(isa));
+    return names;
 }
 
 // Runs fast kernels the way training does: inside one parallel region. The
@@ -66,7 +84,10 @@ void run_kernels(const pydfn::GemmKernels& k, F&& f) {
         return;
     }
 #pragma omp parallel num_threads(pydfn::get_num_threads())
-    f();
+    {
+        pydfn::FlushDenormals ftz;
+        f();
+    }
 }
 
 pydfn::AdamConfig adam_config(float lr, float beta1, float beta2, float eps) {
@@ -138,7 +159,10 @@ PYBIND11_MODULE(_core, m) {
     m.def("set_num_threads", &pydfn::set_num_threads, py::arg("n"));
     m.def("isa", [] { return std::string(pydfn::gemm_best().isa); },
           "The kernels training uses on this CPU.");
-    m.def("kernel_names", [] { return std::vector<std::string>{"reference", "generic", "best"}; });
+    m.def("kernel_names", &kernel_names,
+          "The kernel sets this CPU can run: 'reference' and ISA names.");
+    m.def("hardware_isa", [] { return std::string(pydfn::isa_name(pydfn::hardware_isa())); },
+          "The best ISA of this CPU, ignoring PYDFN_MAX_ISA.");
 
     m.def("sgemm_nn",
           [](const FloatArray& A, const FloatArray& B, std::optional<FloatArray> bias, bool relu,

@@ -109,6 +109,7 @@ double MLP::compute_gradients(const float* x, const int32_t* y, int B) {
     reserve(B);
 #pragma omp parallel num_threads(get_num_threads())
     {
+        FlushDenormals ftz;
         forward(x, B);
         backward(x, y, B);
     }
@@ -118,7 +119,10 @@ double MLP::compute_gradients(const float* x, const int32_t* y, int B) {
 void MLP::apply_adam(const AdamConfig& config) {
     const int64_t t = ++adam_step_;
 #pragma omp parallel num_threads(get_num_threads())
-    adam_update(params(), adam_m(), adam_v(), grads(), num_params_, config, t);
+    {
+        FlushDenormals ftz;
+        adam_update(params(), adam_m(), adam_v(), grads(), num_params_, config, t);
+    }
 }
 
 int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order, int64_t n,
@@ -133,6 +137,8 @@ int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order,
     // One parallel region for the whole epoch: the threads meet at the
     // worksharing loops' barriers, never fork or join per batch.
 #pragma omp parallel num_threads(get_num_threads())
+    {
+    FlushDenormals ftz;
     for (int64_t b = 0; b < num_batches; b++) {
         const int64_t start = b * batch_size;
         const int B = int(std::min<int64_t>(batch_size, n - start));
@@ -154,6 +160,7 @@ int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order,
         if (diverged) break;
         adam_update(params(), adam_m(), adam_v(), grads(), num_params_, config, adam_step_);
     }
+    }
     return applied;
 }
 
@@ -163,6 +170,8 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], classes = sizes_.back();
 #pragma omp parallel num_threads(get_num_threads())
+    {
+    FlushDenormals ftz;
     for (int64_t start = 0; start < n; start += batch_size) {
         const int B = int(std::min<int64_t>(batch_size, n - start));
         forward(X + start * in, B);
@@ -171,6 +180,7 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
         for (int i = 0; i < B; i++)
             std::memcpy(logits + (start + i) * classes, out + int64_t(i) * classes,
                         sizeof(float) * classes);
+    }
     }
 }
 
@@ -183,6 +193,8 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, const int
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0];
 #pragma omp parallel num_threads(get_num_threads())
+    {
+    FlushDenormals ftz;
     for (int64_t start = 0; start < n; start += batch_size) {
         const int B = int(std::min<int64_t>(batch_size, n - start));
         forward(X + start * in, B);
@@ -193,6 +205,7 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, const int
             *loss_sum += sum_in_order(losses_.data(), B);
             *correct += count_correct(y + start, B);
         }
+    }
     }
 }
 

@@ -8,6 +8,7 @@
 // do not depend on the thread count. The reference kernels are naive loops,
 // serial only, kept as the oracle for tests.
 #pragma once
+#include "pydfn/cpu.hpp"
 
 namespace pydfn {
 
@@ -25,7 +26,11 @@ struct GemmKernels {
 
 const GemmKernels& gemm_ref();
 const GemmKernels& gemm_generic();
-// The kernels training uses: the best this CPU runs.
+const GemmKernels& gemm_avx2();    // x86-64 builds only; call only when the CPU has the ISA
+const GemmKernels& gemm_avx512();
+// The kernels of one ISA, or null when this build has none for it.
+const GemmKernels* gemm_for(Isa isa);
+// The kernels training uses: the best this CPU runs (see best_isa()).
 const GemmKernels& gemm_best();
 
 }  // namespace pydfn
