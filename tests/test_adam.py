@@ -7,6 +7,8 @@ import pydfn
 from pydfn import _core
 from pydfn.reference import ReferenceAdam
 
+from conftest import FAST_KERNELS
+
 
 def torch_adam_float64(p, grads_per_step, lr, b1, b2, eps):
     p, m, v = p.astype(np.float64), np.zeros_like(p, np.float64), np.zeros_like(p, np.float64)
@@ -17,20 +19,35 @@ def torch_adam_float64(p, grads_per_step, lr, b1, b2, eps):
     return p
 
 
+@pytest.mark.parametrize("kernels", ["reference"] + FAST_KERNELS)
 @pytest.mark.parametrize("n", [1, 3, 17, 1000, 65537])
 @pytest.mark.parametrize("hyper", [(1e-3, 0.9, 0.999, 1e-8), (0.05, 0.0, 0.5, 1e-3)])
-def test_matches_pytorch_formula_and_reference(n, hyper, rng):
+def test_matches_pytorch_formula_and_reference(kernels, n, hyper, rng):
     lr, b1, b2, eps = hyper
     p0 = rng.standard_normal(n).astype(np.float32)
     grads = [rng.standard_normal(n).astype(np.float32) * 10 ** rng.uniform(-4, 1) for _ in range(20)]
     p, m, v = p0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32)
     ref_p, ref = [p0.copy()], ReferenceAdam([p0], lr, b1, b2, eps)
     for t, g in enumerate(grads, start=1):
-        _core.adam_update(p, m, v, g, t, lr, b1, b2, eps)
+        _core.adam_update(p, m, v, g, t, lr, b1, b2, eps, kernels=kernels)
         ref.step(ref_p, [g])
     np.testing.assert_allclose(p, torch_adam_float64(p0, grads, lr, b1, b2, eps), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(p, ref_p[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m, ref.m[0], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("kernels", FAST_KERNELS)
+def test_bitwise_thread_count_invariant(kernels, rng, threads):
+    n = 3 * 4096 + 77  # blocks split unevenly between threads
+    g = rng.standard_normal(n).astype(np.float32)
+    results = []
+    for count in (1, 2, 3):
+        pydfn.set_num_threads(count)
+        p, m, v = np.ones(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
+        for t in (1, 2):
+            _core.adam_update(p, m, v, g, t, 1e-3, 0.9, 0.999, 1e-8, kernels=kernels)
+        results.append(p)
+    assert all(np.array_equal(results[0], r) for r in results[1:])
 
 
 def test_first_step_moves_each_parameter_by_lr():

@@ -1,6 +1,5 @@
 // Which SIMD instruction sets this CPU and OS can run, detected once.
 #pragma once
-#include <string>
 
 namespace pydfn {
 
