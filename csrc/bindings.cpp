@@ -13,8 +13,9 @@
 #include <tuple>
 
 #include "pydfn/adam.hpp"
+#include "pydfn/common.hpp"
 #include "pydfn/dense.hpp"
-#include "pydfn/gemm/gemm.hpp"
+#include "pydfn/kernels/kernels.hpp"
 #include "pydfn/mlp.hpp"
 #include "pydfn/softmax_xent.hpp"
 #include "pydfn/threads.hpp"
@@ -49,24 +50,45 @@ void check_labels(const LabelArray& y, int classes) {
                                                std::to_string(i));
 }
 
-const pydfn::GemmKernels& kernels_named(const std::string& name) {
-    if (name == "reference") return pydfn::gemm_ref();
-    if (name == "generic") return pydfn::gemm_generic();
-    if (name == "best") return pydfn::gemm_best();
+constexpr pydfn::Isa kIsas[] = {pydfn::Isa::generic, pydfn::Isa::avx2, pydfn::Isa::avx512};
+
+// "reference", "best", or an ISA's name; an ISA this CPU lacks is refused.
+const pydfn::Kernels& kernels_named(const std::string& name) {
+    if (name == "reference") return pydfn::kernels_ref();
+    if (name == "best") return pydfn::kernels_best();
+    for (pydfn::Isa isa : kIsas)
+        if (name == pydfn::isa_name(isa)) {
+            const pydfn::Kernels* k = pydfn::kernels_for(isa);
+            check(k && int(isa) <= int(pydfn::hardware_isa()),
+                  "kernels '" + name + "' cannot run on this CPU or build");
+            return *k;
+        }
     throw std::invalid_argument("unknown kernels '" + name + "'");
+}
+
+// The kernel sets this CPU and build can run, the reference first.
+std::vector<std::string> kernel_names() {
+    std::vector<std::string> names{"reference"};
+    for (pydfn::Isa isa : kIsas)
+        if (pydfn::kernels_for(isa) && int(isa) <= int(pydfn::hardware_isa()))
+            names.push_back(pydfn::isa_name(isa));
+    return names;
 }
 
 // Runs fast kernels the way training does: inside one parallel region. The
 // reference kernels are serial.
 template <class F>
-void run_kernels(const pydfn::GemmKernels& k, F&& f) {
+void run_kernels(const pydfn::Kernels& k, F&& f) {
     py::gil_scoped_release release;
-    if (&k == &pydfn::gemm_ref()) {
+    if (&k == &pydfn::kernels_ref()) {
         f();
         return;
     }
 #pragma omp parallel num_threads(pydfn::get_num_threads())
-    f();
+    {
+        pydfn::FlushDenormals ftz;
+        f();
+    }
 }
 
 pydfn::AdamConfig adam_config(float lr, float beta1, float beta2, float eps) {
@@ -136,9 +158,12 @@ PYBIND11_MODULE(_core, m) {
     m.def("has_openmp", &pydfn::has_openmp);
     m.def("get_num_threads", &pydfn::get_num_threads);
     m.def("set_num_threads", &pydfn::set_num_threads, py::arg("n"));
-    m.def("isa", [] { return std::string(pydfn::gemm_best().isa); },
+    m.def("isa", [] { return std::string(pydfn::kernels_best().isa); },
           "The kernels training uses on this CPU.");
-    m.def("kernel_names", [] { return std::vector<std::string>{"reference", "generic", "best"}; });
+    m.def("kernel_names", &kernel_names,
+          "The kernel sets this CPU can run: 'reference' and ISA names.");
+    m.def("hardware_isa", [] { return std::string(pydfn::isa_name(pydfn::hardware_isa())); },
+          "The best ISA of this CPU, ignoring PYDFN_MAX_ISA.");
 
     m.def("sgemm_nn",
           [](const FloatArray& A, const FloatArray& B, std::optional<FloatArray> bias, bool relu,
@@ -213,7 +238,7 @@ PYBIND11_MODULE(_core, m) {
               check_labels(y, C);
               py::array_t<float> losses(B), probs({B, C});
               float *pl = losses.mutable_data(), *pp = probs.mutable_data();
-              run_kernels(pydfn::gemm_best(), [&] {
+              run_kernels(pydfn::kernels_best(), [&] {
                   pydfn::softmax_xent_forward(pl, pp, logits.data(), y.data(), B, C);
               });
               return std::make_tuple(losses, probs);
@@ -227,30 +252,29 @@ PYBIND11_MODULE(_core, m) {
               check_labels(y, C);
               py::array_t<float> d({B, C});
               float* pd = d.mutable_data();
-              run_kernels(pydfn::gemm_best(), [&] {
+              run_kernels(pydfn::kernels_best(), [&] {
                   pydfn::softmax_xent_backward(pd, probs.data(), y.data(), scale, B, C);
               });
               return d;
           },
           py::arg("probs"), py::arg("y"), py::arg("scale"));
     m.def("adam_update",
-          [](py::array_t<float, py::array::c_style> params, py::array_t<float, py::array::c_style> m_,
-             py::array_t<float, py::array::c_style> v, const FloatArray& grads, int64_t t, float lr,
-             float beta1, float beta2, float eps) {
+          [](FloatArray params, FloatArray m_, FloatArray v, const FloatArray& grads, int64_t t,
+             float lr, float beta1, float beta2, float eps, const std::string& kernels) {
               const py::ssize_t n = params.size();
-              for (auto* a : {&m_, &v}) check_shape(*a, "m and v", {n});
               check_shape(params, "params", {n});
+              check_shape(m_, "m", {n});
+              check_shape(v, "v", {n});
               check_shape(grads, "grads", {n});
               check(t >= 1, "t must be >= 1");
-              const auto config = adam_config(lr, beta1, beta2, eps);
+              const auto step = pydfn::adam_step(adam_config(lr, beta1, beta2, eps), t);
               float *pp = params.mutable_data(), *pm = m_.mutable_data(), *pv = v.mutable_data();
-              run_kernels(pydfn::gemm_best(), [&] {
-                  pydfn::adam_update(pp, pm, pv, grads.data(), n, config, t);
-              });
+              const auto& k = kernels_named(kernels);
+              run_kernels(k, [&] { k.adam_update(pp, pm, pv, grads.data(), n, step); });
           },
           py::arg("params"), py::arg("m"), py::arg("v"), py::arg("grads"), py::arg("t"),
           py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
-          "One Adam step, in place on params, m and v.");
+          py::arg("kernels") = "best", "One Adam step t, in place on params, m and v.");
 
     py::class_<Network>(m, "Network", "The network's parameters, Adam state and workspace.")
         .def(py::init<const std::vector<int>&>(), py::arg("sizes"))

@@ -67,7 +67,10 @@ class MLP:
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters: ``[W1, b1, W2, b2, ...]``, each W of shape (in, out)."""
-        flat = self._net.get_params()
+        return self._unflatten(self._net.get_params())
+
+    def _unflatten(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Views of the flat parameter layout as ``[W1, b1, ...]``."""
         out, start = [], 0
         for shape in self._shapes():
             size = int(np.prod(shape))
@@ -107,6 +110,19 @@ class MLP:
         sizes = self.layer_sizes
         x = as_features(x, sizes[0], check_finite=check_finite)
         return x, as_labels(y, sizes[-1], x.shape[0])
+
+    def loss_and_gradients(self, x: Any, y: Any) -> tuple[float, list[np.ndarray]]:
+        """Mean loss on ``(x, y)`` and its gradients, without updating anything.
+
+        Returns
+        -------
+        loss : float
+        gradients : list of ndarray
+            ``[dW1, db1, dW2, db2, ...]``, shaped like ``get_weights()``.
+        """
+        x, y = self._check_xy(x, y)
+        loss = self._net.compute_gradients(x, y)
+        return float(loss), self._unflatten(self._net.get_grads())
 
     def train_step(self, x: Any, y: Any, optimizer: Adam) -> float:
         """One Adam update on the minibatch ``(x, y)``.

@@ -2,14 +2,14 @@
 
 namespace pydfn {
 
-void dense_forward(const GemmKernels& gemm, float* y, const float* x, const float* W,
+void dense_forward(const Kernels& kernels, float* y, const float* x, const float* W,
                    const float* b, bool relu, int B, int in, int out) {
-    gemm.sgemm_nn_bias_relu(y, x, W, b, relu, B, out, in);
+    kernels.sgemm_nn_bias_relu(y, x, W, b, relu, B, out, in);
 }
 
-void dense_backward(const GemmKernels& gemm, float* dx, float* dW, float* db, const float* dy,
+void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, const float* dy,
                     const float* x, const float* W, bool mask_relu, int B, int in, int out) {
-    gemm.sgemm_tn(dW, x, dy, in, out, B);
+    kernels.sgemm_tn(dW, x, dy, in, out, B);
     // db: each thread owns a block of columns and sums its rows in order.
     constexpr int kCols = 16;
 #pragma omp for schedule(static)
@@ -19,7 +19,7 @@ void dense_backward(const GemmKernels& gemm, float* dx, float* dW, float* db, co
         for (int i = 0; i < B; i++)
             for (int j = j0; j < j1; j++) db[j] += dy[i * out + j];
     }
-    if (dx) gemm.sgemm_nt_mask(dx, dy, W, mask_relu ? x : nullptr, B, in, out);
+    if (dx) kernels.sgemm_nt_mask(dx, dy, W, mask_relu ? x : nullptr, B, in, out);
 }
 
 }  // namespace pydfn

@@ -1,12 +1,12 @@
 // A dense layer y = relu?(x·W + b), its backward pass, and the ReLU mask.
-// Like the gemm kernels, these share work through orphaned `omp for` loops.
+// Like the kernels, these share work through orphaned `omp for` loops.
 #pragma once
-#include "pydfn/gemm/gemm.hpp"
+#include "pydfn/kernels/kernels.hpp"
 
 namespace pydfn {
 
 // y (B,out) = x (B,in) · W (in,out) + b (out), ReLU applied if relu.
-void dense_forward(const GemmKernels& gemm, float* y, const float* x, const float* W,
+void dense_forward(const Kernels& kernels, float* y, const float* x, const float* W,
                    const float* b, bool relu, int B, int in, int out);
 
 // Given dy (B,out), the gradient of the loss with respect to this layer's output
@@ -14,7 +14,7 @@ void dense_forward(const GemmKernels& gemm, float* y, const float* x, const floa
 //   dW (in,out) = xᵀ·dy,  db (out) = Σ_rows dy,
 //   dx (B,in) = dy·Wᵀ, zeroed where x <= 0 when x is a ReLU output (mask_relu).
 // dx may be null (the input layer needs no dx).
-void dense_backward(const GemmKernels& gemm, float* dx, float* dW, float* db, const float* dy,
+void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, const float* dy,
                     const float* x, const float* W, bool mask_relu, int B, int in, int out);
 
 }  // namespace pydfn

@@ -11,7 +11,7 @@
 
 namespace pydfn {
 
-MLP::MLP(const std::vector<int>& sizes) : sizes_(sizes), gemm_(gemm_best()) {
+MLP::MLP(const std::vector<int>& sizes) : sizes_(sizes), kernels_(kernels_best()) {
     check(sizes.size() >= 2, "an MLP needs at least an input and an output size");
     for (size_t l = 0; l < sizes.size(); l++)
         check(sizes[l] >= 1, "layer size " + std::to_string(l) + " must be >= 1, got " +
@@ -63,7 +63,7 @@ void MLP::forward(const float* x, int B) {
     const float* input = x;
     for (int l = 0; l < num_layers(); l++) {
         const bool relu = l + 1 < num_layers();
-        dense_forward(gemm_, layer_output(l), input, params() + weight_offset(l),
+        dense_forward(kernels_, layer_output(l), input, params() + weight_offset(l),
                       params() + bias_offset(l), relu, B, sizes_[l], sizes_[l + 1]);
         input = layer_output(l);
     }
@@ -78,7 +78,7 @@ void MLP::backward(const float* x, const int32_t* y, int B) {
     softmax_xent_backward(dy, probs_.data(), y, 1.0f / float(B), B, classes);
     for (int l = num_layers() - 1; l >= 0; l--) {
         const float* input = l == 0 ? x : layer_output(l - 1);
-        dense_backward(gemm_, l > 0 ? dx : nullptr, grads() + weight_offset(l),
+        dense_backward(kernels_, l > 0 ? dx : nullptr, grads() + weight_offset(l),
                        grads() + bias_offset(l), dy, input, params() + weight_offset(l),
                        /*mask_relu=*/l > 0, B, sizes_[l], sizes_[l + 1]);
         std::swap(dy, dx);
@@ -109,6 +109,7 @@ double MLP::compute_gradients(const float* x, const int32_t* y, int B) {
     reserve(B);
 #pragma omp parallel num_threads(get_num_threads())
     {
+        FlushDenormals ftz;
         forward(x, B);
         backward(x, y, B);
     }
@@ -116,9 +117,13 @@ double MLP::compute_gradients(const float* x, const int32_t* y, int B) {
 }
 
 void MLP::apply_adam(const AdamConfig& config) {
-    const int64_t t = ++adam_step_;
+    const AdamStep step = pydfn::adam_step(config, adam_step_ + 1);
+    adam_step_++;
 #pragma omp parallel num_threads(get_num_threads())
-    adam_update(params(), adam_m(), adam_v(), grads(), num_params_, config, t);
+    {
+        FlushDenormals ftz;
+        kernels_.adam_update(params(), adam_m(), adam_v(), grads(), num_params_, step);
+    }
 }
 
 int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order, int64_t n,
@@ -130,29 +135,33 @@ int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order,
     const int64_t num_batches = (n + batch_size - 1) / batch_size;
     int64_t applied = 0;
     bool diverged = false;
+    AdamStep step{};
     // One parallel region for the whole epoch: the threads meet at the
     // worksharing loops' barriers, never fork or join per batch.
 #pragma omp parallel num_threads(get_num_threads())
-    for (int64_t b = 0; b < num_batches; b++) {
-        const int64_t start = b * batch_size;
-        const int B = int(std::min<int64_t>(batch_size, n - start));
-        gather(X, y, order + start, B);
-        forward(x_batch_.data(), B);
-        backward(x_batch_.data(), y_batch_.data(), B);
+    {
+        FlushDenormals ftz;
+        for (int64_t b = 0; b < num_batches; b++) {
+            const int64_t start = b * batch_size;
+            const int B = int(std::min<int64_t>(batch_size, n - start));
+            gather(X, y, order + start, B);
+            forward(x_batch_.data(), B);
+            backward(x_batch_.data(), y_batch_.data(), B);
 #pragma omp single
-        {
-            const double loss = sum_in_order(losses_.data(), B) / B;
-            if (batch_loss) batch_loss[b] = float(loss);
-            if (batch_correct) batch_correct[b] = count_correct(y_batch_.data(), B);
-            if (std::isfinite(loss)) {
-                adam_step_++;
-                applied++;
-            } else {
-                diverged = true;
-            }
-        }  // the barrier here publishes adam_step_ and diverged to every thread
-        if (diverged) break;
-        adam_update(params(), adam_m(), adam_v(), grads(), num_params_, config, adam_step_);
+            {
+                const double loss = sum_in_order(losses_.data(), B) / B;
+                if (batch_loss) batch_loss[b] = float(loss);
+                if (batch_correct) batch_correct[b] = count_correct(y_batch_.data(), B);
+                if (std::isfinite(loss)) {
+                    step = pydfn::adam_step(config, ++adam_step_);
+                    applied++;
+                } else {
+                    diverged = true;
+                }
+            }  // the barrier here publishes step and diverged to every thread
+            if (diverged) break;
+            kernels_.adam_update(params(), adam_m(), adam_v(), grads(), num_params_, step);
+        }
     }
     return applied;
 }
@@ -163,14 +172,17 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], classes = sizes_.back();
 #pragma omp parallel num_threads(get_num_threads())
-    for (int64_t start = 0; start < n; start += batch_size) {
-        const int B = int(std::min<int64_t>(batch_size, n - start));
-        forward(X + start * in, B);
-        const float* out = layer_output(num_layers() - 1);
+    {
+        FlushDenormals ftz;
+        for (int64_t start = 0; start < n; start += batch_size) {
+            const int B = int(std::min<int64_t>(batch_size, n - start));
+            forward(X + start * in, B);
+            const float* out = layer_output(num_layers() - 1);
 #pragma omp for schedule(static)
-        for (int i = 0; i < B; i++)
-            std::memcpy(logits + (start + i) * classes, out + int64_t(i) * classes,
-                        sizeof(float) * classes);
+            for (int i = 0; i < B; i++)
+                std::memcpy(logits + (start + i) * classes, out + int64_t(i) * classes,
+                            sizeof(float) * classes);
+        }
     }
 }
 
@@ -183,15 +195,18 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, const int
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0];
 #pragma omp parallel num_threads(get_num_threads())
-    for (int64_t start = 0; start < n; start += batch_size) {
-        const int B = int(std::min<int64_t>(batch_size, n - start));
-        forward(X + start * in, B);
-        softmax_xent_forward(losses_.data(), probs_.data(), layer_output(num_layers() - 1),
-                             y + start, B, sizes_.back());
+    {
+        FlushDenormals ftz;
+        for (int64_t start = 0; start < n; start += batch_size) {
+            const int B = int(std::min<int64_t>(batch_size, n - start));
+            forward(X + start * in, B);
+            softmax_xent_forward(losses_.data(), probs_.data(), layer_output(num_layers() - 1),
+                                 y + start, B, sizes_.back());
 #pragma omp single
-        {
-            *loss_sum += sum_in_order(losses_.data(), B);
-            *correct += count_correct(y + start, B);
+            {
+                *loss_sum += sum_in_order(losses_.data(), B);
+                *correct += count_correct(y + start, B);
+            }
         }
     }
 }

@@ -8,7 +8,7 @@
 
 #include "pydfn/adam.hpp"
 #include "pydfn/common.hpp"
-#include "pydfn/gemm/gemm.hpp"
+#include "pydfn/kernels/kernels.hpp"
 
 namespace pydfn {
 
@@ -66,7 +66,7 @@ class MLP {
     int64_t num_params_ = 0;
     Buffer params_, grads_, m_, v_;
     int64_t adam_step_ = 0;
-    const GemmKernels& gemm_;
+    const Kernels& kernels_;
 
     // Per-batch workspace, grown to the largest batch seen.
     int capacity_ = 0;

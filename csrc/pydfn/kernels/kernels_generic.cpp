@@ -1,9 +1,7 @@
 // Kernels for any x86-64 (SSE2) or other CPU: 4-float vectors, 16 registers.
 #define PYDFN_ISA_NAME "generic"
-#define PYDFN_KERNELS_FN gemm_generic
+#define PYDFN_KERNELS_FN kernels_generic
 #define PYDFN_VEC_BYTES 16
 #define PYDFN_MR 4
 #define PYDFN_NRV 2
-#define PYDFN_MRD 2
-#define PYDFN_NRD 4
-#include "pydfn/gemm/gemm_kernels.inc"
+#include "pydfn/kernels/kernels_impl.inc"

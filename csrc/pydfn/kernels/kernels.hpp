@@ -1,17 +1,26 @@
+// The dispatch table of the hot kernels, one per ISA, filled once.
+//
 // The three matrix products of training, all row-major float32:
 //   forward   Y(M,N)  = X(M,K) · W(K,N) + bias, then ReLU       (nn)
 //   backward  dX(M,N) = dY(M,K) · W(N,K)ᵀ, zeroed where mask<=0  (nt)
 //   backward  dW(M,N) = X(K,M)ᵀ · dY(K,N)                        (tn)
+// and the Adam update over a flat buffer.
+//
 // Fast kernels share their work through orphaned `omp for` loops: call them
 // from inside a parallel region that every thread enters, or from serial code.
 // Each output element is computed by one thread in a fixed order, so results
 // do not depend on the thread count. The reference kernels are naive loops,
 // serial only, kept as the oracle for tests.
 #pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "pydfn/adam.hpp"
+#include "pydfn/cpu.hpp"
 
 namespace pydfn {
 
-struct GemmKernels {
+struct Kernels {
     const char* isa;
     // C(M,N) = A(M,K)·B(K,N) + bias(N) (bias may be null), ReLU applied if relu.
     void (*sgemm_nn_bias_relu)(float* C, const float* A, const float* B, const float* bias,
@@ -21,11 +30,22 @@ struct GemmKernels {
                           int N, int K);
     // C(M,N) = A(K,M)ᵀ·B(K,N).
     void (*sgemm_tn)(float* C, const float* A, const float* B, int M, int N, int K);
+    // One Adam step (see adam.hpp) over n parameters.
+    void (*adam_update)(float* params, float* m, float* v, const float* grads, int64_t n,
+                        const AdamStep& step);
 };
 
-const GemmKernels& gemm_ref();
-const GemmKernels& gemm_generic();
-// The kernels training uses: the best this CPU runs.
-const GemmKernels& gemm_best();
+const Kernels& kernels_ref();
+const Kernels& kernels_generic();
+const Kernels& kernels_avx2();    // x86-64 builds only; call only when the CPU has the ISA
+const Kernels& kernels_avx512();
+// The kernels of one ISA, or null when this build has none for it.
+const Kernels* kernels_for(Isa isa);
+// The kernels training uses: the best this CPU runs (see best_isa()).
+const Kernels& kernels_best();
+
+// A buffer of at least `floats` floats owned by the calling thread, valid
+// until its next call; it only grows, so steady-state training allocates nothing.
+float* thread_scratch(size_t floats);
 
 }  // namespace pydfn

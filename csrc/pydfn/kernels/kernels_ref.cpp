@@ -1,5 +1,7 @@
-// Naive reference products: plain loops, never optimised, accumulate in double.
-#include "pydfn/gemm/gemm.hpp"
+// Naive reference kernels: plain loops, never optimised, in double.
+#include <cmath>
+
+#include "pydfn/kernels/kernels.hpp"
 
 namespace pydfn {
 
@@ -33,10 +35,21 @@ void ref_tn(float* C, const float* A, const float* B, int M, int N, int K) {
         }
 }
 
+void ref_adam(float* params, float* m, float* v, const float* grads, int64_t n,
+              const AdamStep& s) {
+    for (int64_t i = 0; i < n; i++) {
+        const double g = grads[i];
+        m[i] = float(s.beta1 * double(m[i]) + (1.0 - s.beta1) * g);
+        v[i] = float(s.beta2 * double(v[i]) + (1.0 - s.beta2) * g * g);
+        params[i] = float(params[i] - double(s.step_size) * m[i] /
+                                          (std::sqrt(double(v[i])) * s.inv_bc2_sqrt + s.eps));
+    }
+}
+
 }  // namespace
 
-const GemmKernels& gemm_ref() {
-    static const GemmKernels kernels{"reference", ref_nn, ref_nt, ref_tn};
+const Kernels& kernels_ref() {
+    static const Kernels kernels{"reference", ref_nn, ref_nt, ref_tn, ref_adam};
     return kernels;
 }
 

@@ -1,0 +1,7 @@
+// Kernels for x86-64 with AVX2 and FMA (compiled with -mavx2 -mfma): 8-float vectors, 16 registers.
+#define PYDFN_ISA_NAME "avx2"
+#define PYDFN_KERNELS_FN kernels_avx2
+#define PYDFN_VEC_BYTES 32
+#define PYDFN_MR 6
+#define PYDFN_NRV 2
+#include "pydfn/kernels/kernels_impl.inc"

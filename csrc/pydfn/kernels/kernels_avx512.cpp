@@ -1,0 +1,7 @@
+// Kernels for x86-64 with AVX-512 (compiled with -mavx512f …): 16-float vectors, 32 registers.
+#define PYDFN_ISA_NAME "avx512"
+#define PYDFN_KERNELS_FN kernels_avx512
+#define PYDFN_VEC_BYTES 64
+#define PYDFN_MR 6
+#define PYDFN_NRV 4
+#include "pydfn/kernels/kernels_impl.inc"

@@ -1,0 +1,90 @@
+"""Every matmul kernel against NumPy in float64 and the naive C++ reference, on awkward shapes."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from pydfn import _core
+
+from conftest import BATCHES, FAST_KERNELS, WIDTHS, product_error_bound
+
+SHAPES = [(m, n, k) for m in BATCHES for n, k in itertools.product(WIDTHS, WIDTHS)
+          if n * k <= 257 * 784 and (m in (1, 17, 65) or n in (10, 257))]
+
+
+def rand(rng, *shape):
+    return rng.uniform(-1, 1, size=shape).astype(np.float32)
+
+
+def assert_product(C, exact, bound):
+    assert C.dtype == np.float32 and C.shape == exact.shape
+    err = np.abs(C.astype(np.float64) - exact)
+    assert (err <= bound).all(), f"max error {err.max():.3g} over bound {bound.ravel()[err.argmax()]:.3g}"
+
+
+@pytest.mark.parametrize("kernels", ["reference"] + FAST_KERNELS)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_nn_bias_relu(kernels, m, n, k, rng):
+    A, B, bias = rand(rng, m, k), rand(rng, k, n), rand(rng, n)
+    exact = A.astype(np.float64) @ B + bias
+    bound = product_error_bound(np.abs(A) @ np.abs(B) + np.abs(bias), k + 1)
+    assert_product(_core.sgemm_nn(A, B, kernels=kernels), exact - bias, bound)
+    C = _core.sgemm_nn(A, B, bias, relu=True, kernels=kernels)
+    assert_product(C, np.maximum(exact, 0), bound)
+    assert (C >= 0).all()
+
+
+@pytest.mark.parametrize("kernels", ["reference"] + FAST_KERNELS)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_nt_mask(kernels, m, n, k, rng):
+    A, B = rand(rng, m, k), rand(rng, n, k)
+    mask = rand(rng, m, n) * (rng.random((m, n)) < 0.5)  # half zero, some negative
+    exact = A.astype(np.float64) @ B.T
+    bound = product_error_bound(np.abs(A) @ np.abs(B).T, k)
+    assert_product(_core.sgemm_nt(A, B, kernels=kernels), exact, bound)
+    assert_product(_core.sgemm_nt(A, B, mask, kernels=kernels), np.where(mask > 0, exact, 0), bound)
+
+
+@pytest.mark.parametrize("kernels", ["reference"] + FAST_KERNELS)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_tn(kernels, m, n, k, rng):
+    # dW(in,out) = X(B,in)ᵀ·dY(B,out): here k plays the batch.
+    A, B = rand(rng, k, m), rand(rng, k, n)
+    exact = A.astype(np.float64).T @ B
+    assert_product(_core.sgemm_tn(A, B, kernels=kernels), exact,
+                   product_error_bound(np.abs(A).T @ np.abs(B), k))
+
+
+@pytest.mark.parametrize("kernels", FAST_KERNELS)
+def test_fast_kernels_match_reference_kernels_closely(kernels, rng):
+    A, B = rand(rng, 65, 784), rand(rng, 784, 257)
+    ref = _core.sgemm_nn(A, B, kernels="reference")
+    np.testing.assert_allclose(_core.sgemm_nn(A, B, kernels=kernels), ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(_core.sgemm_nt(A, B.T.copy(), kernels=kernels),
+                               _core.sgemm_nt(A, B.T.copy(), kernels="reference"), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(_core.sgemm_tn(A, B[:65].copy(), kernels=kernels),
+                               _core.sgemm_tn(A, B[:65].copy(), kernels="reference"),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernels", FAST_KERNELS)
+def test_kernels_are_bitwise_thread_count_invariant(kernels, rng, threads):
+    import pydfn
+    A, B, bias = rand(rng, 65, 784), rand(rng, 784, 257), rand(rng, 257)
+    results = []
+    for n in (1, 2, 3):
+        pydfn.set_num_threads(n)
+        results.append((_core.sgemm_nn(A, B, bias, True, kernels=kernels),
+                        _core.sgemm_nt(A, B.T.copy(), kernels=kernels),
+                        _core.sgemm_tn(A, B[:65].copy(), kernels=kernels)))
+    for other in results[1:]:
+        for x, y in zip(results[0], other):
+            assert np.array_equal(x, y)
+
+
+def test_shape_mismatch_is_a_value_error(rng):
+    with pytest.raises(ValueError, match=r"B must have shape \(5, any\), got \(4, 3\)"):
+        _core.sgemm_nn(rand(rng, 2, 5), rand(rng, 4, 3))
+    with pytest.raises(ValueError, match="unknown kernels 'fastest'"):
+        _core.sgemm_nn(rand(rng, 2, 5), rand(rng, 5, 3), kernels="fastest")

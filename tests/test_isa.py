@@ -1,0 +1,75 @@
+"""Runtime ISA dispatch: every ISA this CPU runs trains correctly and deterministically.
+
+Each ISA is forced with PYDFN_MAX_ISA in a fresh interpreter (the choice is made
+once, at import), so a crash there fails the test rather than the run.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from pydfn import _core
+
+ALL_ISAS = ["generic", "avx2", "avx512"]
+
+CHILD = r"""
+import json, numpy as np, pydfn
+from pydfn import _core
+from pydfn.reference import ReferenceAdam, ReferenceMLP, train_epoch
+rng = np.random.default_rng(0)
+x = rng.standard_normal((700, 60)).astype(np.float32); y = rng.integers(0, 10, 700)
+runs = []
+for threads in (1, 2):
+    pydfn.set_num_threads(threads)
+    model = pydfn.MLP([60, 33, 17, 10], seed=4)
+    model.train_epoch(x, y, pydfn.Adam(), batch_size=64, seed=9)
+    runs.append(model.get_weights())
+ref = ReferenceMLP([60, 33, 17, 10], seed=4)
+train_epoch(ref, ReferenceAdam(ref.params), x, y, np.random.default_rng(9).permutation(700), 64)
+print(json.dumps({
+    "isa": _core.isa(),
+    "bitwise_same_for_1_and_2_threads": all(np.array_equal(a, b) for a, b in zip(*runs)),
+    "max_rel_diff_vs_reference": max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(runs[0], ref.params)),
+}))
+"""
+
+
+def run_with_cap(cap):
+    env = dict(os.environ, PYDFN_MAX_ISA=cap)
+    # Run outside the repository, so the child imports the installed package.
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=tempfile.gettempdir())
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("isa", ALL_ISAS)
+def test_each_isa_trains_like_the_reference_and_is_thread_invariant(isa):
+    if isa not in _core.kernel_names():
+        pytest.skip(f"this CPU cannot run {isa} (it runs {_core.hardware_isa()})")
+    result = run_with_cap(isa)
+    assert result["isa"] == isa
+    assert result["bitwise_same_for_1_and_2_threads"]
+    assert result["max_rel_diff_vs_reference"] < 1e-4
+
+
+def test_the_best_isa_is_chosen_without_a_cap():
+    assert _core.isa() == _core.hardware_isa() or "PYDFN_MAX_ISA" in os.environ
+    assert _core.kernel_names()[0] == "reference" and _core.isa() in _core.kernel_names()
+
+
+def test_an_unknown_cap_is_no_cap():
+    assert run_with_cap("sse9")["isa"] == _core.hardware_isa()
+
+
+def test_missing_isa_kernels_are_refused():
+    missing = [isa for isa in ALL_ISAS if isa not in _core.kernel_names()]
+    if not missing:
+        pytest.skip("this CPU runs every ISA pydfn has")
+    import numpy as np
+    with pytest.raises(ValueError, match="cannot run on this CPU"):
+        _core.sgemm_nn(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), kernels=missing[0])
