@@ -5,7 +5,7 @@ Bounds checks are off, so every function checks lengths and shapes itself before
 reads or writes; the loops then run with the GIL released.
 """
 
-from libc.stdint cimport int32_t, uint8_t
+from libc.stdint cimport int32_t, uint8_t, uint32_t
 from libc.string cimport memcpy, memset
 
 import numpy as np
@@ -42,13 +42,13 @@ def parse_idx(const uint8_t[::1] buf not None, str name):
         Naming ``name`` and what is wrong: empty, truncated header or data, wrong
         magic, unsupported type code, zero dimensions, trailing bytes.
     """
-    cdef Py_ssize_t n = buf.shape[0], ndim, offset, i, k
+    cdef Py_ssize_t n = buf.shape[0], ndim, offset, i
     if n == 0:
         raise ValueError(f"{name}: empty file (0 bytes), not an IDX file")
     if n < 4:
         raise ValueError(f"{name}: truncated: {n} bytes, shorter than the 4-byte IDX header")
     if buf[0] != 0 or buf[1] != 0:
-        magic = (buf[0] << 24) | (buf[1] << 16) | (buf[2] << 8) | buf[3]
+        magic = _be32(&buf[0])
         raise ValueError(f"{name}: wrong magic number 0x{magic:08X}: an IDX file starts with two zero bytes")
     if buf[2] != _IDX_UBYTE:
         kind = _IDX_TYPES.get(buf[2], "unknown")
@@ -63,8 +63,7 @@ def parse_idx(const uint8_t[::1] buf not None, str name):
                          f"the file has {n}")
     shape = []
     for i in range(ndim):
-        k = 4 + 4 * i
-        shape.append((buf[k] << 24) | (buf[k + 1] << 16) | (buf[k + 2] << 8) | buf[k + 3])
+        shape.append(_be32(&buf[4 + 4 * i]))
     expected = 1
     for dim in shape:
         expected *= dim  # a Python int: no overflow, whatever the header claims
@@ -80,6 +79,11 @@ def parse_idx(const uint8_t[::1] buf not None, str name):
     if expected:
         _copy_bytes(out.reshape(-1), buf[offset:])
     return out
+
+
+cdef inline uint32_t _be32(const uint8_t* p) noexcept:
+    # widen before shifting: a uint8 promotes to int, and 0xFF << 24 would overflow it
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
 
 
 cdef void _copy_bytes(uint8_t[::1] dst, const uint8_t[::1] src) noexcept:
