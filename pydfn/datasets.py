@@ -391,7 +391,7 @@ def prepare_images(images: Any, *, out: np.ndarray | None = None) -> np.ndarray:
         raise TypeError(f"images must be uint8, got dtype {images.dtype}")
     if images.ndim < 2:
         raise ValueError(f"images must have shape (n_images, ...) with ndim >= 2, got {images.shape}")
-    flat = np.ascontiguousarray(images).reshape(images.shape[0], -1)
+    flat = np.ascontiguousarray(images).reshape(images.shape[0], math.prod(images.shape[1:]))
     if out is None:
         out = np.empty(flat.shape, dtype=np.float32)
     elif out.dtype != np.float32 or out.shape != flat.shape or not out.flags.c_contiguous:
