@@ -196,7 +196,7 @@ def _copy_with_progress(response: Any, out: Any, label: str) -> None:
     if show:
         print(file=sys.stderr)
     if total and done != total:
-        raise ValueError(f"{label}: connection dropped after {done} of {total} bytes")
+        raise ValueError(f"connection dropped after {done} of {total} bytes")
 
 
 def _fetch(url: str, spec: IdxSpec, target: Path, timeout: float) -> None:
@@ -205,9 +205,9 @@ def _fetch(url: str, spec: IdxSpec, target: Path, timeout: float) -> None:
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             _copy_with_progress(response, out, url)
-        digest = _content_sha256(_decompress(Path(tmp).read_bytes(), url))
+        digest = _content_sha256(_decompress(Path(tmp).read_bytes(), "the download"))
         if digest != spec.sha256:
-            raise ValueError(f"{url}: content SHA-256 is {digest}, expected {spec.sha256}")
+            raise ValueError(f"content SHA-256 is {digest}, expected {spec.sha256}")
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)  # whatever went wrong (even Ctrl-C), leave nothing half-written behind
