@@ -94,6 +94,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def _content_sha256(content: bytes) -> str:
+    """Hex SHA-256 of decompressed IDX bytes (the one place that hashes, so it can be counted)."""
     return hashlib.sha256(content).hexdigest()
 
 
@@ -185,7 +186,7 @@ def _save_registry(registry: dict) -> None:
 def _copy_with_progress(response: Any, out: Any, label: str) -> None:
     """Stream ``response`` into ``out``; a byte count on stderr when it is a terminal."""
     total = int(response.headers.get("Content-Length") or 0)
-    show = sys.stderr.isatty()
+    show = sys.stderr is not None and sys.stderr.isatty()  # None under pythonw
     done = 0
     while chunk := response.read(1 << 16):
         out.write(chunk)
@@ -294,7 +295,7 @@ def _locate(path: str | os.PathLike[str] | None, download: bool
     tried = []
     for label, directory in _places(path):
         if directory is None:
-            tried.append(f"{label}: not given" if label.startswith("path") else f"{label}: not set")
+            tried.append(f"{label}: not set")
             continue
         try:
             found = _verify_dir(directory, registry)

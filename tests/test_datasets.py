@@ -96,7 +96,7 @@ def test_not_found_lists_every_place_and_the_fixes(fake_fashion, tmp_path, monke
 
 def test_not_found_without_any_place_mentions_the_mirror(monkeypatch):
     monkeypatch.setattr(datasets, "FASHION_MNIST_MIRRORS", ["http://mirror.invalid/fm/"])
-    with pytest.raises(FileNotFoundError, match=r"(?s)path argument: not given.*\$PYDFN_DATA: not set.*"
+    with pytest.raises(FileNotFoundError, match=r"(?s)path argument: not set.*\$PYDFN_DATA: not set.*"
                                                 r"download those files from http://mirror.invalid/fm/"):
         load_fashion_mnist(download=False)
 
