@@ -21,9 +21,16 @@ def as_features(x: Any, n_features: int, *, name: str = "x", check_finite: bool 
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty: it must have at least one row")
     x = np.ascontiguousarray(x, dtype=np.float32)
-    if check_finite and not np.isfinite(x).all():
+    if check_finite and not all_finite(x):
         raise ValueError(f"{name} contains NaN or infinity (pass check_finite=False to skip this check)")
     return x
+
+
+def all_finite(x: np.ndarray, chunk: int = 1 << 20) -> bool:
+    """Whether a contiguous array holds no NaN or infinity, checked in chunks so
+    that a large training set needs no full-size temporary."""
+    flat = x.reshape(-1)
+    return all(np.isfinite(flat[i:i + chunk]).all() for i in range(0, flat.size, chunk))
 
 
 def as_labels(y: Any, n_classes: int, n_samples: int, *, name: str = "y") -> np.ndarray:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
+
+from ._validation import as_labels, positive_int
 
 
 def _pyplot() -> Any:
@@ -17,6 +22,45 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")  # figures are returned and saved, never shown in a window
     import matplotlib.pyplot as plt
     return plt
+
+
+def sample_grid(images: Any, labels: Any, rows: int = 2, cols: int = 2) -> Any:
+    """A grid of the first ``rows * cols`` images, each titled with its class name.
+
+    Parameters
+    ----------
+    images : array-like of shape (n_images, height, width), or (n_images, height * width) for square images
+        uint8 in [0, 255] or floats in [0, 1].
+    labels : array-like of int of shape (n_images,)
+        Indices into :data:`pydfn.datasets.FASHION_MNIST_CLASSES`.
+    rows, cols : int, default 2
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from .datasets import FASHION_MNIST_CLASSES
+
+    images = np.asarray(images)
+    if images.ndim == 2:  # flattened rows, e.g. the output of datasets.prepare_images
+        side = math.isqrt(images.shape[1])
+        if side * side != images.shape[1]:
+            raise ValueError(f"cannot show flattened images of {images.shape[1]} pixels as squares")
+        images = images.reshape(-1, side, side)
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (n_images, height, width), got {images.shape}")
+    labels = as_labels(labels, len(FASHION_MNIST_CLASSES), len(images), name="labels")
+    rows, cols = positive_int(rows, "rows"), positive_int(cols, "cols")
+    count = min(len(images), rows * cols)
+    vmax = 255 if images.dtype == np.uint8 else 1.0
+    fig, axes = _pyplot().subplots(rows, cols, squeeze=False, figsize=(2.2 * cols, 2.4 * rows))
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < count:
+            ax.imshow(images[i], cmap="gray", vmin=0, vmax=vmax)
+            ax.set_title(FASHION_MNIST_CLASSES[labels[i]])
+    fig.tight_layout()
+    return fig
 
 
 def training_curves(history: Any, *, monitor: str = "val_loss", figsize: tuple[float, float] = (10, 4)) -> Any:
@@ -39,8 +83,6 @@ def training_curves(history: Any, *, monitor: str = "val_loss", figsize: tuple[f
     matplotlib.figure.Figure
         Two axes: loss (left) and accuracy (right). Save it with ``fig.savefig("curves.png")``.
     """
-    import numpy as np
-
     from .training import History
 
     plt = _pyplot()
@@ -89,8 +131,6 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, class_names: Any = None, norma
     -------
     matplotlib.figure.Figure
     """
-    import numpy as np
-
     from . import metrics
 
     n_classes = None if class_names is None else len(class_names)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._validation import as_features, as_labels, positive_int
 from .callbacks import CallbackList
+from .datasets import prepare_images
 
 if TYPE_CHECKING:
     from .model import MLP
@@ -87,15 +88,13 @@ def prepare_features(x: Any, n_features: int, name: str = "x") -> np.ndarray:
     """
     arr = np.asarray(x)
     if arr.dtype == np.uint8:
-        if arr.ndim < 2:
-            raise ValueError(f"{name} must have shape (n_samples, height, width) or (n_samples, {n_features}), "
-                             f"got {arr.shape}")
-        flat = arr.reshape(arr.shape[0], -1)
-        if flat.shape[1] != n_features:
-            raise ValueError(f"{name} has {flat.shape[1]} pixels per image but the network takes {n_features} "
-                             f"inputs (shape {arr.shape})")
-        arr = flat / np.float32(255)  # float32: uint8 / float32 scalar stays float32
-        return as_features(arr, n_features, name=name, check_finite=False)  # pixels are finite
+        pixels = math.prod(arr.shape[1:]) if arr.ndim >= 2 else 0
+        if pixels != n_features:
+            raise ValueError(f"{name} must hold images of {n_features} pixels, shaped (n_samples, height, width) "
+                             f"or (n_samples, {n_features}), got shape {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name} is empty: it must have at least one row")
+        return prepare_images(arr)  # one fused pass; pixels are finite, no need to check
     return as_features(arr, n_features, name=name)
 
 

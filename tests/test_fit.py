@@ -153,7 +153,8 @@ def test_bad_arguments_fail_up_front_naming_them(kwargs, error, match):
     (X, Y[:-1], ValueError, "y has 99 labels but x has 100 rows"),
     (X, Y.astype(np.float32), TypeError, "y must hold integer class labels"),
     (X.astype(np.int32), Y, TypeError, "x must be a floating-point array"),
-    (np.zeros((100, 4, 4), np.uint8), Y, ValueError, "x has 16 pixels per image but the network takes 20"),
+    (np.zeros((100, 4, 4), np.uint8), Y, ValueError, r"x must hold images of 20 pixels, .* got shape \(100, 4, 4\)"),
+    (np.zeros((0, 20), np.uint8), Y[:0], ValueError, "x is empty"),
 ])
 def test_bad_data_fails_up_front(x, y, error, match):
     with pytest.raises(error, match=match):

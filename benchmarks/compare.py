@@ -1,0 +1,162 @@
+"""Side-by-side epoch times: pydfn vs the NumPy reference (and PyTorch when installed).
+
+Trains the tutorial network (784-256-128-10, Adam, one epoch = 54,000 samples)
+with each implementation in turn, interleaved, for 1 and all threads and batch
+sizes 64 and 256, and prints the median of the repeats with GFLOP/s, the share
+of this machine's SGEMM peak (NumPy 4096x4096 matmul, same threads) and the
+ratios. NumPy's BLAS thread count is set with threadpoolctl.
+
+    python benchmarks/compare.py [--repeats 5] [--plot compare.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import pydfn
+from pydfn.reference import ReferenceAdam, ReferenceMLP
+from pydfn.reference import train_epoch as reference_epoch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workload import EPOCH_SAMPLES, SIZES, flops_per_sample, synthetic_data  # noqa: E402
+
+try:
+    from threadpoolctl import threadpool_info, threadpool_limits
+except ImportError:  # pragma: no cover - told to the user below
+    sys.exit("compare.py needs threadpoolctl:  pip install threadpoolctl")
+
+
+def sgemm_peak(threads: int) -> float:
+    """GFLOP/s of NumPy's float32 4096x4096 matmul, best of 3."""
+    a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
+    with threadpool_limits(threads, user_api="blas"):
+        a @ a
+        best = min(_timed(lambda: a @ a) for _ in range(3))
+    return 2 * 4096 ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def pydfn_epoch(x, y, batch):
+    model, adam = pydfn.MLP(SIZES, seed=0), pydfn.Adam()
+    model.train_epoch(x[:batch * 4], y[:batch * 4], adam, batch_size=batch)  # warm the buffers
+    return lambda: model.train_epoch(x, y, adam, batch_size=batch, check_finite=False)
+
+
+def numpy_epoch(x, y, batch):
+    model = ReferenceMLP(SIZES, seed=0)
+    adam = ReferenceAdam(model.params)
+    order = np.random.default_rng(1).permutation(len(x))
+    return lambda: reference_epoch(model, adam, x, y, order, batch)
+
+
+def torch_epoch(x, y, batch):
+    import torch
+    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
+                              torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def epoch():
+        for start in range(0, len(xt), batch):
+            opt.zero_grad()
+            loss_fn(net(xt[start:start + batch]), yt[start:start + batch]).backward()
+            opt.step()
+    return epoch
+
+
+def measure(threads: int, batch: int, repeats: int, x, y, with_torch: bool) -> dict[str, float]:
+    """Median seconds per epoch of each implementation, runs interleaved."""
+    pydfn.set_num_threads(threads)
+    runners = {"pydfn": pydfn_epoch(x, y, batch), "numpy": numpy_epoch(x, y, batch)}
+    if with_torch:
+        import torch
+        torch.set_num_threads(threads)
+        runners["torch"] = torch_epoch(x, y.astype(np.int64), batch)
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    with threadpool_limits(threads, user_api="blas"):
+        for _ in range(repeats):
+            for name, run in runners.items():
+                times[name].append(_timed(run))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="epochs timed per cell (median)")
+    parser.add_argument("--threads", type=str, default=None, help="comma list (default: 1 and all cores)")
+    parser.add_argument("--batches", type=str, default="64,256")
+    parser.add_argument("--plot", metavar="PNG", help="also write a bar chart")
+    args = parser.parse_args(argv)
+    cores = os.cpu_count() or 1
+    thread_counts = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, cores})
+    batches = [int(b) for b in args.batches.split(",")]
+    try:
+        import torch  # noqa: F401
+        with_torch = True
+    except ImportError:
+        with_torch = False
+
+    blas = [f"{i['internal_api']} {i.get('version')} ({i.get('architecture')})"
+            for i in threadpool_info() if i["user_api"] == "blas"]
+    print(f"machine: {platform.processor() or platform.machine()}, {cores} cores; pydfn {pydfn.__version__} "
+          f"kernels {pydfn._core.isa()}; NumPy {np.__version__} BLAS {', '.join(blas) or 'none'}"
+          + (f"; torch {torch.__version__}" if with_torch else "; torch not installed"))
+    x, y = synthetic_data()
+    gflop = flops_per_sample() * EPOCH_SAMPLES / 1e9
+    header = (f"{'threads':>7} {'batch':>5} {'impl':>6} {'s/epoch':>8} {'samples/s':>10} {'GFLOP/s':>8} "
+              f"{'% peak':>7} {'vs numpy':>9}" + (f" {'vs torch':>9}" if with_torch else ""))
+    rows = []
+    for threads in thread_counts:
+        peak = sgemm_peak(threads)
+        print(f"\nSGEMM peak with {threads} thread(s): {peak:.0f} GFLOP/s (NumPy 4096x4096 float32 matmul)")
+        print(header)
+        for batch in batches:
+            medians = measure(threads, batch, args.repeats, x, y, with_torch)
+            for name, seconds in medians.items():
+                rate = gflop / seconds
+                line = (f"{threads:>7} {batch:>5} {name:>6} {seconds:>8.3f} {EPOCH_SAMPLES / seconds:>10,.0f} "
+                        f"{rate:>8.1f} {100 * rate / peak:>6.0f}% {medians['numpy'] / seconds:>8.2f}x")
+                if with_torch:
+                    line += f" {medians['torch'] / seconds:>8.2f}x"
+                print(line)
+                rows.append((threads, batch, name, seconds))
+    if args.plot:
+        plot(rows, args.plot)
+    return 0
+
+
+def plot(rows, path: str) -> None:
+    from pydfn.plot import _pyplot
+    plt = _pyplot()
+    labels = sorted({(t, b) for t, b, _, _ in rows})
+    names = sorted({n for _, _, n, _ in rows}, key=["pydfn", "numpy", "torch"].index)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        values = [next(s for t, b, n, s in rows if (t, b) == label and n == name) for label in labels]
+        ax.bar([i + k * width for i in range(len(labels))], values, width, label=name)
+    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(labels))])
+    ax.set_xticklabels([f"{t} thr, batch {b}" for t, b in labels])
+    ax.set_ylabel("seconds per epoch (54,000 samples)")
+    ax.set_title("784-256-128-10 MLP, Adam: one epoch (lower is better)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
