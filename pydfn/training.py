@@ -191,6 +191,8 @@ class _EpochLoop:
         """Where training stood, for messages."""
         if self.epoch < 0:
             return "before the first epoch"
+        if self.done == 0:
+            return f"at the start of epoch {self.epoch + 1}, before its first batch"
         return (f"in epoch {self.epoch + 1}, after batch {self.done} of {self.n_batches} "
                 "(the model keeps the weights after that batch)")
 

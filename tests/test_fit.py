@@ -263,7 +263,7 @@ def test_verbose_1_on_a_terminal_draws_a_bar_on_stderr_and_clears_it(data, capsy
 
 
 CHILD = textwrap.dedent("""
-    import json, os, sys
+    import json, os, sys, time
     import numpy as np
     import pydfn
     from pydfn.callbacks import Callback
@@ -271,7 +271,8 @@ CHILD = textwrap.dedent("""
     class Ready(Callback):
         def on_batches_end(self, epoch, done, stats):
             if epoch == 1 and not os.path.exists(sys.argv[1] + ".ready"):
-                open(sys.argv[1] + ".ready", "w").close()  # the parent now sends SIGINT
+                open(sys.argv[1] + ".ready", "w").close()  # the parent now sends SIGINT,
+                time.sleep(30)  # which lands here, in epoch 2, however fast the machine
 
     rng = np.random.default_rng(0)
     x = rng.random((20000, 784), dtype=np.float32)

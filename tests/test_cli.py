@@ -1,0 +1,363 @@
+"""The pydfn command, in-process on a small fake Fashion-MNIST and in subprocesses on the real one."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pydfn
+from pydfn import cli, datasets
+from pydfn.checkpoint import load
+
+CLASSES = datasets.FASHION_MNIST_CLASSES
+FAST = ["--epochs", "3", "--hidden", "32", "--verbose", "1"]
+
+
+def fake_fashion_mnist(n_train=600, n_test=200, seed=0, random_labels=False):
+    """Images whose class is a bright 7x7 block at one of ten places, on noise."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            r, c = divmod(int(k), 4)
+            images[i, 7 * r:7 * r + 7, 7 * c:7 * c + 7] = 255
+        if random_labels:
+            labels = rng.integers(0, 10, n).astype(np.uint8)
+        return images, labels
+
+    return make(n_train), make(n_test)
+
+
+@pytest.fixture
+def fake_data(monkeypatch, tmp_path):
+    """The CLI sees a fake dataset 'found' in tmp_path/data; returns a setter for other data."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+
+    def use(data):
+        monkeypatch.setattr(datasets, "find_fashion_mnist", lambda path=None, *, download=True: folder)
+        monkeypatch.setattr(datasets, "load_fashion_mnist", lambda path=None, *, download=True: data)
+        return data
+
+    use(fake_fashion_mnist())
+    return use
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # model.npz and friends land here
+    before = pydfn.get_num_threads()
+    yield
+    pydfn.set_num_threads(before)
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_reports_validation_test_per_class_and_time_and_saves(fake_data, capsys):
+    code, out, err = run(capsys, "train", *FAST)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith(f"pydfn {pydfn.__version__} - {pydfn._core.isa()} kernels - ")
+    assert lines[1].endswith(": 540 train, 60 validation (seed 2), 200 test")
+    assert lines[2] == ("MLP([784, 32, 10]) - Adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08) - batch 64 - 3 epochs")
+    epochs = [line for line in lines if line.startswith("Epoch ")]
+    assert len(epochs) == 3 and all(" - val_loss " in line and " - val_accuracy " in line for line in epochs)
+    model = load("model.npz")
+    (_, _), (x_test, y_test) = datasets.load_fashion_mnist()
+    loss, accuracy = model.evaluate(x_test.reshape(-1, 784) / np.float32(255), y_test)
+    assert f"Test: loss {loss:.4f} - accuracy {accuracy:.4f}" in lines
+    assert accuracy > 0.9  # the fake classes are easy
+    table = lines[lines.index("Per-class accuracy:") + 1:][:10]
+    assert [row.split()[0] for row in table] == [name.split()[0] for name in CLASSES]
+    assert re.fullmatch(r"Time per epoch: [\d.]+ s \([\d,]+ samples/s\); 3 epochs in [\d.]+ s", lines[-2])
+    assert lines[-1] == "Saved the model to model.npz"
+    assert model.history.history["val_loss"] == load("model.npz").history.history["val_loss"]
+
+
+def without_times(text):
+    return re.sub(r"[\d.,]+k? ?(s|samples/s)\b", "T", text)
+
+
+def test_the_same_command_twice_prints_the_same_metrics(fake_data, capsys):
+    first = run(capsys, "train", *FAST, "--out", "a.npz")[1]
+    second = run(capsys, "train", *FAST, "--out", "b.npz")[1]
+    assert without_times(first).replace("a.npz", "") == without_times(second).replace("b.npz", "")
+    assert all(np.array_equal(a, b) for a, b in zip(load("a.npz").get_weights(), load("b.npz").get_weights()))
+
+
+def test_flags_reach_the_model_and_the_fit(fake_data, capsys):
+    code, out, _ = run(capsys, "train", "--epochs", "2", "--batch-size", "100", "--lr", "0.01",
+                       "--hidden", "16,8", "--val-fraction", "0.25", "--seed", "5", "--threads", "1",
+                       "--out", "m.npz", "--verbose", "0")
+    assert code == 0 and pydfn.get_num_threads() == 1
+    model = load("m.npz")
+    assert model.layer_sizes == [784, 16, 8, 10] and model.optimizer.lr == 0.01
+    assert model.history.params["samples"] == 450 and model.history.params["batch_size"] == 100
+    assert model._net.get_adam_state()[2] == 2 * 5  # 450 rows in batches of 100, twice
+    assert not any(line.startswith("Epoch") for line in out.splitlines())
+    # seed 5 seeds the split, the weights and the shuffling
+    (x, y), _ = datasets.load_fashion_mnist()
+    x_train, x_val, y_train, y_val = datasets.train_val_split(x, y, 0.25, seed=5)
+    same = pydfn.MLP([784, 16, 8, 10], seed=5)
+    same.fit(x_train, y_train, pydfn.Adam(0.01), epochs=2, batch_size=100, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(same.get_weights(), model.get_weights()))
+
+
+def test_no_validation_and_no_hidden_layer(fake_data, capsys):
+    code, out, _ = run(capsys, "train", "--epochs", "1", "--val-fraction", "0", "--hidden", "")
+    assert code == 0 and ": 600 train, 0 validation" in out and "val_loss" not in out
+    assert load("model.npz").layer_sizes == [784, 10]
+
+
+def test_early_stopping_stops_and_keeps_the_best_epoch(fake_data, capsys):
+    fake_data(fake_fashion_mnist(random_labels=True))  # nothing to learn: val_loss soon turns up
+    code, out, _ = run(capsys, "train", "--epochs", "30", "--lr", "0.01", "--early-stopping", "2", "--out", "es.npz")
+    assert code == 0
+    history = load("es.npz").history
+    best = history.best_epoch()
+    assert len(history) == best + 3 < 30
+    assert "Training stopped: early stopping: val_loss has not improved on " in out
+    assert sum(line.startswith("Epoch ") for line in out.splitlines()) == len(history)
+    model = load("es.npz")
+    (x, y), _ = datasets.load_fashion_mnist()
+    _, x_val, _, y_val = datasets.train_val_split(x, y, 0.1, seed=2)
+    assert model.evaluate(x_val.reshape(-1, 784) / np.float32(255), y_val)[0] == pytest.approx(
+        history.history["val_loss"][best], rel=1e-9)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "-1"], "argument --epochs: must be >= 0, got -1"),
+    (["train", "--epochs", "two"], "argument --epochs: expected an integer, got 'two'"),
+    (["train", "--lr", "0"], "argument --lr: must be > 0, got 0"),
+    (["train", "--lr", "nan"], "argument --lr: must be > 0, got nan"),
+    (["train", "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["train", "--hidden", "256,0"], "argument --hidden: layer sizes must be >= 1, got '256,0'"),
+    (["train", "--hidden", "256;128"], "argument --hidden: expected comma-separated layer sizes"),
+    (["train", "--val-fraction", "1"], r"argument --val-fraction: must be in \[0, 1\), got 1"),
+    (["train", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
+    (["train", "--early-stopping", "0"], "argument --early-stopping: must be >= 1, got 0"),
+    (["train", "--verbose", "3"], r"argument --verbose: invalid choice: 3"),
+    (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["fly"], "invalid choice: 'fly'"),
+    ([], "the following arguments are required"),
+])
+def test_bad_flags_give_one_line_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    assert info.value.code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("pydfn")
+    assert re.search(message, err) and err.rstrip().endswith("--help)")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--early-stopping", "3", "--val-fraction", "0"], "--early-stopping needs validation data"),
+    (["train", "--out", "no/such/dir/m.npz"], "--out: the folder .*no/such/dir does not exist"),
+    (["train", "--batch-size", "1000"], r"batch_size \(1000\) is larger than the number of training samples"),
+])
+def test_bad_combinations_fail_before_training(argv, message, fake_data, capsys):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and "Epoch" not in out
+    assert err.startswith(f"pydfn train: error: ") and re.search(message, err) and len(err.splitlines()) == 1
+
+
+def test_missing_data_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("PYDFN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(datasets, "SYSTEM_DIR", tmp_path / "no-system-package")
+    monkeypatch.setattr(datasets, "FASHION_MNIST_MIRRORS", ["http://127.0.0.1:9/"])  # refused at once
+    code, out, err = run(capsys, "train", "--epochs", "1")
+    assert code == 2 and "Epoch" not in out
+    assert err.startswith("pydfn train: error: Fashion-MNIST not found. Places tried, in order:")
+    assert "apt-get install dataset-fashion-mnist" in err and "Traceback" not in err
+
+
+def test_a_data_folder_without_the_data_is_an_error(tmp_path, capsys):
+    if not datasets.SYSTEM_DIR.is_dir() and not os.environ.get("PYDFN_DATA"):
+        pytest.skip("needs Fashion-MNIST somewhere: apt-get install dataset-fashion-mnist")
+    code, _, err = run(capsys, "train", "--data", str(tmp_path))
+    assert code == 2 and f"pydfn train: error: --data {tmp_path}: no verified Fashion-MNIST files there" in err
+
+
+def test_divergence_exits_1_with_a_hint(fake_data, capsys):
+    code, _, err = run(capsys, "train", "--epochs", "2", "--lr", "1e35")
+    assert code == 1 and "training diverged" in err and err.rstrip().endswith("(try a smaller --lr)")
+
+
+@pytest.fixture
+def saved_model(fake_data, capsys):
+    assert run(capsys, "train", *FAST, "--out", "m.npz")[0] == 0
+    return "m.npz"
+
+
+def test_evaluate_prints_the_test_metrics_train_printed(saved_model, capsys):
+    train_out = run(capsys, "train", *FAST, "--out", "again.npz")[1].splitlines()
+    code, out, err = run(capsys, "evaluate", saved_model)
+    lines = out.splitlines()
+    assert code == 0 and err == ""
+    best = load(saved_model).history.best_epoch() + 1
+    assert lines[0] == "m.npz: MLP([784, 32, 10])" and lines[1] == f"Trained 3 epochs; best val_loss at epoch {best}"
+    start = train_out.index(next(line for line in train_out if line.startswith("Test:")))
+    assert lines[2:] == train_out[start:start + 12]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b"not a zip"), "is not a readable pydfn checkpoint"),
+    (lambda p: pydfn.MLP([20, 10]).save(p), "holds a network of 20 inputs"),
+    (lambda p: pydfn.MLP([784, 3]).save(p), "has 3 outputs; Fashion-MNIST has 10 classes"),
+])
+def test_evaluate_bad_model_files(make, message, fake_data, tmp_path, capsys):
+    make(tmp_path / "bad.npz")
+    code, _, err = run(capsys, "evaluate", "bad.npz")
+    assert code == 2 and err.startswith("pydfn evaluate: error: ") and message in err
+
+
+def test_evaluate_a_missing_file(capsys):
+    code, _, err = run(capsys, "evaluate", "missing.npz")
+    assert code == 2 and "No such file or directory: 'missing.npz'" in err
+
+
+def test_predict_the_test_set(saved_model, capsys):
+    code, out, _ = run(capsys, "predict", saved_model)
+    lines = out.splitlines()
+    model = load(saved_model)
+    _, (x_test, _) = datasets.load_fashion_mnist()
+    proba = model.predict_proba(x_test.reshape(-1, 784) / np.float32(255))
+    assert code == 0 and lines[0] == "index\tclass\tname\tprobability" and len(lines) == 201
+    k = int(proba[7].argmax())
+    assert lines[8] == f"7\t{k}\t{CLASSES[k]}\t{proba[7, k]:.4f}"
+
+
+def test_predict_an_npy_file_into_an_npy_file(saved_model, capsys):
+    _, (x_test, _) = datasets.load_fashion_mnist()
+    np.save("images.npy", x_test[:25])
+    np.save("features.npy", x_test[:25].reshape(25, 784) / np.float32(255))
+    code, out, _ = run(capsys, "predict", saved_model, "--input", "images.npy", "--output", "ids.npy")
+    assert code == 0 and out == "Saved 25 class ids to ids.npy\n"
+    expected = load(saved_model).predict(x_test[:25].reshape(25, 784) / np.float32(255))
+    np.testing.assert_array_equal(np.load("ids.npy"), expected)
+    assert run(capsys, "predict", saved_model, "--input", "features.npy")[1].count("\n") == 26
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.zeros((3, 10, 10), np.uint8), "--input must hold images of 784 pixels"),
+    (np.zeros((3, 784), np.int64), "--input must be a floating-point array"),
+    (np.array([{"a": 1}], dtype=object), "allow_pickle=False"),
+])
+def test_predict_bad_input(array, message, saved_model, capsys):
+    np.save("bad.npy", array)
+    code, _, err = run(capsys, "predict", saved_model, "--input", "bad.npy")
+    assert code == 2 and err.startswith("pydfn predict: error: ") and message in err
+
+
+def test_info(fake_data, tmp_path, capsys):
+    code, out, _ = run(capsys, "info")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith(f"pydfn {pydfn.__version__} (Python ")
+    assert lines[1].startswith(f"CPU kernels: {pydfn._core.isa()}")
+    assert lines[2] == f"Threads: {pydfn.get_num_threads()} (OpenMP {'on' if pydfn._core.has_openmp() else 'off'})"
+    assert lines[3] == f"Fashion-MNIST: {tmp_path / 'data'}"
+
+
+def test_plots_are_saved_as_png(fake_data, capsys):
+    pytest.importorskip("matplotlib", reason='the plots need matplotlib: pip install "pydfn[plot]"')
+    code, out, _ = run(capsys, "train", *FAST, "--plots", "figs")
+    assert code == 0 and out.splitlines()[-1] == "Saved training_curves.png, confusion_matrix.png, samples.png in figs"
+    for name in ("training_curves.png", "confusion_matrix.png", "samples.png"):
+        assert Path("figs", name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plots_without_matplotlib_fail_before_training(fake_data, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, out, err = run(capsys, "train", *FAST, "--plots", "figs")
+    assert code == 2 and "Epoch" not in out and 'pip install "pydfn[plot]"' in err
+
+
+# --- real processes: the console script, python -m pydfn, Ctrl-C, the real data --------------
+
+def pydfn_command():
+    script = Path(sys.executable).parent / "pydfn"
+    assert script.exists(), "pip install . installs the pydfn console script beside python"
+    return [str(script)]
+
+
+@pytest.mark.parametrize("command", [pydfn_command, lambda: [sys.executable, "-m", "pydfn"]])
+def test_the_command_runs_in_a_process_with_no_traceback(command, tmp_path):
+    ok = subprocess.run([*command(), "info"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.startswith("pydfn ")
+    bad = subprocess.run([*command(), "train", "--lr", "-1"], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=60)
+    assert bad.returncode == 2 and bad.stdout == "" and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("pydfn train: error: argument --lr: must be > 0")
+
+
+REAL = pytest.mark.skipif(not (datasets.SYSTEM_DIR.is_dir() or os.environ.get("PYDFN_DATA")),
+                          reason="needs the real Fashion-MNIST: apt-get install dataset-fashion-mnist")
+
+
+@REAL
+@pytest.mark.slow
+def test_ctrl_c_during_train_exits_130_without_a_traceback(tmp_path):
+    child = subprocess.Popen([sys.executable, "-m", "pydfn", "train", "--epochs", "100"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in child.stdout:  # wait until training has begun
+            if line.startswith("Epoch 1/100"):
+                break
+        time.sleep(0.1)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130 and "Traceback" not in err
+    assert err.strip() == "pydfn: interrupted; nothing saved"
+    assert re.search(r"Training stopped: interrupted \(Ctrl-C\) (in|at the start of) epoch \d+", out)
+    assert not (tmp_path / "model.npz").exists()
+
+
+def metric_lines(text):
+    """The lines that hold metrics (all but the timings)."""
+    return [without_times(line) for line in text.splitlines() if not line.startswith("Time per epoch")]
+
+
+@REAL
+@pytest.mark.slow
+def test_the_tutorial_reaches_its_accuracy_and_repeats_exactly(tmp_path):
+    """The acceptance: defaults (20 epochs) give test accuracy >= 0.885, the same twice."""
+    runs = [subprocess.run([sys.executable, "-m", "pydfn", "train", "--out", f"run{i}.npz"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600) for i in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    first, second = (r.stdout.replace(f"run{i}.npz", "") for i, r in enumerate(runs))
+    assert metric_lines(first) == metric_lines(second)
+    accuracy = float(re.search(r"Test: loss [\d.]+ - accuracy ([\d.]+)", first).group(1))
+    assert accuracy >= 0.885
+    history = load(tmp_path / "run0.npz").history
+    assert len(history) == 20 and history.history["val_accuracy"][9] >= 0.87
+
+
+@REAL
+@pytest.mark.slow
+def test_early_stopping_on_the_real_data_restores_the_best_epoch(tmp_path, capsys):
+    code = cli.main(["train", "--epochs", "60", "--early-stopping", "2", "--lr", "3e-3", "--verbose", "0",
+                     "--out", str(tmp_path / "es.npz")])
+    assert code == 0
+    model = load(tmp_path / "es.npz")
+    history = model.history
+    best = history.best_epoch()
+    assert len(history) == best + 3 < 60 and history.stop_reason.startswith("early stopping")
+    (x, y), _ = datasets.load_fashion_mnist()
+    _, x_val, _, y_val = datasets.train_val_split(x, y, 0.1, seed=2)
+    assert model.evaluate(datasets.prepare_images(x_val), y_val)[0] == pytest.approx(
+        history.history["val_loss"][best], rel=1e-9)
