@@ -234,11 +234,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = _load_for_fashion_mnist(args.model)
     _, (x_test, y_test) = datasets.load_fashion_mnist(_find_data(args.data))
     print(f"{args.model}: {model!r}")
-    if model.history is not None and len(model.history):
-        h = model.history
-        best = h.best_epoch()
-        print(f"Trained {_plural(len(h), 'epoch')}" + (f"; best val_loss at epoch {best + 1}" if best is not None else "")
-              + (f" ({h.stop_reason})" if h.stop_reason else ""))
+    history = model.history
+    if history is not None and len(history):
+        best = history.best_epoch()
+        print(f"Trained {_plural(len(history), 'epoch')}"
+              + (f"; best val_loss at epoch {best + 1}" if best is not None else "")
+              + (f" ({history.stop_reason})" if history.stop_reason else ""))
     if model.layer_sizes[-1] != len(datasets.FASHION_MNIST_CLASSES):
         raise ValueError(f"{args.model} has {model.layer_sizes[-1]} outputs; Fashion-MNIST has 10 classes")
     _report_test(model, x_test, y_test)
@@ -268,7 +269,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     print(f"pydfn {_core.__version__} (Python {platform.python_version()}, NumPy {np.__version__})")
-    print(f"CPU kernels: {_core.isa()} (the best this CPU runs; PYDFN_MAX_ISA caps it)")
+    cap = os.environ.get("PYDFN_MAX_ISA")
+    print(f"CPU kernels: {_core.isa()} (this CPU runs up to {_core.hardware_isa()}"
+          + (f"; capped by PYDFN_MAX_ISA={cap})" if cap else ")"))
     print(f"Threads: {_core.get_num_threads()} (OpenMP {'on' if _core.has_openmp() else 'off'})")
     try:
         print(f"Fashion-MNIST: {_find_data(args.data, download=False)}")
