@@ -142,13 +142,13 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Adam, *, epochs: int = 10, batch_
         seed = positive_int(seed, "seed", minimum=0)
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-    model._use(optimizer)  # checks the type; a new optimizer starts with fresh moments
 
     metrics = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if val else []) + ["time"]
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": x.shape[0],
                        "val_samples": val[0].shape[0] if val else 0, "metrics": metrics})
     cbs = CallbackList(callbacks, model, history, verbose)
     cbs.on_train_begin()  # callbacks check their settings here, before any training
+    model._use(optimizer)  # checks its type; a new optimizer starts with fresh moments
     model.history = history
     if seed is not None:
         model._rng = np.random.default_rng(seed)  # saved in checkpoints, so a resumed fit continues it
@@ -168,8 +168,8 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Adam, *, epochs: int = 10, batch_
     except KeyboardInterrupt:
         history.stop_reason = f"interrupted (Ctrl-C) {loop.where()}"
         raise
-    except FloatingPointError as exc:
-        history.stop_reason = f"the loss diverged in epoch {loop.epoch + 1}: {exc}"
+    except FloatingPointError:
+        history.stop_reason = f"the loss diverged {loop.where()}"
         raise
     finally:
         cbs.on_train_end()
@@ -191,14 +191,18 @@ class _EpochLoop:
         """Where training stood, for messages."""
         if self.epoch < 0:
             return "before the first epoch"
-        if self.done == 0:
+        # Count Adam steps, not self.done: Ctrl-C during a C++ call lands after the call
+        # has updated the weights but before its stats have come back.
+        done = self.model._net.get_adam_state()[2] - self.first_step
+        if done == 0:
             return f"at the start of epoch {self.epoch + 1}, before its first batch"
-        return (f"in epoch {self.epoch + 1}, after batch {self.done} of {self.n_batches} "
+        return (f"in epoch {self.epoch + 1}, after batch {done} of {self.n_batches} "
                 "(the model keeps the weights after that batch)")
 
     def run(self, epoch: int, shuffle: bool) -> tuple[float, float, float]:
         """Train one epoch; return its loss, accuracy and seconds."""
         self.epoch, self.done = epoch, 0
+        self.first_step = self.model._net.get_adam_state()[2]
         self.callbacks.on_epoch_begin(epoch)
         order = self.model._epoch_order(self.x.shape[0], shuffle, None)
         parts, start = [], time.perf_counter()

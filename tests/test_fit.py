@@ -177,7 +177,9 @@ def test_divergence_propagates_and_keeps_the_history(data):
     with pytest.raises(FloatingPointError, match="training stopped"):
         model.fit(x, y, opt, epochs=5, callbacks=[explode], verbose=0)
     assert len(model.history) == 1
-    assert "the loss diverged in epoch 2" in model.history.stop_reason
+    # one step at lr 1e30 is applied (its loss was finite), the next loss is not
+    assert model.history.stop_reason == ("the loss diverged in epoch 2, after batch 1 of 10 "
+                                         "(the model keeps the weights after that batch)")
     assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
@@ -211,6 +213,39 @@ def test_keyboard_interrupt_keeps_the_last_completed_call_and_the_history(data, 
     order = reference._epoch_order(len(x), True, None)
     reference._train_on_order(xc, yc, order[:stopper.batches_done * 50], 50, opt)
     assert weights_equal(model, reference)
+
+
+class _NetInterruptedDuringCall:
+    """The C++ network, but Ctrl-C lands during its n-th training call: the call
+    completes (the GIL is released, Python sees the signal when it returns)."""
+
+    def __init__(self, net, n):
+        self._net, self.n, self.batches = net, n, 0
+
+    def __getattr__(self, name):
+        return getattr(self._net, name)
+
+    def train_epoch(self, *args):
+        result = self._net.train_epoch(*args)
+        self.batches += result[0]
+        self.n -= 1
+        if self.n == 0:
+            raise KeyboardInterrupt
+        return result
+
+
+def test_ctrl_c_during_a_cpp_call_keeps_that_call_and_says_so(data, tiny_chunks):
+    x, y = data
+    model, reference = pydfn.MLP(SIZES, seed=6), pydfn.MLP(SIZES, seed=6)
+    model._net = spy = _NetInterruptedDuringCall(model._net, n=5)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, pydfn.Adam(), epochs=2, batch_size=50, verbose=0)
+    assert spy.batches == 5 and len(model.history) == 0
+    assert model.history.stop_reason.startswith("interrupted (Ctrl-C) in epoch 1, after batch 5 of 12")
+    xc, yc = reference._check_xy(x, y)
+    order = reference._epoch_order(len(x), True, None)
+    reference._train_on_order(xc, yc, order[:250], 50, pydfn.Adam())
+    np.testing.assert_array_equal(model._net.get_params(), reference._net.get_params())
 
 
 def test_verbose_1_without_a_terminal_prints_one_line_per_epoch(data, capsys):
