@@ -24,7 +24,7 @@ from .model import MLP
 from .optim import Adam
 from .training import prepare_features
 
-EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -123,9 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pydfn: interrupted; nothing saved", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `pydfn predict m.npz | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush can't fail
+        return EXIT_FAILED
     except FloatingPointError as exc:
         print(f"pydfn {args.command}: training diverged: {exc} (try a smaller --lr)", file=sys.stderr)
-        return EXIT_DIVERGED
+        return EXIT_FAILED
     except (ValueError, TypeError, OSError, ImportError) as exc:  # bad input, missing data or files
         print(f"pydfn {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -305,6 +305,14 @@ def test_the_command_runs_in_a_process_with_no_traceback(command, tmp_path):
     assert bad.stderr.startswith("pydfn train: error: argument --lr: must be > 0")
 
 
+def test_a_closed_pipe_ends_quietly(saved_model, tmp_path):
+    np.save(tmp_path / "many.npy", np.zeros((20000, 784), np.float32))
+    shell = subprocess.run(f"{sys.executable} -m pydfn predict {saved_model} --input many.npy | head -2",
+                           shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert shell.stdout.splitlines() == ["index\tclass\tname\tprobability", shell.stdout.splitlines()[1]]
+    assert shell.stderr == ""
+
+
 REAL = pytest.mark.skipif(not (datasets.SYSTEM_DIR.is_dir() or os.environ.get("PYDFN_DATA")),
                           reason="needs the real Fashion-MNIST: apt-get install dataset-fashion-mnist")
 
