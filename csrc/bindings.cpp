@@ -84,7 +84,7 @@ void run_kernels(const pydfn::Kernels& k, F&& f) {
         f();
         return;
     }
-#pragma omp parallel num_threads(pydfn::get_num_threads())
+#pragma omp parallel num_threads(pydfn::threads_for_region())
     {
         pydfn::FlushDenormals ftz;
         f();

@@ -116,7 +116,7 @@ int64_t MLP::count_correct(const int32_t* y, int B) const {
 
 double MLP::compute_gradients(const float* x, const int32_t* y, int B) {
     reserve(B);
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
         forward(x, B);
@@ -129,7 +129,7 @@ double MLP::compute_gradients(const float* x, const int32_t* y, int B) {
 void MLP::apply_adam(const AdamConfig& config) {
     const AdamStep step = pydfn::adam_step(config, adam_step_ + 1);
     adam_step_++;
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
         kernels_.adam_update(params(), adam_m(), adam_v(), grads(), num_params_, step);
@@ -148,7 +148,7 @@ int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order,
     AdamStep step{};
     // One parallel region for the whole epoch: the threads meet at the
     // worksharing loops' barriers, never fork or join per batch.
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
         for (int64_t b = 0; b < num_batches; b++) {
@@ -181,7 +181,7 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], classes = sizes_.back();
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
         for (int64_t start = 0; start < n; start += batch_size) {
@@ -204,7 +204,7 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, const int
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0];
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
         for (int64_t start = 0; start < n; start += batch_size) {
