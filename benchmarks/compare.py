@@ -6,7 +6,11 @@ sizes 64 and 256, and prints the median of the repeats with GFLOP/s, the share
 of this machine's SGEMM peak (NumPy 4096x4096 matmul, same threads) and the
 ratios. NumPy's BLAS thread count is set with threadpoolctl.
 
-    python benchmarks/compare.py [--repeats 5] [--plot compare.png]
+    python benchmarks/compare.py [--repeats 5] [--plot compare.png] [--memory]
+
+--memory also reports each implementation's peak memory over one epoch (Linux:
+the peak RSS during the epoch minus the RSS before it, data and model loaded),
+each measured in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -93,12 +98,40 @@ def measure(threads: int, batch: int, repeats: int, x, y, with_torch: bool) -> d
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+MEMORY_CHILD = """
+import sys
+sys.path.insert(0, {here!r})
+import compare
+from workload import synthetic_data
+
+def status_kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+
+x, y = synthetic_data()
+epoch = compare.{runner}(x, y, 64)
+before = status_kib("VmRSS:")
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+epoch()
+print(status_kib("VmHWM:") - before)
+"""
+
+
+def peak_memory_mib(runner: str) -> float:
+    """Extra peak RSS (MiB) of one epoch of ``runner``, in a fresh interpreter."""
+    code = MEMORY_CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), runner=runner)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="epochs timed per cell (median)")
     parser.add_argument("--threads", type=str, default=None, help="comma list (default: 1 and all cores)")
     parser.add_argument("--batches", type=str, default="64,256")
     parser.add_argument("--plot", metavar="PNG", help="also write a bar chart")
+    parser.add_argument("--memory", action="store_true", help="also compare peak memory of one epoch")
     args = parser.parse_args(argv)
     cores = os.cpu_count() or 1
     thread_counts = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, cores})
@@ -133,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                     line += f" {medians['torch'] / seconds:>8.2f}x"
                 print(line)
                 rows.append((threads, batch, name, seconds))
+    if args.memory:
+        print("\npeak memory of one epoch at batch 64, beyond the data (fresh interpreter each):")
+        for name in ["pydfn", "numpy"] + (["torch"] if with_torch else []):
+            print(f"  {name:>6}: {peak_memory_mib(name + '_epoch'):7.1f} MiB")
     if args.plot:
         plot(rows, args.plot)
     return 0

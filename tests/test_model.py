@@ -224,3 +224,16 @@ def test_threads_setting(threads):
     assert pydfn.get_num_threads() == 1
     with pytest.raises(ValueError, match="num_threads must be >= 1"):
         pydfn.set_num_threads(0)
+
+
+def test_epoch_with_fused_adam_equals_train_steps_bit_for_bit(rng):
+    # train_epoch applies Adam inside the backward pass; train_step computes the
+    # gradients, then updates: the same arithmetic, so the same bits.
+    x, y = data(rng, 5 * 16 + 7)
+    epoch, steps = pydfn.MLP(SIZES, seed=3), pydfn.MLP(SIZES, seed=3)
+    adam_e, adam_s = pydfn.Adam(), pydfn.Adam()
+    for _ in range(2):
+        epoch.train_epoch(x, y, adam_e, batch_size=16, shuffle=False)
+        for start in range(0, len(x), 16):
+            steps.train_step(x[start:start + 16], y[start:start + 16], adam_s)
+    assert all(np.array_equal(p, q) for p, q in zip(epoch.get_weights(), steps.get_weights()))

@@ -17,4 +17,11 @@ void dense_forward(const Kernels& kernels, float* y, const float* x, const float
 void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, const float* dy,
                     const float* x, const float* W, bool mask_relu, int B, int in, int out);
 
+// The same backward pass with Adam fused in: W (in,out) and b (out) take one Adam
+// step with dW and db as gradients while those are still in registers; they
+// are never stored. Gives the same bits as dense_backward then an Adam update.
+void dense_backward_adam(const Kernels& kernels, float* dx, float* W, float* b,
+                         const AdamTarget& adam_W, const AdamTarget& adam_b, const float* dy,
+                         const float* x, bool mask_relu, int B, int in, int out);
+
 }  // namespace pydfn

@@ -69,18 +69,27 @@ void MLP::forward(const float* x, int B) {
     }
 }
 
-void MLP::backward(const float* x, const int32_t* y, int B) {
-    const int classes = sizes_.back();
+void MLP::loss_forward(const int32_t* y, int B) {
     softmax_xent_forward(losses_.data(), probs_.data(), layer_output(num_layers() - 1), y, B,
-                         classes);
+                         sizes_.back());
+}
+
+void MLP::backward(const float* x, const int32_t* y, int B, const AdamStep* adam) {
     float* dy = dbuf_a_.data();
     float* dx = dbuf_b_.data();
-    softmax_xent_backward(dy, probs_.data(), y, 1.0f / float(B), B, classes);
+    softmax_xent_backward(dy, probs_.data(), y, 1.0f / float(B), B, sizes_.back());
     for (int l = num_layers() - 1; l >= 0; l--) {
         const float* input = l == 0 ? x : layer_output(l - 1);
-        dense_backward(kernels_, l > 0 ? dx : nullptr, grads() + weight_offset(l),
-                       grads() + bias_offset(l), dy, input, params() + weight_offset(l),
-                       /*mask_relu=*/l > 0, B, sizes_[l], sizes_[l + 1]);
+        float* dx_or_null = l > 0 ? dx : nullptr;
+        const int64_t w = weight_offset(l), b = bias_offset(l);
+        if (adam)
+            dense_backward_adam(kernels_, dx_or_null, params() + w, params() + b,
+                                {adam_m() + w, adam_v() + w, *adam},
+                                {adam_m() + b, adam_v() + b, *adam}, dy, input,
+                                /*mask_relu=*/l > 0, B, sizes_[l], sizes_[l + 1]);
+        else
+            dense_backward(kernels_, dx_or_null, grads() + w, grads() + b, dy, input,
+                           params() + w, /*mask_relu=*/l > 0, B, sizes_[l], sizes_[l + 1]);
         std::swap(dy, dx);
     }
 }
@@ -107,11 +116,12 @@ int64_t MLP::count_correct(const int32_t* y, int B) const {
 
 double MLP::compute_gradients(const float* x, const int32_t* y, int B) {
     reserve(B);
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
         forward(x, B);
-        backward(x, y, B);
+        loss_forward(y, B);
+        backward(x, y, B, nullptr);
     }
     return sum_in_order(losses_.data(), B) / B;
 }
@@ -119,7 +129,7 @@ double MLP::compute_gradients(const float* x, const int32_t* y, int B) {
 void MLP::apply_adam(const AdamConfig& config) {
     const AdamStep step = pydfn::adam_step(config, adam_step_ + 1);
     adam_step_++;
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
         kernels_.adam_update(params(), adam_m(), adam_v(), grads(), num_params_, step);
@@ -138,7 +148,7 @@ int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order,
     AdamStep step{};
     // One parallel region for the whole epoch: the threads meet at the
     // worksharing loops' barriers, never fork or join per batch.
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
         for (int64_t b = 0; b < num_batches; b++) {
@@ -146,7 +156,7 @@ int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order,
             const int B = int(std::min<int64_t>(batch_size, n - start));
             gather(X, y, order + start, B);
             forward(x_batch_.data(), B);
-            backward(x_batch_.data(), y_batch_.data(), B);
+            loss_forward(y_batch_.data(), B);
 #pragma omp single
             {
                 const double loss = sum_in_order(losses_.data(), B) / B;
@@ -160,7 +170,7 @@ int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order,
                 }
             }  // the barrier here publishes step and diverged to every thread
             if (diverged) break;
-            kernels_.adam_update(params(), adam_m(), adam_v(), grads(), num_params_, step);
+            backward(x_batch_.data(), y_batch_.data(), B, &step);
         }
     }
     return applied;
@@ -171,7 +181,7 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], classes = sizes_.back();
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
         for (int64_t start = 0; start < n; start += batch_size) {
@@ -194,14 +204,13 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, const int
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0];
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             forward(X + start * in, B);
-            softmax_xent_forward(losses_.data(), probs_.data(), layer_output(num_layers() - 1),
-                                 y + start, B, sizes_.back());
+            loss_forward(y + start, B);
 #pragma omp single
             {
                 *loss_sum += sum_in_order(losses_.data(), B);

@@ -55,7 +55,10 @@ class MLP {
     void reserve(int B);
     // The pieces of a step; each must be entered by every thread of a parallel region.
     void forward(const float* x, int B);
-    void backward(const float* x, const int32_t* y, int B);
+    void loss_forward(const int32_t* y, int B);  // per-row losses and probabilities
+    // Gradients into grads(), or, given an Adam step, applied to the
+    // parameters as soon as each is computed (never stored).
+    void backward(const float* x, const int32_t* y, int B, const AdamStep* adam);
     void gather(const float* X, const int32_t* y, const int64_t* rows, int B);
     int64_t count_correct(const int32_t* y, int B) const;
     const float* layer_output(int layer) const { return acts_.data() + act_offsets_[layer] * capacity_; }

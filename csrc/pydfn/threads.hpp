@@ -12,6 +12,12 @@ bool has_openmp();
 int get_num_threads();
 void set_num_threads(int n);  // n >= 1
 
+// The thread count for a parallel region about to start. In a child forked
+// after the parent's OpenMP threads started it is 1: GNU OpenMP's pool does not
+// survive fork() and a parallel region there would hang. One thread gives the
+// same results (they never depend on the thread count).
+int threads_for_region();
+
 // Flushes denormal results and inputs to zero in this thread while it lives.
 // Adam's moments of parameters with vanishing gradients decay into denormals,
 // which cost ~100 cycles an operation on x86; flushing them changes nothing

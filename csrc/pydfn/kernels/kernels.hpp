@@ -20,6 +20,14 @@
 
 namespace pydfn {
 
+// Where Adam applies a gradient a kernel has just computed, instead of storing
+// it, while it is still in registers: m and v are laid out like the parameters.
+struct AdamTarget {
+    float* m;
+    float* v;
+    AdamStep step;
+};
+
 struct Kernels {
     const char* isa;
     // C(M,N) = A(M,K)·B(K,N) + bias(N) (bias may be null), ReLU applied if relu.
@@ -28,8 +36,13 @@ struct Kernels {
     // C(M,N) = A(M,K)·B(N,K)ᵀ, and C = 0 where mask(M,N) <= 0 (mask may be null).
     void (*sgemm_nt_mask)(float* C, const float* A, const float* B, const float* mask, int M,
                           int N, int K);
-    // C(M,N) = A(K,M)ᵀ·B(K,N).
-    void (*sgemm_tn)(float* C, const float* A, const float* B, int M, int N, int K);
+    // C(M,N) = A(K,M)ᵀ·B(K,N); with adam, C holds parameters that take one Adam
+    // step with that product as their gradient.
+    void (*sgemm_tn)(float* C, const float* A, const float* B, int M, int N, int K,
+                     const AdamTarget* adam);
+    // db(N) = Σ_rows dy(B,N), in row order; with adam, db holds parameters that
+    // take one Adam step with that sum as their gradient.
+    void (*column_sums)(float* db, const float* dy, int B, int N, const AdamTarget* adam);
     // One Adam step (see adam.hpp) over n parameters.
     void (*adam_update)(float* params, float* m, float* v, const float* grads, int64_t n,
                         const AdamStep& step);

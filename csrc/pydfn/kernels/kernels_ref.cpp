@@ -1,5 +1,7 @@
 // Naive reference kernels: plain loops, never optimised, in double.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "pydfn/kernels/kernels.hpp"
 
@@ -26,15 +28,6 @@ void ref_nt(float* C, const float* A, const float* B, const float* mask, int M, 
         }
 }
 
-void ref_tn(float* C, const float* A, const float* B, int M, int N, int K) {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            double s = 0;
-            for (int k = 0; k < K; k++) s += double(A[k * M + i]) * B[k * N + j];
-            C[i * N + j] = float(s);
-        }
-}
-
 void ref_adam(float* params, float* m, float* v, const float* grads, int64_t n,
               const AdamStep& s) {
     for (int64_t i = 0; i < n; i++) {
@@ -46,10 +39,40 @@ void ref_adam(float* params, float* m, float* v, const float* grads, int64_t n,
     }
 }
 
+// The gradient g(n), then stored or applied by Adam to C.
+void store_or_adam(float* C, const std::vector<float>& g, const AdamTarget* adam) {
+    if (adam)
+        ref_adam(C, adam->m, adam->v, g.data(), int64_t(g.size()), adam->step);
+    else
+        std::copy(g.begin(), g.end(), C);
+}
+
+void ref_tn(float* C, const float* A, const float* B, int M, int N, int K,
+            const AdamTarget* adam) {
+    std::vector<float> g(size_t(M) * N);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) s += double(A[k * M + i]) * B[k * N + j];
+            g[size_t(i) * N + j] = float(s);
+        }
+    store_or_adam(C, g, adam);
+}
+
+void ref_column_sums(float* db, const float* dy, int B, int N, const AdamTarget* adam) {
+    std::vector<float> g(N);
+    for (int j = 0; j < N; j++) {
+        double s = 0;
+        for (int i = 0; i < B; i++) s += dy[i * N + j];
+        g[j] = float(s);
+    }
+    store_or_adam(db, g, adam);
+}
+
 }  // namespace
 
 const Kernels& kernels_ref() {
-    static const Kernels kernels{"reference", ref_nn, ref_nt, ref_tn, ref_adam};
+    static const Kernels kernels{"reference", ref_nn, ref_nt, ref_tn, ref_column_sums, ref_adam};
     return kernels;
 }
 

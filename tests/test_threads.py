@@ -1,0 +1,66 @@
+"""Threads: the count, fork safety and oversubscription never change results or hang."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+import pydfn
+
+
+def run_python(code, timeout=120, **env):
+    """Run code in a fresh interpreter outside the repository (so it imports the installed pydfn)."""
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **env), capture_output=True,
+                         text=True, timeout=timeout, cwd=tempfile.gettempdir())
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+TRAIN = """
+import numpy as np, pydfn
+x = np.random.default_rng(0).random((600, 50), dtype=np.float32)
+y = np.random.default_rng(1).integers(0, 10, 600)
+def train():
+    model = pydfn.MLP([50, 40, 10], seed=1)
+    model.train_epoch(x, y, pydfn.Adam(), batch_size=32, seed=2)
+    return np.concatenate([w.ravel() for w in model.get_weights()])
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_trains_instead_of_hanging():
+    # GNU OpenMP's thread pool does not survive fork(): a child forked after the
+    # parent trained runs single-threaded, with the same results.
+    out = run_python(TRAIN + """
+import os
+parent = train()
+pid = os.fork()
+if pid == 0:
+    same = np.array_equal(train(), parent)
+    os._exit(0 if same and pydfn.get_num_threads() == 1 else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), pydfn.get_num_threads())
+""", timeout=60)
+    child_code, parent_threads = out.split()
+    assert child_code == "0" and int(parent_threads) >= 1
+
+
+def test_omp_num_threads_is_respected_and_set_num_threads_overrides_it():
+    out = run_python("import pydfn; a = pydfn.get_num_threads(); pydfn.set_num_threads(3); "
+                     "print(a, pydfn.get_num_threads())", OMP_NUM_THREADS="1")
+    assert out.split() == ["1", "3"] or not pydfn._core.has_openmp()
+
+
+def test_more_threads_than_cores_gives_the_same_weights(threads):
+    x = np.random.default_rng(0).random((300, 30), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 5, 300)
+    results = []
+    for n in (1, 8):
+        pydfn.set_num_threads(n)
+        model = pydfn.MLP([30, 20, 5], seed=0)
+        model.train_epoch(x, y, pydfn.Adam(), batch_size=16, seed=0)
+        results.append(model.get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(*results))
