@@ -1,8 +1,11 @@
 """pydfn: fast, reproducible training of deep feedforward networks on the CPU."""
 
-from . import datasets, reference
+from . import callbacks, datasets, metrics, plot, reference
 from ._core import __version__, get_num_threads, set_num_threads
+from .checkpoint import load
 from .model import MLP
 from .optim import Adam
+from .training import History
 
-__all__ = ["MLP", "Adam", "datasets", "reference", "get_num_threads", "set_num_threads", "__version__"]
+__all__ = ["MLP", "Adam", "History", "load", "callbacks", "datasets", "metrics", "plot", "reference",
+           "get_num_threads", "set_num_threads", "__version__"]
