@@ -94,6 +94,9 @@ def measure(threads: int, batch: int, repeats: int, x, y, with_torch: bool) -> d
     with threadpool_limits(threads, user_api="blas"):
         for _ in range(repeats):
             for name, run in runners.items():
+                # Idle BLAS and OpenMP workers spin for a while after their last
+                # call; let them sleep so each epoch pays only for its own threads.
+                time.sleep(0.3)
                 times[name].append(_timed(run))
     return {name: statistics.median(t) for name, t in times.items()}
 

@@ -328,6 +328,15 @@ PYBIND11_MODULE(_core, m) {
                  Network::Use use(n);
                  return n.copy_out(n.net().grads());
              })
+        .def("grads_view",
+             [](py::object self) {
+                 Network& n = self.cast<Network&>();
+                 // A view of the gradient buffer itself (kept alive by the network),
+                 // so an MPI allreduce can average it in place between
+                 // compute_gradients and apply_adam.
+                 return py::array_t<float>(n.net().num_params(), n.net().grads(), self);
+             },
+             "A writable NumPy view of the flat gradient buffer (no copy).")
         .def("get_adam_state",
              [](Network& n) {
                  Network::Use use(n);

@@ -237,3 +237,14 @@ def test_epoch_with_fused_adam_equals_train_steps_bit_for_bit(rng):
         for start in range(0, len(x), 16):
             steps.train_step(x[start:start + 16], y[start:start + 16], adam_s)
     assert all(np.array_equal(p, q) for p, q in zip(epoch.get_weights(), steps.get_weights()))
+
+
+def test_grads_view_is_the_gradient_buffer_and_keeps_it_alive(rng):
+    model = pydfn.MLP(SIZES)
+    view = model._net.grads_view()
+    loss, grads = model.loss_and_gradients(*data(rng, 8))
+    assert np.array_equal(view, np.concatenate([g.ravel() for g in grads]))
+    view *= 0.5  # what an MPI allreduce-average does in place
+    assert np.array_equal(model._net.get_grads(), view)
+    del model
+    assert np.isfinite(view).all()  # the view keeps the network's memory alive
