@@ -12,11 +12,12 @@
 #include <optional>
 #include <tuple>
 
-#include "pydfn/adam.hpp"
+#include "pydfn/optim.hpp"
 #include "pydfn/common.hpp"
 #include "pydfn/dense.hpp"
 #include "pydfn/kernels/kernels.hpp"
 #include "pydfn/mlp.hpp"
+#include "pydfn/regression_loss.hpp"
 #include "pydfn/softmax_xent.hpp"
 #include "pydfn/threads.hpp"
 
@@ -91,18 +92,64 @@ void run_kernels(const pydfn::Kernels& k, F&& f) {
     }
 }
 
-pydfn::AdamConfig adam_config(float lr, float beta1, float beta2, float eps) {
+pydfn::OptConfig opt_config(const std::string& kind, float lr, float beta1, float beta2, float eps,
+                            float weight_decay, float momentum, bool nesterov) {
+    pydfn::OptConfig c;
+    if (kind == "adam")
+        c.kind = pydfn::OptKind::adam;
+    else if (kind == "adamw")
+        c.kind = pydfn::OptKind::adamw;
+    else if (kind == "sgd")
+        c.kind = pydfn::OptKind::sgd;
+    else if (kind == "rmsprop")
+        c.kind = pydfn::OptKind::rmsprop;
+    else
+        throw std::invalid_argument("unknown optimizer '" + kind + "'");
     check(lr > 0, "lr must be > 0");
     check(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1)");
-    check(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1)");
+    check(beta2 >= 0 && beta2 < 1, "beta2 (RMSProp's alpha) must be in [0, 1)");
     check(eps > 0, "eps must be > 0");
-    return {lr, beta1, beta2, eps};
+    check(weight_decay >= 0, "weight_decay must be >= 0");
+    check(momentum >= 0 && momentum < 1, "momentum must be in [0, 1)");
+    check(!nesterov || momentum > 0, "nesterov needs momentum > 0");
+    c.lr = lr;
+    c.beta1 = beta1;
+    c.beta2 = beta2;
+    c.eps = eps;
+    c.weight_decay = weight_decay;
+    c.momentum = momentum;
+    c.nesterov = nesterov;
+    return c;
+}
+
+pydfn::OptConfig adam_config(float lr, float beta1, float beta2, float eps) {
+    return opt_config("adam", lr, beta1, beta2, eps, 0.0f, 0.0f, false);
+}
+
+// The optimizer arguments every training method takes, in this order.
+#define PYDFN_OPT_ARGS                                                                          \
+    py::arg("kind"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),         \
+        py::arg("weight_decay"), py::arg("momentum"), py::arg("nesterov")
+
+pydfn::Activation activation_named(const std::string& name) {
+    if (name == "relu") return pydfn::Activation::relu;
+    if (name == "tanh") return pydfn::Activation::tanh;
+    if (name == "sigmoid") return pydfn::Activation::sigmoid;
+    throw std::invalid_argument("activation must be 'relu', 'tanh' or 'sigmoid', got '" + name + "'");
+}
+
+pydfn::Loss loss_named(const std::string& name) {
+    if (name == "softmax_xent") return pydfn::Loss::softmax_xent;
+    if (name == "mse") return pydfn::Loss::mse;
+    if (name == "mae") return pydfn::Loss::mae;
+    throw std::invalid_argument("loss must be 'softmax_xent', 'mse' or 'mae', got '" + name + "'");
 }
 
 // A network plus a flag that refuses use from two threads at once.
 class Network {
   public:
-    explicit Network(const std::vector<int>& sizes) : net_(sizes) {}
+    Network(const std::vector<int>& sizes, const std::string& activation, const std::string& loss)
+        : net_(sizes, activation_named(activation), loss_named(loss)) {}
     pydfn::MLP& net() { return net_; }
 
     class Use {
@@ -131,10 +178,24 @@ class Network {
         check_shape(a, name, {net_.num_params()});
         std::memcpy(p, a.data(), sizeof(float) * net_.num_params());
     }
-    void check_batch(const FloatArray& x, const LabelArray& y) {
+    // Checks x (N,in) and y: int32 labels (N) for softmax_xent, float32
+    // targets (N,out) for a regression loss.
+    pydfn::Targets check_batch(const FloatArray& x, const py::array& y) {
         check_shape(x, "x", {-1, in()});
-        check_shape(y, "y", {x.shape(0)});
-        check_labels(y, classes());
+        pydfn::Targets t;
+        check(bool(y.flags() & py::array::c_style), "y must be C-contiguous");
+        if (net_.loss() == pydfn::Loss::softmax_xent) {
+            check(y.dtype().is(py::dtype::of<int32_t>()), "y must hold int32 class labels");
+            check_shape(y, "y", {x.shape(0)});
+            const LabelArray labels = py::reinterpret_borrow<LabelArray>(y);
+            check_labels(labels, classes());
+            t.labels = labels.data();
+        } else {
+            check(y.dtype().is(py::dtype::of<float>()), "y must hold float32 regression targets");
+            check_shape(y, "y", {x.shape(0), classes()});
+            t.values = static_cast<const float*>(y.data());
+        }
+        return t;
     }
 
   private:
@@ -145,7 +206,7 @@ class Network {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-    m.doc() = "pydfn's C++ core: kernels and the network, trained with Adam";
+    m.doc() = "pydfn's C++ core: kernels and the network, and its optimizers";
     m.attr("__version__") = PYDFN_VERSION;
     py::register_exception_translator([](std::exception_ptr p) {
         try {
@@ -219,8 +280,8 @@ PYBIND11_MODULE(_core, m) {
               check_shape(m_, "m", {M, N});
               check_shape(v, "v", {M, N});
               check(t >= 1, "t must be >= 1");
-              const pydfn::AdamTarget adam{m_.mutable_data(), v.mutable_data(),
-                                           pydfn::adam_step(adam_config(lr, beta1, beta2, eps), t)};
+              const pydfn::OptTarget adam{m_.mutable_data(), v.mutable_data(),
+                                         pydfn::opt_step(adam_config(lr, beta1, beta2, eps), t)};
               float* w = W.mutable_data();
               const auto& k = kernels_named(kernels);
               run_kernels(k, [&] { k.sgemm_tn(w, A.data(), B.data(), M, N, K, &adam); });
@@ -253,7 +314,8 @@ PYBIND11_MODULE(_core, m) {
               float *pdW = dW.mutable_data(), *pdb = db.mutable_data();
               const auto& k = kernels_named(kernels);
               run_kernels(k, [&] {
-                  pydfn::dense_backward(k, pdx, pdW, pdb, dy.data(), x.data(), W.data(), mask_relu,
+                  pydfn::dense_backward(k, pdx, pdW, pdb, dy.data(), x.data(), W.data(),
+                                        mask_relu ? pydfn::Activation::relu : pydfn::Activation::none,
                                         B, in, out);
               });
               return std::make_tuple(dx, dW, db);
@@ -298,17 +360,44 @@ PYBIND11_MODULE(_core, m) {
               check_shape(v, "v", {n});
               check_shape(grads, "grads", {n});
               check(t >= 1, "t must be >= 1");
-              const auto step = pydfn::adam_step(adam_config(lr, beta1, beta2, eps), t);
+              const auto step = pydfn::opt_step(adam_config(lr, beta1, beta2, eps), t);
               float *pp = params.mutable_data(), *pm = m_.mutable_data(), *pv = v.mutable_data();
               const auto& k = kernels_named(kernels);
-              run_kernels(k, [&] { k.adam_update(pp, pm, pv, grads.data(), n, step); });
+              run_kernels(k, [&] { k.opt_update(pp, pm, pv, grads.data(), n, step); });
           },
           py::arg("params"), py::arg("m"), py::arg("v"), py::arg("grads"), py::arg("t"),
           py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
           py::arg("kernels") = "best", "One Adam step t, in place on params, m and v.");
 
-    py::class_<Network>(m, "Network", "The network's parameters, Adam state and workspace.")
-        .def(py::init<const std::vector<int>&>(), py::arg("sizes"))
+    m.def("opt_update",
+          [](FloatArray params, FloatArray s1, FloatArray s2, const FloatArray& grads, int64_t t,
+             const std::string& kind, float lr, float beta1, float beta2, float eps,
+             float weight_decay, float momentum, bool nesterov, float l1, float l2,
+             const std::string& kernels) {
+              const py::ssize_t n = params.size();
+              check_shape(params, "params", {n});
+              check_shape(s1, "s1", {n});
+              check_shape(s2, "s2", {n});
+              check_shape(grads, "grads", {n});
+              check(t >= 1, "t must be >= 1");
+              check(l1 >= 0 && l2 >= 0, "l1 and l2 must be >= 0");
+              auto step = pydfn::opt_step(
+                  opt_config(kind, lr, beta1, beta2, eps, weight_decay, momentum, nesterov), t);
+              step.l1 = l1;
+              step.l2 = l2;
+              float *pp = params.mutable_data(), *p1 = s1.mutable_data(), *p2 = s2.mutable_data();
+              const auto& k = kernels_named(kernels);
+              run_kernels(k, [&] { k.opt_update(pp, p1, p2, grads.data(), n, step); });
+          },
+          py::arg("params"), py::arg("s1"), py::arg("s2"), py::arg("grads"), py::arg("t"),
+          PYDFN_OPT_ARGS, py::arg("l1") = 0.0f, py::arg("l2") = 0.0f, py::arg("kernels") = "best",
+          "One optimizer step t, in place on params, s1 and s2, with the penalty's gradient "
+          "l1·sign(params) + 2·l2·params added to grads.");
+
+    py::class_<Network>(m, "Network",
+                        "The network's parameters, optimizer state, penalties and workspace.")
+        .def(py::init<const std::vector<int>&, const std::string&, const std::string&>(),
+             py::arg("sizes"), py::arg("activation") = "relu", py::arg("loss") = "softmax_xent")
         .def_property_readonly("sizes", [](Network& n) { return n.net().sizes(); })
         .def_property_readonly("num_params", [](Network& n) { return n.net().num_params(); })
         .def("weight_offset", [](Network& n, int l) { return n.net().weight_offset(l); })
@@ -333,56 +422,77 @@ PYBIND11_MODULE(_core, m) {
                  Network& n = self.cast<Network&>();
                  // A view of the gradient buffer itself (kept alive by the network),
                  // so an MPI allreduce can average it in place between
-                 // compute_gradients and apply_adam.
+                 // compute_gradients and apply_update.
                  return py::array_t<float>(n.net().num_params(), n.net().grads(), self);
              },
              "A writable NumPy view of the flat gradient buffer (no copy).")
-        .def("get_adam_state",
+        .def("get_optimizer_state",
              [](Network& n) {
                  Network::Use use(n);
-                 return std::make_tuple(n.copy_out(n.net().adam_m()), n.copy_out(n.net().adam_v()),
-                                        n.net().adam_step());
-             })
-        .def("set_adam_state",
-             [](Network& n, const FloatArray& m_, const FloatArray& v, int64_t t) {
+                 return std::make_tuple(n.copy_out(n.net().opt_s1()), n.copy_out(n.net().opt_s2()),
+                                        n.net().opt_step_count());
+             },
+             "(s1, s2, t): the optimizer's two state buffers (Adam's m and v; SGD's and "
+             "RMSProp's momentum buffer in s1, RMSProp's square average in s2) and step count.")
+        .def("set_optimizer_state",
+             [](Network& n, const FloatArray& s1, const FloatArray& s2, int64_t t) {
                  Network::Use use(n);
-                 n.copy_in(n.net().adam_m(), m_, "m");
-                 n.copy_in(n.net().adam_v(), v, "v");
-                 n.net().set_adam_step(t);
-             })
-        .def("reset_adam",
+                 n.copy_in(n.net().opt_s1(), s1, "s1");
+                 n.copy_in(n.net().opt_s2(), s2, "s2");
+                 n.net().set_opt_step_count(t);
+             },
+             py::arg("s1"), py::arg("s2"), py::arg("t"))
+        .def("reset_optimizer",
              [](Network& n) {
                  Network::Use use(n);
-                 n.net().reset_adam();
+                 n.net().reset_optimizer();
              })
+        .def("set_penalty",
+             [](Network& n, float l1, float l2) {
+                 Network::Use use(n);
+                 n.net().set_penalty(l1, l2);
+             },
+             py::arg("l1"), py::arg("l2"), "Weight penalties: cost = mean loss + l1·Σ|W| + l2·ΣW².")
+        .def("penalty",
+             [](Network& n) {
+                 Network::Use use(n);
+                 py::gil_scoped_release release;
+                 return n.net().penalty();
+             },
+             "l1·Σ|W| + l2·ΣW² of the current weights.")
         .def("compute_gradients",
-             [](Network& n, const FloatArray& x, const LabelArray& y) {
-                 n.check_batch(x, y);
+             [](Network& n, const FloatArray& x, const py::array& y) {
+                 const pydfn::Targets t = n.check_batch(x, y);
                  check(x.shape(0) >= 1, "x must have at least one row");
                  Network::Use use(n);
                  py::gil_scoped_release release;
-                 return n.net().compute_gradients(x.data(), y.data(), int(x.shape(0)));
+                 return n.net().compute_gradients(x.data(), t, int(x.shape(0)));
              },
-             py::arg("x"), py::arg("y"), "Gradients of the mean loss into the grads; returns it.")
-        .def("apply_adam",
-             [](Network& n, float lr, float beta1, float beta2, float eps) {
-                 const auto config = adam_config(lr, beta1, beta2, eps);
+             py::arg("x"), py::arg("y"),
+             "Gradients of the cost (mean loss + penalty) into the grads; returns the cost.")
+        .def("apply_update",
+             [](Network& n, const std::string& kind, float lr, float beta1, float beta2, float eps,
+                float weight_decay, float momentum, bool nesterov) {
+                 const auto config =
+                     opt_config(kind, lr, beta1, beta2, eps, weight_decay, momentum, nesterov);
                  Network::Use use(n);
                  py::gil_scoped_release release;
-                 n.net().apply_adam(config);
+                 n.net().apply_update(config);
              },
-             py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"))
+             PYDFN_OPT_ARGS, "One optimizer step from the grads.")
         .def("train_epoch",
-             [](Network& n, const FloatArray& X, const LabelArray& y, const IndexArray& order,
-                int batch_size, float lr, float beta1, float beta2, float eps) {
-                 n.check_batch(X, y);
+             [](Network& n, const FloatArray& X, const py::array& y, const IndexArray& order,
+                int batch_size, const std::string& kind, float lr, float beta1, float beta2,
+                float eps, float weight_decay, float momentum, bool nesterov) {
+                 const pydfn::Targets t = n.check_batch(X, y);
                  check_shape(order, "order", {-1});
                  check(batch_size >= 1, "batch_size must be >= 1");
                  const int64_t rows = X.shape(0), count = order.size();
                  const int64_t* o = order.data();
                  check(std::all_of(o, o + count, [&](int64_t r) { return r >= 0 && r < rows; }),
                        "order must index rows of x");
-                 const auto config = adam_config(lr, beta1, beta2, eps);
+                 const auto config =
+                     opt_config(kind, lr, beta1, beta2, eps, weight_decay, momentum, nesterov);
                  const int64_t num_batches = (count + batch_size - 1) / batch_size;
                  py::array_t<float> batch_loss(num_batches);
                  py::array_t<int64_t> batch_correct(num_batches);
@@ -392,15 +502,13 @@ PYBIND11_MODULE(_core, m) {
                  int64_t applied;
                  {
                      py::gil_scoped_release release;
-                     applied = n.net().train_epoch(X.data(), y.data(), o, count, batch_size,
-                                                   config, pl, pc);
+                     applied = n.net().train_epoch(X.data(), t, o, count, batch_size, config, pl, pc);
                  }
                  return std::make_tuple(applied, batch_loss, batch_correct);
              },
-             py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"), py::arg("lr"),
-             py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+             py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"), PYDFN_OPT_ARGS,
              "Trains on rows order of x in minibatches; returns (batches applied, per-batch "
-             "mean loss, per-batch correct count).")
+             "cost, per-batch correct count).")
         .def("predict_logits",
              [](Network& n, const FloatArray& X, int batch_size) {
                  check_shape(X, "x", {-1, n.in()});
@@ -414,18 +522,17 @@ PYBIND11_MODULE(_core, m) {
              },
              py::arg("x"), py::arg("batch_size"))
         .def("evaluate",
-             [](Network& n, const FloatArray& X, const LabelArray& y, int batch_size) {
-                 n.check_batch(X, y);
+             [](Network& n, const FloatArray& X, const py::array& y, int batch_size) {
+                 const pydfn::Targets t = n.check_batch(X, y);
                  double loss_sum;
                  int64_t correct;
                  Network::Use use(n);
                  {
                      py::gil_scoped_release release;
-                     n.net().evaluate(&loss_sum, &correct, X.data(), y.data(), X.shape(0),
-                                      batch_size);
+                     n.net().evaluate(&loss_sum, &correct, X.data(), t, X.shape(0), batch_size);
                  }
                  return std::make_tuple(loss_sum, correct);
              },
              py::arg("x"), py::arg("y"), py::arg("batch_size"),
-             "(sum of the losses, number of correct predictions).");
+             "(sum of the rows' losses without penalty, number of correct predictions).");
 }

@@ -55,3 +55,23 @@ def positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def as_targets(y: Any, n_outputs: int, n_samples: int, *, name: str = "y") -> np.ndarray:
+    """Return regression targets ``y`` as a C-contiguous float32 array of shape (n_samples, n_outputs).
+
+    A 1-D ``y`` is accepted when there is one output.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind not in "fiu" or y.dtype == np.bool_:
+        raise TypeError(f"{name} must hold numeric regression targets, got dtype {y.dtype}")
+    if y.ndim == 1 and n_outputs == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[1] != n_outputs:
+        raise ValueError(f"{name} must have shape (n_samples, {n_outputs}), got {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} rows but x has {n_samples} rows")
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    if not all_finite(y):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return y

@@ -1,7 +1,8 @@
 """Checkpoints: a model in one ``.npz`` file, written atomically, read without pickle.
 
 A checkpoint holds everything a fit needs to continue exactly where it was: the
-architecture, the weights, the Adam moments, step count and hyper-parameters, the
+architecture (sizes, activation, loss, penalties), the weights, the optimizer's kind,
+hyper-parameters, state buffers and step count, the
 state of the generator that shuffles the epochs, and the last fit's history.
 Training a loaded model with ``model.optimizer`` then gives bit for bit the weights
 an uninterrupted run would have.
@@ -20,14 +21,14 @@ import numpy as np
 
 from . import _core
 from . import model as _model  # a cycle: model.py calls save(); resolved at call time
-from .optim import Adam
+from .optim import Adam, from_config
 from .training import History
 
 if TYPE_CHECKING:
     from .model import MLP
 
 FORMAT = "pydfn-checkpoint"
-VERSION = 1
+VERSION = 2  # 2 added the model's options and the optimizer's kind; 1 (Adam only) is still read
 
 
 def save(model: MLP, path: str | os.PathLike) -> None:
@@ -37,16 +38,19 @@ def save(model: MLP, path: str | os.PathLike) -> None:
     disk, then renamed over ``path``: a crash mid-save leaves the previous file whole.
     """
     path = os.fspath(path)
-    m, v, step = model._net.get_adam_state()
+    s1, s2, step = model._net.get_optimizer_state()
+    opt = model._optimizer
     history = getattr(model, "history", None)
     arrays = {
         "format": np.array(FORMAT), "version": np.array(VERSION), "pydfn_version": np.array(_core.__version__),
         "layer_sizes": np.array(model.layer_sizes, dtype=np.int64),
+        "options": np.array(json.dumps({"activation": model.activation, "loss": model.loss,
+                                        "l1": model.l1, "l2": model.l2})),
         "params": model._net.get_params(),
-        "adam_m": m, "adam_v": v, "adam_step": np.array(step, dtype=np.int64),
+        # the optimizer's state buffers s1, s2 (Adam's m and v) keep their version-1 names
+        "adam_m": s1, "adam_v": s2, "adam_step": np.array(step, dtype=np.int64),
         # empty when the model was never trained: loading then sets no optimizer
-        "adam_hyperparameters": np.array(model._optimizer.hyperparameters() if model._optimizer else [],
-                                         dtype=np.float64),
+        "optimizer": np.array(json.dumps({"kind": opt.kind, "config": opt.get_config()}) if opt else ""),
         "rng_state": np.array(json.dumps(model._rng.bit_generator.state)),  # 128-bit ints: JSON keeps them
         "history": np.array(json.dumps(_history_to_dict(history)) if history is not None else ""),
     }
@@ -99,13 +103,15 @@ def load(path: str | os.PathLike) -> MLP:
 def _restore(arrays: dict[str, np.ndarray]) -> MLP:
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
         raise ValueError(f"an .npz file without pydfn's format tag (it holds {sorted(arrays)})")
-    if int(arrays["version"]) != VERSION:
-        raise ValueError(f"format version {int(arrays['version'])} (from pydfn {arrays['pydfn_version']}); "
-                         f"this pydfn reads version {VERSION}")
+    version = int(arrays["version"])
+    if version not in (1, VERSION):
+        raise ValueError(f"format version {version} (from pydfn {arrays['pydfn_version']}); "
+                         f"this pydfn reads versions 1 and {VERSION}")
     sizes = arrays["layer_sizes"]
     if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
         raise ValueError(f"layer_sizes must be a 1-D integer array, got {sizes.dtype} of shape {sizes.shape}")
-    model = _model.MLP([int(s) for s in sizes])
+    options = json.loads(str(arrays["options"])) if version >= 2 else {}
+    model = _model.MLP([int(s) for s in sizes], **options)
     n = model._net.num_params
     for key in ("params", "adam_m", "adam_v"):
         a = arrays[key]
@@ -118,10 +124,14 @@ def _restore(arrays: dict[str, np.ndarray]) -> MLP:
     if step < 0:
         raise ValueError(f"adam_step must be >= 0, got {step}")
     model._net.set_params(arrays["params"])
-    model._net.set_adam_state(arrays["adam_m"], arrays["adam_v"], step)
-    hyper = arrays["adam_hyperparameters"]
-    if hyper.size:
-        model._optimizer = Adam(*(float(h) for h in hyper))  # the state above belongs to it
+    model._net.set_optimizer_state(arrays["adam_m"], arrays["adam_v"], step)
+    # the state above belongs to this optimizer
+    if version == 1:
+        hyper = arrays["adam_hyperparameters"]
+        model._optimizer = Adam(*(float(h) for h in hyper)) if hyper.size else None
+    else:
+        text = str(arrays["optimizer"])
+        model._optimizer = from_config(**json.loads(text)) if text else None
     model._rng.bit_generator.state = json.loads(str(arrays["rng_state"]))
     text = str(arrays["history"])
     model.history = _history_from_dict(json.loads(text)) if text else None

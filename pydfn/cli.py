@@ -21,7 +21,7 @@ from . import _core, datasets, metrics
 from .callbacks import EarlyStopping
 from .checkpoint import load
 from .model import MLP
-from .optim import Adam
+from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
 from .training import prepare_features
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -75,7 +75,18 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Train an MLP on Fashion-MNIST and report validation and test metrics.")
     train.add_argument("--epochs", type=_number(int, 0), default=20, help="default 20")
     train.add_argument("--batch-size", type=_number(int, 1), default=64, help="default 64")
-    train.add_argument("--lr", type=_number(float, 0.0, inclusive=False), default=1e-3, help="Adam's, default 1e-3")
+    train.add_argument("--lr", type=_number(float, 0.0, inclusive=False),
+                       help="learning rate, default 1e-3 (0.01 for rmsprop and sgd)")
+    train.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop"), default="adam",
+                       help="default adam")
+    train.add_argument("--momentum", type=_fraction, default=0.0, help="sgd's and rmsprop's, default 0")
+    train.add_argument("--nesterov", action="store_true", help="sgd with Nesterov momentum")
+    train.add_argument("--weight-decay", type=_number(float, 0.0), default=0.01,
+                       help="adamw's decoupled weight decay, default 0.01")
+    train.add_argument("--activation", choices=("relu", "tanh", "sigmoid"), default="relu",
+                       help="hidden activation, default relu")
+    train.add_argument("--l1", type=_number(float, 0.0), default=0.0, help="l1 penalty on the weights, default 0")
+    train.add_argument("--l2", type=_number(float, 0.0), default=0.0, help="l2 penalty on the weights, default 0")
     train.add_argument("--hidden", type=_hidden, default=[256, 128], help="hidden layer sizes, default 256,128")
     train.add_argument("--val-fraction", type=_fraction, default=0.1,
                        help="share of the training set held out for validation, default 0.1 (0: none)")
@@ -137,6 +148,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- the commands ------------------------------------------------------------------
 
 
+def _optimizer(args: argparse.Namespace) -> Optimizer:
+    """The optimizer the flags ask for."""
+    if args.momentum and args.optimizer not in ("sgd", "rmsprop"):
+        raise ValueError(f"--momentum applies to sgd and rmsprop, not {args.optimizer}")
+    if args.nesterov and args.optimizer != "sgd":
+        raise ValueError("--nesterov applies to sgd only")
+    if args.optimizer == "sgd":
+        return SGD(args.lr or 0.01, momentum=args.momentum, nesterov=args.nesterov)
+    if args.optimizer == "rmsprop":
+        return RMSProp(args.lr or 0.01, momentum=args.momentum)
+    if args.optimizer == "adamw":
+        return AdamW(args.lr or 1e-3, weight_decay=args.weight_decay)
+    return Adam(args.lr or 1e-3)
+
+
 def _train(args: argparse.Namespace) -> int:
     if args.early_stopping and not args.val_fraction:
         raise ValueError("--early-stopping needs validation data: give --val-fraction > 0")
@@ -158,8 +184,9 @@ def _train(args: argparse.Namespace) -> int:
         validation = (x_val, y_val)
     else:
         x_train, y_train, validation = x, y, None
-    model = MLP([x.shape[1] * x.shape[2], *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], seed=args.seed)
-    optimizer = Adam(lr=args.lr)
+    model = MLP([x.shape[1] * x.shape[2], *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], seed=args.seed,
+                activation=args.activation, l1=args.l1, l2=args.l2)
+    optimizer = _optimizer(args)
     print(f"pydfn {_core.__version__} - {_core.isa()} kernels - {_core.get_num_threads()} threads")
     print(f"Fashion-MNIST from {where}: {len(x_train)} train, {len(x_val) if validation else 0} validation "
           f"(seed {args.seed}), {len(x_test)} test")

@@ -2,44 +2,83 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from . import _core, checkpoint, training
-from ._validation import as_features, as_labels, positive_int
+from ._validation import as_features, as_labels, as_targets, positive_int
 from .initializers import glorot_uniform
-from .optim import Adam
+from .optim import Optimizer
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid")
+LOSSES = ("softmax_xent", "mse", "mae")
+
+
+def _penalty(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return float(value)
 
 
 class MLP:
-    """A deep feedforward network: dense layers, ReLU between them, logits out,
-    trained on the mean softmax cross-entropy.
+    """A deep feedforward network: dense layers with a hidden activation between
+    them and a linear output, trained on a mean loss plus optional weight penalties.
 
     Parameters
     ----------
     layer_sizes : sequence of int
-        Input size, hidden sizes, number of classes, e.g. ``[784, 256, 128, 10]``.
+        Input size, hidden sizes, number of classes (or of regression outputs),
+        e.g. ``[784, 256, 128, 10]``.
     seed : int, default 0
         Seeds the Glorot-uniform weights (biases start at zero) and the shuffling
         of epochs that are given no seed of their own.
+    activation : {"relu", "tanh", "sigmoid"}, default "relu"
+        The hidden layers' activation.
+    loss : {"softmax_xent", "mse", "mae"}, default "softmax_xent"
+        ``softmax_xent``: classification, the output is logits and ``y`` holds
+        integer labels. ``mse`` (mean of (z − t)²) and ``mae`` (mean of |z − t|),
+        over all B·n_outputs elements: regression, the output is linear and ``y``
+        holds float targets of shape (n_samples, n_outputs). MAE's gradient uses
+        sign(0) = 0 where the output equals the target (PyTorch's subgradient).
+    l1, l2 : float, default 0
+        Penalties on the weights (never the biases). The cost minimised, and the
+        training loss reported, is ``mean loss + l1·Σ|W| + l2·ΣW²`` over every
+        weight matrix W (the tutorial's definition; note l2 is not halved, so
+        its gradient is ``2·l2·W``).
     """
 
     history: training.History | None = None  # the last fit's, kept even when it was interrupted
 
-    def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0):
+    def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0, activation: str = "relu",
+                 loss: str = "softmax_xent", l1: float = 0.0, l2: float = 0.0):
         sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
         if sizes is None or len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least an input and an output size, got {layer_sizes!r}")
         sizes = [positive_int(s, f"layer_sizes[{i}]") for i, s in enumerate(sizes)]
-        if len(sizes) and sizes[-1] < 2:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if loss == "softmax_xent" and sizes[-1] < 2:
             raise ValueError(f"the output layer needs at least 2 classes, got {sizes[-1]}")
         seed = positive_int(seed, "seed", minimum=0)
-        self._net = _core.Network(sizes)
+        self._net = _core.Network(sizes, activation, loss)
+        self._net.set_penalty(_penalty(l1, "l1"), _penalty(l2, "l2"))
+        self.activation, self.loss, self.l1, self.l2 = activation, loss, float(l1), float(l2)
         self._rng = np.random.default_rng(seed)
-        self._optimizer: Adam | None = None
+        self._optimizer: Optimizer | None = None
         self.set_weights(glorot_uniform(sizes, seed))
+
+    @property
+    def is_classifier(self) -> bool:
+        """True for the softmax cross-entropy loss, False for regression."""
+        return self.loss == "softmax_xent"
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -47,14 +86,17 @@ class MLP:
         return list(self._net.sizes)
 
     @property
-    def optimizer(self) -> Adam | None:
-        """The Adam whose state (moments, step count) the model holds: the one last
-        trained with, or the one restored by :func:`pydfn.load`. Pass it to ``fit``
-        to continue that optimization; another Adam starts from fresh moments."""
+    def optimizer(self) -> Optimizer | None:
+        """The optimizer whose state (moments, step count) the model holds: the one
+        last trained with, or the one restored by :func:`pydfn.load`. Pass it to
+        ``fit`` to continue that optimization; another starts from fresh state."""
         return self._optimizer
 
     def __repr__(self) -> str:
-        return f"MLP({self.layer_sizes})"
+        extra = "".join(f", {k}={getattr(self, k)!r}" for k, default in
+                        (("activation", "relu"), ("loss", "softmax_xent"), ("l1", 0.0), ("l2", 0.0))
+                        if getattr(self, k) != default)
+        return f"MLP({self.layer_sizes}{extra})"
 
     # --- weights -----------------------------------------------------------------
 
@@ -98,21 +140,28 @@ class MLP:
 
     # --- training ----------------------------------------------------------------
 
-    def _use(self, optimizer: Adam) -> tuple[float, float, float, float]:
-        if not isinstance(optimizer, Adam):
-            raise TypeError(f"optimizer must be a pydfn.Adam, got {type(optimizer).__name__}")
+    def _use(self, optimizer: Optimizer) -> tuple:
+        """The optimizer's arguments for the core; a new optimizer starts with fresh state."""
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError("optimizer must be a pydfn optimizer (Adam, AdamW, SGD, RMSProp), "
+                            f"got {type(optimizer).__name__}")
         if optimizer is not self._optimizer:
-            self._net.reset_adam()  # a new optimizer starts with fresh moments
+            self._net.reset_optimizer()
             self._optimizer = optimizer
-        return optimizer.hyperparameters()
+        return optimizer._config()
+
+    def _check_y(self, y: Any, n_samples: int, name: str = "y") -> np.ndarray:
+        """Labels (n_samples,) int32 for classification, targets (n_samples, n_outputs) float32 else."""
+        if self.is_classifier:
+            return as_labels(y, self.layer_sizes[-1], n_samples, name=name)
+        return as_targets(y, self.layer_sizes[-1], n_samples, name=name)
 
     def _check_xy(self, x: Any, y: Any, check_finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        sizes = self.layer_sizes
-        x = as_features(x, sizes[0], check_finite=check_finite)
-        return x, as_labels(y, sizes[-1], x.shape[0])
+        x = as_features(x, self.layer_sizes[0], check_finite=check_finite)
+        return x, self._check_y(y, x.shape[0])
 
     def loss_and_gradients(self, x: Any, y: Any) -> tuple[float, list[np.ndarray]]:
-        """Mean loss on ``(x, y)`` and its gradients, without updating anything.
+        """Cost (mean loss + penalty) on ``(x, y)`` and its gradients, without updating anything.
 
         Returns
         -------
@@ -124,21 +173,21 @@ class MLP:
         loss = self._net.compute_gradients(x, y)
         return float(loss), self._unflatten(self._net.get_grads())
 
-    def train_step(self, x: Any, y: Any, optimizer: Adam) -> float:
-        """One Adam update on the minibatch ``(x, y)``.
+    def train_step(self, x: Any, y: Any, optimizer: Optimizer) -> float:
+        """One optimizer update on the minibatch ``(x, y)``.
 
         Parameters
         ----------
         x : array-like of shape (batch_size, n_features)
             Floating-point features.
-        y : array-like of shape (batch_size,)
-            Integer class labels in ``[0, n_classes)``.
-        optimizer : Adam
+        y : array-like of shape (batch_size,) or (batch_size, n_outputs)
+            Integer class labels in ``[0, n_classes)``, or float regression targets.
+        optimizer : Adam, AdamW, SGD or RMSProp
 
         Returns
         -------
         float
-            The minibatch's mean loss, computed before the update.
+            The minibatch's cost (mean loss + penalty), computed before the update.
 
         Raises
         ------
@@ -150,20 +199,21 @@ class MLP:
         loss = self._net.compute_gradients(x, y)
         if not np.isfinite(loss):
             raise FloatingPointError(f"the loss is {loss}: update skipped, weights unchanged")
-        self._net.apply_adam(*hyper)
+        self._net.apply_update(*hyper)
         return float(loss)
 
-    def train_epoch(self, x: Any, y: Any, optimizer: Adam, *, batch_size: int = 64, shuffle: bool = True,
+    def train_epoch(self, x: Any, y: Any, optimizer: Optimizer, *, batch_size: int = 64, shuffle: bool = True,
                     seed: int | None = None, check_finite: bool = True) -> float:
         """One pass over ``(x, y)`` in minibatches, run entirely in C++.
 
         Parameters
         ----------
         x : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-        optimizer : Adam
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        optimizer : Adam, AdamW, SGD or RMSProp
         batch_size : int, default 64
-            Rows per update; the last batch holds the remainder.
+            Rows per update; the last batch holds the remainder. ``len(x)`` is batch
+            gradient descent, 1 stochastic, n minibatch.
         shuffle : bool, default True
             Visit rows in a random order (else in order).
         seed : int, optional
@@ -175,7 +225,7 @@ class MLP:
         Returns
         -------
         float
-            Mean over the samples of the loss of the minibatch each belonged to.
+            Mean over the samples of the cost of the minibatch each belonged to.
         """
         x, y = self._check_xy(x, y, check_finite)
         batch_size = positive_int(batch_size, "batch_size")
@@ -192,7 +242,7 @@ class MLP:
         return rng.permutation(n).astype(np.int64)
 
     def _train_on_order(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
-                        optimizer: Adam) -> np.ndarray:
+                        optimizer: Optimizer) -> np.ndarray:
         """Train on rows ``order`` of checked ``(x, y)`` in one C++ call.
 
         Calls on consecutive slices of one order, cut at multiples of
@@ -201,7 +251,7 @@ class MLP:
         Returns
         -------
         ndarray of shape (n_batches, 3), float64
-            Per batch: mean loss, number of correct predictions, number of rows.
+            Per batch: cost, number of correct predictions (0 for regression), number of rows.
         """
         hyper = self._use(optimizer)
         applied, batch_loss, batch_correct = self._net.train_epoch(x, y, order, batch_size, *hyper)
@@ -212,7 +262,7 @@ class MLP:
                 "training stopped; the weights are those after the last finite step")
         return np.stack([batch_loss.astype(np.float64), batch_correct, sizes], axis=1)
 
-    def fit(self, x: Any, y: Any, optimizer: Adam, *, epochs: int = 10, batch_size: int = 64,
+    def fit(self, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 64,
             validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
             seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1) -> training.History:
         """Train for a number of epochs, validating after each; each epoch runs in C++.
@@ -221,15 +271,15 @@ class MLP:
         ----------
         x : array-like of shape (n_samples, height, width) or (n_samples, n_features)
             uint8 images (scaled to [0, 1] and flattened for you) or float features.
-        y : array-like of shape (n_samples,)
-            Integer class labels in ``[0, n_classes)``.
-        optimizer : Adam
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Integer class labels in ``[0, n_classes)``, or float regression targets.
+        optimizer : Adam, AdamW, SGD or RMSProp
             Pass ``model.optimizer`` to continue a previous fit or a loaded checkpoint
-            exactly; a new Adam starts from fresh moments.
+            exactly; a new optimizer starts from fresh state.
         epochs : int, default 10
             Number of passes over the training data (0 trains nothing).
         batch_size : int, default 64
-            Rows per Adam step; the last batch of an epoch holds the remainder.
+            Rows per optimizer step; the last batch of an epoch holds the remainder.
         validation_data : (x_val, y_val), optional
             Evaluated after each epoch (``val_loss``, ``val_accuracy``).
         validation_split : float in [0, 1), default 0
@@ -253,9 +303,10 @@ class MLP:
         Returns
         -------
         History
-            Per epoch ``loss``, ``accuracy`` (over the epoch's minibatches),
-            ``val_loss``, ``val_accuracy`` (with validation data) and ``time``; also
-            kept as ``model.history``.
+            Per epoch ``loss`` (the cost: mean loss + penalty), ``accuracy`` (over
+            the epoch's minibatches; classification only), ``val_loss`` (also with the
+            penalty, as Keras reports it), ``val_accuracy`` (with validation data) and
+            ``time``; also kept as ``model.history``.
 
         Raises
         ------
@@ -264,7 +315,7 @@ class MLP:
         KeyboardInterrupt
             On Ctrl-C. Training runs as a few C++ calls per epoch (each about
             0.2 s); the interrupt takes effect when the current call returns. The
-            model keeps the weights and Adam state after the last batch that call
+            model keeps the weights and optimizer state after the last batch that call
             trained, ``model.history`` the completed epochs, and
             ``history.stop_reason`` says where it stopped; callbacks' ``on_train_end``
             runs (EarlyStopping restores nothing), then the exception propagates.
@@ -282,19 +333,22 @@ class MLP:
                             shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the model to ``path`` (.npz) atomically: architecture, weights, Adam
-        state and hyper-parameters, shuffling state, history. Read it with :func:`pydfn.load`."""
+        """Write the model to ``path`` (.npz) atomically: architecture, loss, activation, penalties,
+        weights, optimizer state and hyper-parameters, shuffling state, history. Read it with :func:`pydfn.load`."""
         checkpoint.save(self, path)
 
     # --- inference ---------------------------------------------------------------
 
     def predict_logits(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
-        """Logits, ndarray of shape (n_samples, n_classes), float32, computed in batches."""
+        """The output layer (logits, or regression predictions), ndarray of shape
+        (n_samples, n_outputs), float32, computed in batches."""
         x = as_features(x, self.layer_sizes[0])
         return self._net.predict_logits(x, positive_int(batch_size, "batch_size"))
 
     def predict_proba(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (softmax of the logits), ndarray of shape (n_samples, n_classes)."""
+        if not self.is_classifier:
+            raise ValueError(f"predict_proba needs a classifier; this model's loss is {self.loss!r}")
         z = self.predict_logits(x, batch_size=batch_size)
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
@@ -302,11 +356,22 @@ class MLP:
         return z
 
     def predict(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
-        """Predicted class ids, ndarray of shape (n_samples,), int64."""
-        return self.predict_logits(x, batch_size=batch_size).argmax(axis=1)
+        """Predicted class ids, ndarray of shape (n_samples,), int64; for regression
+        the predictions, ndarray of shape (n_samples, n_outputs), float32."""
+        out = self.predict_logits(x, batch_size=batch_size)
+        return out.argmax(axis=1) if self.is_classifier else out
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int = 1024) -> tuple[float, float]:
-        """``(mean_loss, accuracy)`` of the model on ``(x, y)``."""
+        """``(cost, metric)`` of the model on ``(x, y)``.
+
+        The cost is the mean loss plus the l1/l2 penalty (the same quantity as the
+        training loss). The metric is the accuracy for classification, and the
+        mean absolute error (over all outputs) for regression.
+        """
         x, y = self._check_xy(x, y)
-        loss_sum, correct = self._net.evaluate(x, y, positive_int(batch_size, "batch_size"))
-        return loss_sum / x.shape[0], correct / x.shape[0]
+        batch_size = positive_int(batch_size, "batch_size")
+        loss_sum, correct = self._net.evaluate(x, y, batch_size)
+        cost = loss_sum / x.shape[0] + self._net.penalty()
+        if self.is_classifier:
+            return cost, correct / x.shape[0]
+        return cost, float(np.abs(self._net.predict_logits(x, batch_size) - y).mean(dtype=np.float64))

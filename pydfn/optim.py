@@ -1,10 +1,16 @@
 """Optimizers: their hyper-parameters. Their state (moments, step count) lives with
-the model it trains, in the C++ core, and is saved with it."""
+the model it trains, in the C++ core, and is saved with it.
+
+Each follows PyTorch's update rule and defaults exactly; every step is one pass
+over the flat parameter buffer in the C++ core, fused into the backward pass
+during ``fit``/``train_epoch``.
+"""
 
 from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 
 def _real(value: object, name: str) -> float:
@@ -13,7 +19,42 @@ def _real(value: object, name: str) -> float:
     return float(value)
 
 
-class Adam:
+def _check(name: str, value: float, ok: bool, wanted: str) -> float:
+    if not (ok and math.isfinite(value)):
+        raise ValueError(f"{name} must be {wanted}, got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class: hyper-parameters of one of the core's optimizers.
+
+    The state (moments or momentum buffers, step count) belongs to the model being
+    trained and is saved in its checkpoint. A model trained with a different
+    optimizer instance than the last one starts from fresh state, as a new
+    PyTorch optimizer would.
+    """
+
+    kind = ""  # the core's name for it
+    _fields: tuple[str, ...] = ()
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments: ``type(self)(**opt.get_config())`` is an equal optimizer."""
+        return {name: getattr(self, name) for name in self._fields}
+
+    def _config(self) -> tuple:
+        """``(kind, lr, beta1, beta2, eps, weight_decay, momentum, nesterov)``, as the core takes them."""
+        c = self.get_config()
+        return (self.kind, c["lr"], c.get("beta1", 0.9), c.get("beta2", c.get("alpha", 0.999)),
+                c.get("eps", 1e-8), c.get("weight_decay", 0.0), c.get("momentum", 0.0),
+                c.get("nesterov", False))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v:g}" if not isinstance(v, bool) else f"{k}={v}"
+                         for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Adam(Optimizer):
     """Adam, with PyTorch's update rule and defaults.
 
     ``m = b1·m + (1−b1)·g``, ``v = b2·v + (1−b2)·g²``,
@@ -27,30 +68,109 @@ class Adam:
         Decay rates of the first and second moment estimates, in [0, 1).
     eps : float, default 1e-8
         Added to the denominator for numerical stability, > 0.
-
-    Notes
-    -----
-    The moments and the step count belong to the model being trained (they are
-    saved in its checkpoint). A model trained with a different ``Adam`` instance
-    than the last one starts from fresh moments, as a new PyTorch optimizer would.
     """
 
+    kind = "adam"
+    _fields = ("lr", "beta1", "beta2", "eps")
+
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.lr = _real(lr, "lr")
-        self.beta1 = _real(beta1, "beta1")
-        self.beta2 = _real(beta2, "beta2")
-        self.eps = _real(eps, "eps")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a finite number > 0, got {lr}")
-        for name, beta in (("beta1", self.beta1), ("beta2", self.beta2)):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {beta}")
-        if not (self.eps > 0 and math.isfinite(self.eps)):
-            raise ValueError(f"eps must be a finite number > 0, got {eps}")
+        self.lr = _check("lr", _real(lr, "lr"), lr > 0, "a finite number > 0")
+        self.beta1 = _check("beta1", _real(beta1, "beta1"), 0.0 <= beta1 < 1.0, "in [0, 1)")
+        self.beta2 = _check("beta2", _real(beta2, "beta2"), 0.0 <= beta2 < 1.0, "in [0, 1)")
+        self.eps = _check("eps", _real(eps, "eps"), eps > 0, "a finite number > 0")
 
     def hyperparameters(self) -> tuple[float, float, float, float]:
-        """``(lr, beta1, beta2, eps)``, in the order the core takes them."""
+        """``(lr, beta1, beta2, eps)``."""
         return (self.lr, self.beta1, self.beta2, self.eps)
 
-    def __repr__(self) -> str:
-        return f"Adam(lr={self.lr:g}, beta1={self.beta1:g}, beta2={self.beta2:g}, eps={self.eps:g})"
+
+class AdamW(Adam):
+    """AdamW (decoupled weight decay), with PyTorch's update rule and defaults.
+
+    ``θ = θ·(1 − lr·weight_decay)``, then the Adam step. As in PyTorch given all
+    of a model's parameters, the decay applies to biases too (the ``l1``/``l2``
+    penalties of :class:`pydfn.MLP` spare them).
+
+    Parameters
+    ----------
+    lr, beta1, beta2, eps : float
+        As :class:`Adam`.
+    weight_decay : float, default 0.01
+        Decoupled decay rate, >= 0.
+    """
+
+    kind = "adamw"
+    _fields = ("lr", "beta1", "beta2", "eps", "weight_decay")
+
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.01):
+        super().__init__(lr, beta1, beta2, eps)
+        self.weight_decay = _check("weight_decay", _real(weight_decay, "weight_decay"), weight_decay >= 0,
+                                   "a finite number >= 0")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with PyTorch's update rule (no dampening).
+
+    Without momentum ``θ −= lr·g``. With momentum μ, ``b = μ·b + g`` (``b = g`` on
+    the first step), then ``θ −= lr·b``, or with ``nesterov`` ``θ −= lr·(g + μ·b)``.
+    Batch, stochastic and minibatch gradient descent are ``batch_size=len(x)``,
+    ``1`` and ``n`` in ``fit``.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, > 0 (required, as in PyTorch).
+    momentum : float, default 0
+        In [0, 1).
+    nesterov : bool, default False
+        Nesterov momentum; needs ``momentum > 0``.
+    """
+
+    kind = "sgd"
+    _fields = ("lr", "momentum", "nesterov")
+
+    def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False):
+        self.lr = _check("lr", _real(lr, "lr"), lr > 0, "a finite number > 0")
+        self.momentum = _check("momentum", _real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"nesterov must be True or False, got {type(nesterov).__name__}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.nesterov = nesterov
+
+
+class RMSProp(Optimizer):
+    """RMSProp, with PyTorch's update rule and defaults (not centered).
+
+    ``s = α·s + (1−α)·g²``, ``a = sqrt(s) + eps``; without momentum ``θ −= lr·g/a``,
+    with momentum μ ``b = μ·b + g/a``, ``θ −= lr·b``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+    alpha : float, default 0.99
+        Decay rate of the square average, in [0, 1).
+    eps : float, default 1e-8
+    momentum : float, default 0
+        In [0, 1).
+    """
+
+    kind = "rmsprop"
+    _fields = ("lr", "alpha", "eps", "momentum")
+
+    def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0):
+        self.lr = _check("lr", _real(lr, "lr"), lr > 0, "a finite number > 0")
+        self.alpha = _check("alpha", _real(alpha, "alpha"), 0.0 <= alpha < 1.0, "in [0, 1)")
+        self.eps = _check("eps", _real(eps, "eps"), eps > 0, "a finite number > 0")
+        self.momentum = _check("momentum", _real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {cls.kind: cls for cls in (Adam, AdamW, SGD, RMSProp)}
+
+
+def from_config(kind: str, config: dict[str, Any]) -> Optimizer:
+    """The optimizer of ``kind`` (``"adam"``, ``"adamw"``, ``"sgd"``, ``"rmsprop"``) built from ``config``."""
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {kind!r}; expected one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[kind](**config)

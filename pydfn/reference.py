@@ -1,4 +1,4 @@
-"""The same network, loss, gradients and Adam in plain NumPy.
+"""The same network, losses, activations, penalties, gradients and optimizers in plain NumPy.
 
 It is the oracle of the tests and the NumPy baseline of the benchmarks, so it is
 written the natural way: one ``@`` per product, Adam in place, float32 unless a
@@ -24,8 +24,18 @@ def softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
     return losses, e / s
 
 
+# Hidden activations f and their derivatives written from the output h = f(z).
+ACTIVATIONS = {
+    "relu": (lambda z: np.maximum(z, 0), lambda h: (h > 0).astype(h.dtype)),
+    "tanh": (np.tanh, lambda h: 1 - h * h),
+    "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda h: h * (1 - h)),
+}
+
+
 class ReferenceMLP:
-    """784-256-128-10-style ReLU network with softmax cross-entropy, in NumPy.
+    """784-256-128-10-style network in NumPy: hidden activation, linear output, a
+    loss (softmax cross-entropy on integer labels, or mse/mae on float targets
+    (B, n_out), each the mean over all elements) and l1/l2 weight penalties.
 
     Parameters
     ----------
@@ -33,39 +43,59 @@ class ReferenceMLP:
     seed : int, default 0
         Same initialisation as ``pydfn.MLP`` with this seed.
     dtype : numpy dtype, default float32
+    activation, loss, l1, l2 :
+        As ``pydfn.MLP``.
     """
 
-    def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0, dtype: type = np.float32):
+    def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0, dtype: type = np.float32,
+                 activation: str = "relu", loss: str = "softmax_xent", l1: float = 0.0, l2: float = 0.0):
         self.dtype = np.dtype(dtype)
         self.params = [p.astype(self.dtype) for p in glorot_uniform(layer_sizes, seed)]
+        self.f, self.df = ACTIVATIONS[activation]
+        self.loss_name, self.l1, self.l2 = loss, l1, l2
 
     def forward(self, x: np.ndarray) -> list[np.ndarray]:
-        """Activations ``[x, h1, ..., logits]``; hidden ones are ReLU outputs."""
+        """Activations ``[x, h1, ..., output]``; hidden ones are activation outputs."""
         acts = [x]
         n_layers = len(self.params) // 2
         for l in range(n_layers):
             h = acts[-1] @ self.params[2 * l] + self.params[2 * l + 1]
-            acts.append(np.maximum(h, 0) if l + 1 < n_layers else h)
+            acts.append(self.f(h) if l + 1 < n_layers else h)
         return acts
 
+    def penalty(self) -> float:
+        """l1·Σ|W| + l2·ΣW² over the weight matrices (not the biases)."""
+        weights = self.params[0::2]
+        return float(sum(self.l1 * np.abs(w).sum(dtype=np.float64) + self.l2 * (w.astype(np.float64) ** 2).sum()
+                         for w in weights))
+
+    def data_loss(self, out: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Mean loss of the output (B, n_out) and its gradient with respect to it."""
+        if self.loss_name == "softmax_xent":
+            losses, probs = softmax_xent(out, y)
+            probs[np.arange(len(y)), y] -= 1
+            return float(losses.mean()), probs / len(y)
+        err = out - y
+        if self.loss_name == "mse":
+            return float((err ** 2).mean()), 2 * err / err.size
+        return float(np.abs(err).mean()), np.sign(err) / err.size  # sign(0) = 0
+
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        """Mean softmax cross-entropy of the batch."""
-        losses, _ = softmax_xent(self.forward(x)[-1], y)
-        return float(losses.mean())
+        """The cost: mean loss of the batch + penalty."""
+        return self.data_loss(self.forward(x)[-1], y)[0] + self.penalty()
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
-        """Mean loss and its gradients ``[dW1, db1, ...]``."""
+        """The cost (mean loss + penalty) and its gradients ``[dW1, db1, ...]``."""
         acts = self.forward(x)
-        losses, probs = softmax_xent(acts[-1], y)
-        dy = probs
-        dy[np.arange(len(y)), y] -= 1
-        dy /= len(y)
+        loss, dy = self.data_loss(acts[-1], y)
         grads: list[np.ndarray] = []
         for l in reversed(range(len(self.params) // 2)):
-            grads[:0] = [acts[l].T @ dy, dy.sum(axis=0)]
+            W = self.params[2 * l]
+            dW = acts[l].T @ dy + self.l1 * np.sign(W) + 2 * self.l2 * W
+            grads[:0] = [dW.astype(self.dtype), dy.sum(axis=0)]
             if l > 0:
-                dy = (dy @ self.params[2 * l].T) * (acts[l] > 0)
-        return float(losses.mean()), grads
+                dy = (dy @ W.T) * self.df(acts[l])
+        return loss + self.penalty(), grads
 
 
 class ReferenceAdam:
@@ -90,9 +120,66 @@ class ReferenceAdam:
             p -= step_size * m / (np.sqrt(v) / bc2_sqrt + self.eps)
 
 
+class ReferenceAdamW(ReferenceAdam):
+    """AdamW as PyTorch defines it: ``θ *= 1 − lr·weight_decay``, then Adam."""
+
+    def __init__(self, params: list[np.ndarray], lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01):
+        super().__init__(params, lr, beta1, beta2, eps)
+        self.weight_decay = weight_decay
+
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        for p in params:
+            p *= 1 - self.lr * self.weight_decay
+        super().step(params, grads)
+
+
+class ReferenceSGD:
+    """SGD as PyTorch defines it (no dampening), in place on a list of arrays."""
+
+    def __init__(self, params: list[np.ndarray], lr: float, momentum: float = 0.0, nesterov: bool = False):
+        self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
+        self.buf: list[np.ndarray] | None = None
+
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        if self.momentum:
+            if self.buf is None:
+                self.buf = [g.copy() for g in grads]
+            else:
+                for b, g in zip(self.buf, grads):
+                    b *= self.momentum
+                    b += g
+            grads = [g + self.momentum * b for g, b in zip(grads, self.buf)] if self.nesterov else self.buf
+        for p, g in zip(params, grads):
+            p -= self.lr * g
+
+
+class ReferenceRMSProp:
+    """RMSProp as PyTorch defines it (not centered), in place on a list of arrays."""
+
+    def __init__(self, params: list[np.ndarray], lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 momentum: float = 0.0):
+        self.lr, self.alpha, self.eps, self.momentum = lr, alpha, eps, momentum
+        self.square_avg = [np.zeros_like(p) for p in params]
+        self.buf = [np.zeros_like(p) for p in params]
+
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        for p, g, s, b in zip(params, grads, self.square_avg, self.buf):
+            s *= self.alpha
+            s += (1 - self.alpha) * g * g
+            scaled = g / (np.sqrt(s) + self.eps)
+            if self.momentum:
+                b *= self.momentum
+                b += scaled
+                p -= self.lr * b
+            else:
+                p -= self.lr * scaled
+
+
 def train_epoch(model: ReferenceMLP, adam: ReferenceAdam, x: np.ndarray, y: np.ndarray,
                 order: np.ndarray, batch_size: int) -> float:
-    """One epoch over rows ``order`` of (x, y); returns the sample-weighted mean batch loss."""
+    """One epoch over rows ``order`` of (x, y) with any reference optimizer (``adam``);
+    returns the sample-weighted mean batch cost."""
     total = 0.0
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
-from ._validation import as_features, as_labels, positive_int
+from ._validation import as_features, positive_int
 from .callbacks import CallbackList
 from .datasets import prepare_images
 
 if TYPE_CHECKING:
     from .model import MLP
-    from .optim import Adam
+    from .optim import Optimizer
 
 CHUNK_SECONDS = 0.2  # target time of one C++ call: progress and Ctrl-C latency
 FIRST_CHUNK = 8  # batches in the first call, before the speed is known
@@ -105,14 +105,14 @@ def _check_validation(model: MLP, x: np.ndarray, y: np.ndarray, validation_data:
         raise TypeError(f"validation_split must be a number, got {type(validation_split).__name__}")
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-    n_features, n_classes = model.layer_sizes[0], model.layer_sizes[-1]
+    n_features = model.layer_sizes[0]
     if validation_data is not None:
         if validation_split:
             raise ValueError("give validation_data or validation_split, not both")
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise TypeError("validation_data must be a pair (x_val, y_val)")
         xv = prepare_features(validation_data[0], n_features, "validation_data[0]")
-        return x, y, (xv, as_labels(validation_data[1], n_classes, xv.shape[0], name="validation_data[1]"))
+        return x, y, (xv, model._check_y(validation_data[1], xv.shape[0], name="validation_data[1]"))
     if not validation_split:
         return x, y, None
     # Like Keras: the last fraction of the rows, taken before any shuffling.
@@ -123,14 +123,14 @@ def _check_validation(model: MLP, x: np.ndarray, y: np.ndarray, validation_data:
     return x[:split], y[:split], (x[split:], y[split:])
 
 
-def fit(model: MLP, x: Any, y: Any, optimizer: Adam, *, epochs: int = 10, batch_size: int = 64,
+def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 64,
         validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
         seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1) -> History:
     """Train ``model``; see :meth:`pydfn.MLP.fit`, which documents the arguments and behaviour."""
     # Every check first, so a mistake fails now rather than after an epoch.
-    n_features, n_classes = model.layer_sizes[0], model.layer_sizes[-1]
+    n_features = model.layer_sizes[0]
     x = prepare_features(x, n_features)
-    y = as_labels(y, n_classes, x.shape[0])
+    y = model._check_y(y, x.shape[0])
     x, y, val = _check_validation(model, x, y, validation_data, validation_split)
     epochs = positive_int(epochs, "epochs", minimum=0)
     batch_size = positive_int(batch_size, "batch_size")
@@ -143,7 +143,8 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Adam, *, epochs: int = 10, batch_
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
 
-    metrics = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if val else []) + ["time"]
+    acc = model.is_classifier  # accuracy only for classification
+    metrics = ["loss"] + ["accuracy"] * acc + (["val_loss"] + ["val_accuracy"] * acc if val else []) + ["time"]
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": x.shape[0],
                        "val_samples": val[0].shape[0] if val else 0, "metrics": metrics})
     cbs = CallbackList(callbacks, model, history, verbose)
@@ -156,10 +157,12 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Adam, *, epochs: int = 10, batch_
     try:
         for epoch in range(epochs):
             loss, accuracy, seconds = loop.run(epoch, shuffle)
-            logs = {"loss": loss, "accuracy": accuracy}
+            logs = {"loss": loss, "accuracy": accuracy} if acc else {"loss": loss}
             if val:
                 loss_sum, correct = model._net.evaluate(val[0], val[1], _VAL_BATCH)
-                logs.update(val_loss=loss_sum / len(val[1]), val_accuracy=correct / len(val[1]))
+                logs["val_loss"] = loss_sum / len(val[1]) + model._net.penalty()
+                if acc:
+                    logs["val_accuracy"] = correct / len(val[1])
             logs["time"] = seconds
             history._append(epoch, logs)
             history.stop_reason = cbs.on_epoch_end(epoch, logs)
@@ -179,7 +182,7 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Adam, *, epochs: int = 10, batch_
 class _EpochLoop:
     """Runs one epoch as a few C++ calls, each sized to last about CHUNK_SECONDS."""
 
-    def __init__(self, model: MLP, x: np.ndarray, y: np.ndarray, optimizer: Adam, batch_size: int,
+    def __init__(self, model: MLP, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, batch_size: int,
                  callbacks: CallbackList):
         self.model, self.x, self.y, self.optimizer = model, x, y, optimizer
         self.batch_size, self.callbacks = batch_size, callbacks
@@ -191,9 +194,9 @@ class _EpochLoop:
         """Where training stood, for messages."""
         if self.epoch < 0:
             return "before the first epoch"
-        # Count Adam steps, not self.done: Ctrl-C during a C++ call lands after the call
+        # Count optimizer steps, not self.done: Ctrl-C during a C++ call lands after the call
         # has updated the weights but before its stats have come back.
-        done = self.model._net.get_adam_state()[2] - self.first_step
+        done = self.model._net.get_optimizer_state()[2] - self.first_step
         if done == 0:
             return f"at the start of epoch {self.epoch + 1}, before its first batch"
         return (f"in epoch {self.epoch + 1}, after batch {done} of {self.n_batches} "
@@ -202,7 +205,7 @@ class _EpochLoop:
     def run(self, epoch: int, shuffle: bool) -> tuple[float, float, float]:
         """Train one epoch; return its loss, accuracy and seconds."""
         self.epoch, self.done = epoch, 0
-        self.first_step = self.model._net.get_adam_state()[2]
+        self.first_step = self.model._net.get_optimizer_state()[2]
         self.callbacks.on_epoch_begin(epoch)
         order = self.model._epoch_order(self.x.shape[0], shuffle, None)
         parts, start = [], time.perf_counter()

@@ -30,9 +30,9 @@ def test_round_trip_keeps_everything(trained, tmp_path):
     trained.save(path)
     loaded = load(path)
     assert loaded.layer_sizes == SIZES and weights_equal(trained, loaded)
-    for a, b in zip(trained._net.get_adam_state(), loaded._net.get_adam_state()):
+    for a, b in zip(trained._net.get_optimizer_state(), loaded._net.get_optimizer_state()):
         np.testing.assert_array_equal(a, b)
-    assert loaded._net.get_adam_state()[2] == 2 * 7  # 400 rows in batches of 64, twice
+    assert loaded._net.get_optimizer_state()[2] == 2 * 7  # 400 rows in batches of 64, twice
     assert loaded.optimizer.hyperparameters() == (2e-3, 0.8, 0.999, 1e-8)
     assert loaded._rng.bit_generator.state == trained._rng.bit_generator.state
     assert loaded.history.history == trained.history.history
@@ -67,7 +67,7 @@ def test_resuming_from_a_checkpoint_is_bit_identical(data, tmp_path, seed):
     history = resumed.fit(x, y, resumed.optimizer, epochs=3, validation_split=0.2, verbose=0)
 
     assert weights_equal(straight, resumed)
-    for a, b in zip(straight._net.get_adam_state(), resumed._net.get_adam_state()):
+    for a, b in zip(straight._net.get_optimizer_state(), resumed._net.get_optimizer_state()):
         np.testing.assert_array_equal(a, b)
     assert history.history["val_loss"] == straight.history.history["val_loss"][2:]
 
@@ -125,15 +125,18 @@ def good(trained, tmp_path):
     (lambda good, bad: bad.write_bytes(npy_bytes(np.arange(3))), "single array, not an .npz archive"),
     (lambda good, bad: np.savez(bad, W=np.ones(3)), r"without pydfn's format tag \(it holds \['W'\]\)"),
     (lambda good, bad: np.savez(bad, o=np.array([{}], dtype=object)), "truncated or not an .npz file"),
-    (lambda good, bad: rewrite(good, bad, version=np.array(2)), "format version 2 .* reads version 1"),
+    (lambda good, bad: rewrite(good, bad, version=np.array(3)), "format version 3 .* reads versions 1 and 2"),
     (lambda good, bad: rewrite(good, bad, layer_sizes=np.array([20, 32, 4])),
      r"params must be float32 of shape \(804,\) for layers \[20, 32, 4\]"),
     (lambda good, bad: rewrite(good, bad, layer_sizes=np.array([20, 0, 4])), r"layer_sizes\[1\] must be >= 1"),
     (lambda good, bad: rewrite(good, bad, adam_v=np.zeros(5, np.float32)), "adam_v must be float32 of shape"),
     (lambda good, bad: rewrite(good, bad, params=np.full(1268, np.nan, np.float32)), "params contains NaN"),
     (lambda good, bad: rewrite(good, bad, adam_step=np.array(-1)), "adam_step must be >= 0"),
-    (lambda good, bad: rewrite(good, bad, adam_hyperparameters=np.array([-1.0, 0.9, 0.999, 1e-8])),
+    (lambda good, bad: rewrite(good, bad, optimizer=np.array('{"kind": "adam", "config": {"lr": -1.0}}')),
      "lr must be a finite number > 0"),
+    (lambda good, bad: rewrite(good, bad, optimizer=np.array('{"kind": "lion", "config": {}}')),
+     "unknown optimizer 'lion'"),
+    (lambda good, bad: rewrite(good, bad, options=np.array('{"loss": "hinge"}')), "loss must be one of"),
     (lambda good, bad: rewrite(good, bad, rng_state=np.array("{}")), "not a valid pydfn checkpoint"),
     (lambda good, bad: rewrite(good, bad, params=None), "not a valid pydfn checkpoint: 'params'"),
 ])

@@ -1,26 +1,65 @@
 #include "pydfn/dense.hpp"
 
+#include <cmath>
+#include <cstdint>
+
 namespace pydfn {
 
+namespace {
+
+// y (B,n) = f(y), in place, for f = tanh or sigmoid.
+void activation_forward(float* y, Activation f, int B, int n) {
+#pragma omp for schedule(static)
+    for (int i = 0; i < B; i++) {
+        float* row = y + int64_t(i) * n;
+        if (f == Activation::tanh)
+            for (int j = 0; j < n; j++) row[j] = std::tanh(row[j]);
+        else
+            for (int j = 0; j < n; j++) row[j] = 1.0f / (1.0f + std::exp(-row[j]));
+    }
+}
+
+// dx (B,n) ⊙= f'(z) written from y = f(z): tanh' = 1 − y², sigmoid' = y·(1 − y).
+void activation_backward(float* dx, const float* y, Activation f, int B, int n) {
+#pragma omp for schedule(static)
+    for (int i = 0; i < B; i++) {
+        float* d = dx + int64_t(i) * n;
+        const float* h = y + int64_t(i) * n;
+        if (f == Activation::tanh)
+            for (int j = 0; j < n; j++) d[j] *= 1.0f - h[j] * h[j];
+        else
+            for (int j = 0; j < n; j++) d[j] *= h[j] * (1.0f - h[j]);
+    }
+}
+
+void backward_dx(const Kernels& kernels, float* dx, const float* dy, const float* x,
+                 const float* W, Activation f_x, int B, int in, int out) {
+    kernels.sgemm_nt_mask(dx, dy, W, f_x == Activation::relu ? x : nullptr, B, in, out);
+    if (f_x == Activation::tanh || f_x == Activation::sigmoid) activation_backward(dx, x, f_x, B, in);
+}
+
+}  // namespace
+
 void dense_forward(const Kernels& kernels, float* y, const float* x, const float* W,
-                   const float* b, bool relu, int B, int in, int out) {
-    kernels.sgemm_nn_bias_relu(y, x, W, b, relu, B, out, in);
+                   const float* b, Activation f, int B, int in, int out) {
+    kernels.sgemm_nn_bias_relu(y, x, W, b, f == Activation::relu, B, out, in);
+    if (f == Activation::tanh || f == Activation::sigmoid) activation_forward(y, f, B, out);
 }
 
 void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, const float* dy,
-                    const float* x, const float* W, bool mask_relu, int B, int in, int out) {
+                    const float* x, const float* W, Activation f_x, int B, int in, int out) {
     kernels.sgemm_tn(dW, x, dy, in, out, B, nullptr);
     kernels.column_sums(db, dy, B, out, nullptr);
-    if (dx) kernels.sgemm_nt_mask(dx, dy, W, mask_relu ? x : nullptr, B, in, out);
+    if (dx) backward_dx(kernels, dx, dy, x, W, f_x, B, in, out);
 }
 
-void dense_backward_adam(const Kernels& kernels, float* dx, float* W, float* b,
-                         const AdamTarget& adam_W, const AdamTarget& adam_b, const float* dy,
-                         const float* x, bool mask_relu, int B, int in, int out) {
+void dense_backward_opt(const Kernels& kernels, float* dx, float* W, float* b,
+                        const OptTarget& opt_W, const OptTarget& opt_b, const float* dy,
+                        const float* x, Activation f_x, int B, int in, int out) {
     // dx first: it needs W before this step's update.
-    if (dx) kernels.sgemm_nt_mask(dx, dy, W, mask_relu ? x : nullptr, B, in, out);
-    kernels.sgemm_tn(W, x, dy, in, out, B, &adam_W);
-    kernels.column_sums(b, dy, B, out, &adam_b);
+    if (dx) backward_dx(kernels, dx, dy, x, W, f_x, B, in, out);
+    kernels.sgemm_tn(W, x, dy, in, out, B, &opt_W);
+    kernels.column_sums(b, dy, B, out, &opt_b);
 }
 
 }  // namespace pydfn

@@ -1,27 +1,35 @@
-// A dense layer y = relu?(x·W + b), its backward pass, and the ReLU mask.
+// A dense layer y = f(x·W + b), its backward pass, and the activations f.
 // Like the kernels, these share work through orphaned `omp for` loops.
 #pragma once
 #include "pydfn/kernels/kernels.hpp"
 
 namespace pydfn {
 
-// y (B,out) = x (B,in) · W (in,out) + b (out), ReLU applied if relu.
-void dense_forward(const Kernels& kernels, float* y, const float* x, const float* W,
-                   const float* b, bool relu, int B, int in, int out);
+// Hidden activations. ReLU is fused into the matrix product's epilogue (and
+// its derivative into dx's); tanh and sigmoid are a separate elementwise pass
+// over the product (and their derivatives a pass over dx), written with the
+// standard library's tanh/exp for full float accuracy.
+enum class Activation : int { none = 0, relu = 1, tanh = 2, sigmoid = 3 };
 
-// Given dy (B,out), the gradient of the loss with respect to this layer's output
-// (after its ReLU mask was applied by the layer above, or the logits' gradient):
+// y (B,out) = f(x (B,in) · W (in,out) + b (out)).
+void dense_forward(const Kernels& kernels, float* y, const float* x, const float* W,
+                   const float* b, Activation f, int B, int in, int out);
+
+// Given dy (B,out), the gradient of the loss with respect to this layer's
+// pre-activation (the layer above applied its activation's derivative), and x
+// = f_x(previous pre-activation) the layer's input:
 //   dW (in,out) = xᵀ·dy,  db (out) = Σ_rows dy,
-//   dx (B,in) = dy·Wᵀ, zeroed where x <= 0 when x is a ReLU output (mask_relu).
+//   dx (B,in) = (dy·Wᵀ) ⊙ f_x'(x), f_x' written from f_x's output (none: 1).
 // dx may be null (the input layer needs no dx).
 void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, const float* dy,
-                    const float* x, const float* W, bool mask_relu, int B, int in, int out);
+                    const float* x, const float* W, Activation f_x, int B, int in, int out);
 
-// The same backward pass with Adam fused in: W (in,out) and b (out) take one Adam
-// step with dW and db as gradients while those are still in registers; they
-// are never stored. Gives the same bits as dense_backward then an Adam update.
-void dense_backward_adam(const Kernels& kernels, float* dx, float* W, float* b,
-                         const AdamTarget& adam_W, const AdamTarget& adam_b, const float* dy,
-                         const float* x, bool mask_relu, int B, int in, int out);
+// The same backward pass with the optimizer fused in: W (in,out) and b (out)
+// take one step with dW and db as gradients while those are still in
+// registers; they are never stored. Gives the same bits as dense_backward,
+// then add_penalty on W, then an optimizer update.
+void dense_backward_opt(const Kernels& kernels, float* dx, float* W, float* b,
+                        const OptTarget& opt_W, const OptTarget& opt_b, const float* dy,
+                        const float* x, Activation f_x, int B, int in, int out);
 
 }  // namespace pydfn

@@ -5,13 +5,17 @@
 #include <cstring>
 #include <string>
 
-#include "pydfn/dense.hpp"
 #include "pydfn/softmax_xent.hpp"
 #include "pydfn/threads.hpp"
 
 namespace pydfn {
 
-MLP::MLP(const std::vector<int>& sizes) : sizes_(sizes), kernels_(kernels_best()) {
+namespace {
+constexpr int64_t kPenaltyBlock = 1 << 14;  // fixed, so the sum's order ignores the thread count
+}
+
+MLP::MLP(const std::vector<int>& sizes, Activation activation, Loss loss)
+    : sizes_(sizes), activation_(activation), loss_(loss), kernels_(kernels_best()) {
     check(sizes.size() >= 2, "an MLP needs at least an input and an output size");
     for (size_t l = 0; l < sizes.size(); l++)
         check(sizes[l] >= 1, "layer size " + std::to_string(l) + " must be >= 1, got " +
@@ -19,13 +23,19 @@ MLP::MLP(const std::vector<int>& sizes) : sizes_(sizes), kernels_(kernels_best()
     int64_t width_sum = 0;
     for (int l = 0; l < num_layers(); l++) {
         offsets_.push_back(num_params_);
-        num_params_ += int64_t(sizes_[l]) * sizes_[l + 1] + sizes_[l + 1];
+        const int64_t weights = int64_t(sizes_[l]) * sizes_[l + 1];
+        for (int64_t s = 0; s < weights; s += kPenaltyBlock)
+            penalty_blocks_.insert(penalty_blocks_.end(),
+                                   {num_params_ + s, num_params_ + std::min(weights, s + kPenaltyBlock)});
+        num_params_ += weights + sizes_[l + 1];
         act_offsets_.push_back(width_sum);
         width_sum += sizes_[l + 1];
     }
     act_offsets_.push_back(width_sum);
-    max_width_ = *std::max_element(sizes_.begin(), sizes_.end());
-    for (Buffer* b : {&params_, &grads_, &m_, &v_}) {
+    penalty_parts_.resize(penalty_blocks_.size() / 2);
+    // The gradient buffers hold dy and dx of layers past the input: never the input's width.
+    max_width_ = *std::max_element(sizes_.begin() + 1, sizes_.end());
+    for (Buffer* b : {&params_, &grads_, &s1_, &s2_}) {
         b->grow_to(size_t(num_params_));
         std::fill(b->data(), b->data() + num_params_, 0.0f);
     }
@@ -35,75 +45,135 @@ int64_t MLP::bias_offset(int layer) const {
     return offsets_[layer] + int64_t(sizes_[layer]) * sizes_[layer + 1];
 }
 
-void MLP::set_adam_step(int64_t t) {
-    check(t >= 0, "the Adam step must be >= 0, got " + std::to_string(t));
-    adam_step_ = t;
+void MLP::set_opt_step_count(int64_t t) {
+    check(t >= 0, "the optimizer step must be >= 0, got " + std::to_string(t));
+    step_ = t;
 }
 
-void MLP::reset_adam() {
-    std::fill(m_.data(), m_.data() + num_params_, 0.0f);
-    std::fill(v_.data(), v_.data() + num_params_, 0.0f);
-    adam_step_ = 0;
+void MLP::reset_optimizer() {
+    std::fill(s1_.data(), s1_.data() + num_params_, 0.0f);
+    std::fill(s2_.data(), s2_.data() + num_params_, 0.0f);
+    step_ = 0;
+}
+
+void MLP::set_penalty(float l1, float l2) {
+    check(l1 >= 0 && std::isfinite(l1), "l1 must be a finite number >= 0");
+    check(l2 >= 0 && std::isfinite(l2), "l2 must be a finite number >= 0");
+    l1_ = l1;
+    l2_ = l2;
+}
+
+void MLP::penalty_parts() {
+    const float* p = params();
+#pragma omp for schedule(static)
+    for (size_t b = 0; b < penalty_parts_.size(); b++) {
+        double abs_sum = 0.0, sq_sum = 0.0;
+        for (int64_t i = penalty_blocks_[2 * b]; i < penalty_blocks_[2 * b + 1]; i++) {
+            abs_sum += std::fabs(p[i]);
+            sq_sum += double(p[i]) * p[i];
+        }
+        penalty_parts_[b] = double(l1_) * abs_sum + double(l2_) * sq_sum;
+    }
+}
+
+double MLP::sum_penalty_parts() const {
+    double s = 0.0;
+    for (double part : penalty_parts_) s += part;
+    return s;
+}
+
+double MLP::penalty() {
+    if (l1_ == 0.0f && l2_ == 0.0f) return 0.0;
+#pragma omp parallel num_threads(threads_for_region())
+    penalty_parts();
+    return sum_penalty_parts();
 }
 
 void MLP::reserve(int B) {
     if (B <= capacity_) return;
     const size_t rows = size_t(B);
     acts_.grow_to(rows * act_offsets_.back());
-    probs_.grow_to(rows * sizes_.back());
+    if (loss_ == Loss::softmax_xent)
+        probs_.grow_to(rows * sizes_.back());
+    else
+        t_batch_.grow_to(rows * sizes_.back());
     losses_.grow_to(rows);
     dbuf_a_.grow_to(rows * max_width_);
     dbuf_b_.grow_to(rows * max_width_);
     x_batch_.grow_to(rows * sizes_[0]);
-    y_batch_.resize(rows);
+    if (loss_ == Loss::softmax_xent) y_batch_.resize(rows);
     capacity_ = B;
 }
 
 void MLP::forward(const float* x, int B) {
     const float* input = x;
     for (int l = 0; l < num_layers(); l++) {
-        const bool relu = l + 1 < num_layers();
         dense_forward(kernels_, layer_output(l), input, params() + weight_offset(l),
-                      params() + bias_offset(l), relu, B, sizes_[l], sizes_[l + 1]);
+                      params() + bias_offset(l), activation_of(l), B, sizes_[l], sizes_[l + 1]);
         input = layer_output(l);
     }
 }
 
-void MLP::loss_forward(const int32_t* y, int B) {
-    softmax_xent_forward(losses_.data(), probs_.data(), layer_output(num_layers() - 1), y, B,
-                         sizes_.back());
+void MLP::loss_forward(Targets y, int B) {
+    const float* out = layer_output(num_layers() - 1);
+    if (loss_ == Loss::softmax_xent)
+        softmax_xent_forward(losses_.data(), probs_.data(), out, y.labels, B, sizes_.back());
+    else
+        regression_loss_forward(losses_.data(), out, y.values, loss_, B, sizes_.back());
 }
 
-void MLP::backward(const float* x, const int32_t* y, int B, const AdamStep* adam) {
+void MLP::backward(const float* x, Targets y, int B, const OptStep* step) {
     float* dy = dbuf_a_.data();
     float* dx = dbuf_b_.data();
-    softmax_xent_backward(dy, probs_.data(), y, 1.0f / float(B), B, sizes_.back());
+    if (loss_ == Loss::softmax_xent)
+        softmax_xent_backward(dy, probs_.data(), y.labels, 1.0f / float(B), B, sizes_.back());
+    else
+        regression_loss_backward(dy, layer_output(num_layers() - 1), y.values, loss_,
+                                 1.0f / float(B), B, sizes_.back());
+    OptStep step_W{}, step_b{};
+    if (step) {
+        step_W = step_b = *step;
+        step_W.l1 = l1_;  // penalties on the weights only
+        step_W.l2 = l2_;
+    }
     for (int l = num_layers() - 1; l >= 0; l--) {
         const float* input = l == 0 ? x : layer_output(l - 1);
         float* dx_or_null = l > 0 ? dx : nullptr;
+        const Activation f_x = l > 0 ? activation_ : Activation::none;
         const int64_t w = weight_offset(l), b = bias_offset(l);
-        if (adam)
-            dense_backward_adam(kernels_, dx_or_null, params() + w, params() + b,
-                                {adam_m() + w, adam_v() + w, *adam},
-                                {adam_m() + b, adam_v() + b, *adam}, dy, input,
-                                /*mask_relu=*/l > 0, B, sizes_[l], sizes_[l + 1]);
+        if (step)
+            dense_backward_opt(kernels_, dx_or_null, params() + w, params() + b,
+                               {opt_s1() + w, opt_s2() + w, step_W},
+                               {opt_s1() + b, opt_s2() + b, step_b}, dy, input, f_x, B, sizes_[l],
+                               sizes_[l + 1]);
         else
             dense_backward(kernels_, dx_or_null, grads() + w, grads() + b, dy, input,
-                           params() + w, /*mask_relu=*/l > 0, B, sizes_[l], sizes_[l + 1]);
+                           params() + w, f_x, B, sizes_[l], sizes_[l + 1]);
         std::swap(dy, dx);
     }
 }
 
-void MLP::gather(const float* X, const int32_t* y, const int64_t* rows, int B) {
-    const int in = sizes_[0];
+Targets MLP::gather(const float* X, Targets y, const int64_t* rows, int B) {
+    const int in = sizes_[0], out = sizes_.back();
 #pragma omp for schedule(static)
     for (int i = 0; i < B; i++) {
         std::memcpy(x_batch_.data() + int64_t(i) * in, X + rows[i] * in, sizeof(float) * in);
-        y_batch_[i] = y[rows[i]];
+        if (y.labels)
+            y_batch_[i] = y.labels[rows[i]];
+        else
+            std::memcpy(t_batch_.data() + int64_t(i) * out, y.values + rows[i] * out,
+                        sizeof(float) * out);
     }
+    Targets batch;
+    if (y.labels)
+        batch.labels = y_batch_.data();
+    else
+        batch.values = t_batch_.data();
+    return batch;
 }
 
 int64_t MLP::count_correct(const int32_t* y, int B) const {
+    if (!y) return 0;
     const int classes = sizes_.back();
     const float* logits = layer_output(num_layers() - 1);
     int64_t correct = 0;
@@ -114,38 +184,45 @@ int64_t MLP::count_correct(const int32_t* y, int B) const {
     return correct;
 }
 
-double MLP::compute_gradients(const float* x, const int32_t* y, int B) {
+double MLP::compute_gradients(const float* x, Targets y, int B) {
     reserve(B);
+    const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
 #pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
+        if (penalized) penalty_parts();
         forward(x, B);
         loss_forward(y, B);
         backward(x, y, B, nullptr);
+        if (penalized)
+            for (int l = 0; l < num_layers(); l++)
+                kernels_.add_penalty(grads() + weight_offset(l), params() + weight_offset(l),
+                                     int64_t(sizes_[l]) * sizes_[l + 1], l1_, l2_);
     }
-    return sum_in_order(losses_.data(), B) / B;
+    return sum_in_order(losses_.data(), B) / B + (penalized ? sum_penalty_parts() : 0.0);
 }
 
-void MLP::apply_adam(const AdamConfig& config) {
-    const AdamStep step = pydfn::adam_step(config, adam_step_ + 1);
-    adam_step_++;
+void MLP::apply_update(const OptConfig& config) {
+    const OptStep step = opt_step(config, step_ + 1);
+    step_++;
 #pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
-        kernels_.adam_update(params(), adam_m(), adam_v(), grads(), num_params_, step);
+        kernels_.opt_update(params(), opt_s1(), opt_s2(), grads(), num_params_, step);
     }
 }
 
-int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order, int64_t n,
-                         int batch_size, const AdamConfig& config, float* batch_loss,
+int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_t n,
+                         int batch_size, const OptConfig& config, float* batch_loss,
                          int64_t* batch_correct) {
     check(batch_size >= 1, "batch_size must be >= 1");
     if (n == 0) return 0;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int64_t num_batches = (n + batch_size - 1) / batch_size;
+    const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
     int64_t applied = 0;
     bool diverged = false;
-    AdamStep step{};
+    OptStep step{};
     // One parallel region for the whole epoch: the threads meet at the
     // worksharing loops' barriers, never fork or join per batch.
 #pragma omp parallel num_threads(threads_for_region())
@@ -154,23 +231,25 @@ int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order,
         for (int64_t b = 0; b < num_batches; b++) {
             const int64_t start = b * batch_size;
             const int B = int(std::min<int64_t>(batch_size, n - start));
-            gather(X, y, order + start, B);
+            const Targets batch = gather(X, y, order + start, B);
+            if (penalized) penalty_parts();  // of the weights this batch's cost is measured at
             forward(x_batch_.data(), B);
-            loss_forward(y_batch_.data(), B);
+            loss_forward(batch, B);
 #pragma omp single
             {
-                const double loss = sum_in_order(losses_.data(), B) / B;
+                double loss = sum_in_order(losses_.data(), B) / B;
+                if (penalized) loss += sum_penalty_parts();
                 if (batch_loss) batch_loss[b] = float(loss);
-                if (batch_correct) batch_correct[b] = count_correct(y_batch_.data(), B);
+                if (batch_correct) batch_correct[b] = count_correct(batch.labels, B);
                 if (std::isfinite(loss)) {
-                    step = pydfn::adam_step(config, ++adam_step_);
+                    step = opt_step(config, ++step_);
                     applied++;
                 } else {
                     diverged = true;
                 }
             }  // the barrier here publishes step and diverged to every thread
             if (diverged) break;
-            backward(x_batch_.data(), y_batch_.data(), B, &step);
+            backward(x_batch_.data(), batch, B, &step);
         }
     }
     return applied;
@@ -196,25 +275,30 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
     }
 }
 
-void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, const int32_t* y,
-                   int64_t n, int batch_size) {
+void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y, int64_t n,
+                   int batch_size) {
     check(batch_size >= 1, "batch_size must be >= 1");
     *loss_sum = 0.0;
     *correct = 0;
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
-    const int in = sizes_[0];
+    const int in = sizes_[0], out = sizes_.back();
 #pragma omp parallel num_threads(threads_for_region())
     {
         FlushDenormals ftz;
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
+            Targets batch;
+            if (y.labels)
+                batch.labels = y.labels + start;
+            else
+                batch.values = y.values + start * out;
             forward(X + start * in, B);
-            loss_forward(y + start, B);
+            loss_forward(batch, B);
 #pragma omp single
             {
                 *loss_sum += sum_in_order(losses_.data(), B);
-                *correct += count_correct(y + start, B);
+                *correct += count_correct(batch.labels, B);
             }
         }
     }

@@ -1,22 +1,37 @@
-// The network: dense layers with ReLU between them, logits out, softmax
-// cross-entropy loss, trained with Adam. Parameters, gradients and Adam's m and
-// v each live in one flat allocation laid out as [W1 (in,out), b1, W2, b2, …];
-// activations are sized for the largest batch seen, so a step allocates nothing.
+// The network: dense layers with a hidden activation (ReLU, tanh, sigmoid)
+// between them, a linear output, and a loss (softmax cross-entropy on the
+// output as logits, or mse/mae regression), trained with one of the
+// optimizers of optim.hpp, with optional l1/l2 weight penalties. Parameters,
+// gradients and the optimizer's two state buffers each live in one flat
+// allocation laid out as [W1 (in,out), b1, W2, b2, …]; activations are sized
+// for the largest batch seen, so a step allocates nothing.
 #pragma once
 #include <cstdint>
 #include <vector>
 
-#include "pydfn/adam.hpp"
 #include "pydfn/common.hpp"
+#include "pydfn/dense.hpp"
 #include "pydfn/kernels/kernels.hpp"
+#include "pydfn/optim.hpp"
+#include "pydfn/regression_loss.hpp"
 
 namespace pydfn {
 
+// What the output is compared with: class labels (N) for softmax_xent, or
+// float targets (N,out) for a regression loss. Exactly one is set.
+struct Targets {
+    const int32_t* labels = nullptr;
+    const float* values = nullptr;
+};
+
 class MLP {
   public:
-    explicit MLP(const std::vector<int>& sizes);
+    MLP(const std::vector<int>& sizes, Activation activation = Activation::relu,
+        Loss loss = Loss::softmax_xent);
 
     const std::vector<int>& sizes() const { return sizes_; }
+    Activation activation() const { return activation_; }
+    Loss loss() const { return loss_; }
     int num_layers() const { return int(sizes_.size()) - 1; }
     int64_t num_params() const { return num_params_; }
     int64_t weight_offset(int layer) const { return offsets_[layer]; }
@@ -24,58 +39,76 @@ class MLP {
 
     float* params() { return params_.data(); }
     float* grads() { return grads_.data(); }
-    float* adam_m() { return m_.data(); }
-    float* adam_v() { return v_.data(); }
-    int64_t adam_step() const { return adam_step_; }
-    void set_adam_step(int64_t t);
-    void reset_adam();  // m = v = 0, t = 0
+    float* opt_s1() { return s1_.data(); }
+    float* opt_s2() { return s2_.data(); }
+    int64_t opt_step_count() const { return step_; }
+    void set_opt_step_count(int64_t t);
+    void reset_optimizer();  // s1 = s2 = 0, t = 0
 
-    // Gradients of the mean loss over a batch x (B,in), y (B) into grads();
-    // returns the mean loss. Parameters are not changed.
-    double compute_gradients(const float* x, const int32_t* y, int B);
-    // One Adam step from grads(): t += 1, then the update.
-    void apply_adam(const AdamConfig& config);
+    // Penalties on the weights (never the biases): the cost is
+    // mean loss + l1·Σ|W| + l2·ΣW².
+    void set_penalty(float l1, float l2);
+    float l1() const { return l1_; }
+    float l2() const { return l2_; }
+    // l1·Σ|W| + l2·ΣW² of the current weights, summed in a fixed order.
+    double penalty();
 
-    // Trains on the rows order[0..n) of X (N,in), y (N) in minibatches of
-    // batch_size (the last may be smaller). batch_loss and batch_correct, if not
-    // null, receive each batch's mean loss and number of correct predictions.
-    // Stops before any update whose loss is not finite; returns how many
-    // batches were applied.
-    int64_t train_epoch(const float* X, const int32_t* y, const int64_t* order, int64_t n,
-                        int batch_size, const AdamConfig& config, float* batch_loss,
-                        int64_t* batch_correct);
+    // Gradients of the cost (mean loss + penalty) over a batch x (B,in) into
+    // grads(); returns the cost. Parameters are not changed.
+    double compute_gradients(const float* x, Targets y, int B);
+    // One optimizer step from grads(): t += 1, then the update.
+    void apply_update(const OptConfig& config);
 
-    // logits (N,classes) of X (N,in), computed batch_size rows at a time.
+    // Trains on the rows order[0..n) of X (N,in), y in minibatches of
+    // batch_size (the last may be smaller). batch_loss and batch_correct, if
+    // not null, receive each batch's cost and number of correct predictions
+    // (0 for regression). Stops before any update whose cost is not finite;
+    // returns how many batches were applied.
+    int64_t train_epoch(const float* X, Targets y, const int64_t* order, int64_t n, int batch_size,
+                        const OptConfig& config, float* batch_loss, int64_t* batch_correct);
+
+    // outputs (N,out) of X (N,in), computed batch_size rows at a time.
     void predict_logits(float* logits, const float* X, int64_t n, int batch_size);
-    // Sum of the losses and number of correct predictions over X (N,in), y (N).
-    void evaluate(double* loss_sum, int64_t* correct, const float* X, const int32_t* y, int64_t n,
+    // Sum of the rows' losses (no penalty) and number of correct predictions
+    // (0 for regression) over X (N,in), y.
+    void evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y, int64_t n,
                   int batch_size);
 
   private:
     void reserve(int B);
     // The pieces of a step; each must be entered by every thread of a parallel region.
     void forward(const float* x, int B);
-    void loss_forward(const int32_t* y, int B);  // per-row losses and probabilities
-    // Gradients into grads(), or, given an Adam step, applied to the
-    // parameters as soon as each is computed (never stored).
-    void backward(const float* x, const int32_t* y, int B, const AdamStep* adam);
-    void gather(const float* X, const int32_t* y, const int64_t* rows, int B);
+    void loss_forward(Targets y, int B);  // per-row losses (and probabilities)
+    // Gradients into grads(), or, given a step, applied to the parameters as
+    // soon as each is computed (never stored).
+    void backward(const float* x, Targets y, int B, const OptStep* step);
+    void penalty_parts();  // per-block sums of the penalty into penalty_parts_
+    double sum_penalty_parts() const;
+    Targets gather(const float* X, Targets y, const int64_t* rows, int B);
     int64_t count_correct(const int32_t* y, int B) const;
+    Activation activation_of(int layer) const {
+        return layer + 1 < num_layers() ? activation_ : Activation::none;
+    }
     const float* layer_output(int layer) const { return acts_.data() + act_offsets_[layer] * capacity_; }
     float* layer_output(int layer) { return acts_.data() + act_offsets_[layer] * capacity_; }
 
     std::vector<int> sizes_;
+    Activation activation_;
+    Loss loss_;
     std::vector<int64_t> offsets_;  // where each layer's W starts in the flat buffers
     int64_t num_params_ = 0;
-    Buffer params_, grads_, m_, v_;
-    int64_t adam_step_ = 0;
+    Buffer params_, grads_, s1_, s2_;
+    int64_t step_ = 0;
+    float l1_ = 0.0f, l2_ = 0.0f;
+    std::vector<int64_t> penalty_blocks_;  // [start, end) pairs covering every W
+    std::vector<double> penalty_parts_;
     const Kernels& kernels_;
 
     // Per-batch workspace, grown to the largest batch seen.
     int capacity_ = 0;
     std::vector<int64_t> act_offsets_;  // per layer, in units of capacity_ rows
     int max_width_ = 0;
-    Buffer acts_, probs_, losses_, dbuf_a_, dbuf_b_, x_batch_;
+    Buffer acts_, probs_, losses_, dbuf_a_, dbuf_b_, x_batch_, t_batch_;
     std::vector<int32_t> y_batch_;
 };
 

@@ -4,7 +4,7 @@
 //   forward   Y(M,N)  = X(M,K) · W(K,N) + bias, then ReLU       (nn)
 //   backward  dX(M,N) = dY(M,K) · W(N,K)ᵀ, zeroed where mask<=0  (nt)
 //   backward  dW(M,N) = X(K,M)ᵀ · dY(K,N)                        (tn)
-// and the Adam update over a flat buffer.
+// and the optimizer update (optim.hpp) over a flat buffer.
 //
 // Fast kernels share their work through orphaned `omp for` loops: call them
 // from inside a parallel region that every thread enters, or from serial code.
@@ -15,17 +15,18 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "pydfn/adam.hpp"
+#include "pydfn/optim.hpp"
 #include "pydfn/cpu.hpp"
 
 namespace pydfn {
 
-// Where Adam applies a gradient a kernel has just computed, instead of storing
-// it, while it is still in registers: m and v are laid out like the parameters.
-struct AdamTarget {
-    float* m;
-    float* v;
-    AdamStep step;
+// Where an optimizer applies a gradient a kernel has just computed, instead of
+// storing it, while it is still in registers: its state s1 and s2 are laid out
+// like the parameters.
+struct OptTarget {
+    float* s1;
+    float* s2;
+    OptStep step;
 };
 
 struct Kernels {
@@ -36,16 +37,19 @@ struct Kernels {
     // C(M,N) = A(M,K)·B(N,K)ᵀ, and C = 0 where mask(M,N) <= 0 (mask may be null).
     void (*sgemm_nt_mask)(float* C, const float* A, const float* B, const float* mask, int M,
                           int N, int K);
-    // C(M,N) = A(K,M)ᵀ·B(K,N); with adam, C holds parameters that take one Adam
-    // step with that product as their gradient.
+    // C(M,N) = A(K,M)ᵀ·B(K,N); with opt, C holds parameters that take one
+    // optimizer step with that product as their gradient.
     void (*sgemm_tn)(float* C, const float* A, const float* B, int M, int N, int K,
-                     const AdamTarget* adam);
-    // db(N) = Σ_rows dy(B,N), in row order; with adam, db holds parameters that
-    // take one Adam step with that sum as their gradient.
-    void (*column_sums)(float* db, const float* dy, int B, int N, const AdamTarget* adam);
-    // One Adam step (see adam.hpp) over n parameters.
-    void (*adam_update)(float* params, float* m, float* v, const float* grads, int64_t n,
-                        const AdamStep& step);
+                     const OptTarget* opt);
+    // db(N) = Σ_rows dy(B,N), in row order; with opt, db holds parameters that
+    // take one optimizer step with that sum as their gradient.
+    void (*column_sums)(float* db, const float* dy, int B, int N, const OptTarget* opt);
+    // One optimizer step (see optim.hpp) over n parameters, penalty included.
+    void (*opt_update)(float* params, float* s1, float* s2, const float* grads, int64_t n,
+                       const OptStep& step);
+    // grads(n) += l1·sign(params) + 2·l2·params: the penalty's gradient, computed
+    // exactly as a fused optimizer step computes it.
+    void (*add_penalty)(float* grads, const float* params, int64_t n, float l1, float l2);
 };
 
 const Kernels& kernels_ref();

@@ -28,27 +28,60 @@ void ref_nt(float* C, const float* A, const float* B, const float* mask, int M, 
         }
 }
 
-void ref_adam(float* params, float* m, float* v, const float* grads, int64_t n,
-              const AdamStep& s) {
+double ref_sign(double w) { return w > 0 ? 1.0 : (w < 0 ? -1.0 : 0.0); }
+
+void ref_update(float* params, float* s1, float* s2, const float* grads, int64_t n,
+                const OptStep& s) {
     for (int64_t i = 0; i < n; i++) {
-        const double g = grads[i];
-        m[i] = float(s.beta1 * double(m[i]) + (1.0 - s.beta1) * g);
-        v[i] = float(s.beta2 * double(v[i]) + (1.0 - s.beta2) * g * g);
-        params[i] = float(params[i] - double(s.step_size) * m[i] /
-                                          (std::sqrt(double(v[i])) * s.inv_bc2_sqrt + s.eps));
+        const double w = params[i];
+        double g = double(grads[i]) + s.l1 * ref_sign(w) + 2.0 * double(s.l2) * w;
+        switch (s.kind) {
+            case OptKind::adam:
+            case OptKind::adamw: {
+                const double wd = s.kind == OptKind::adamw ? w * s.decay : w;
+                s1[i] = float(s.beta1 * double(s1[i]) + (1.0 - s.beta1) * g);
+                s2[i] = float(s.beta2 * double(s2[i]) + (1.0 - s.beta2) * g * g);
+                params[i] = float(wd - double(s.step_size) * s1[i] /
+                                           (std::sqrt(double(s2[i])) * s.inv_bc2_sqrt + s.eps));
+                break;
+            }
+            case OptKind::sgd:
+                if (s.momentum != 0.0f) {
+                    s1[i] = float(s.momentum * double(s1[i]) + g);
+                    g = s.nesterov ? g + s.momentum * double(s1[i]) : double(s1[i]);
+                }
+                params[i] = float(w - s.lr * g);
+                break;
+            case OptKind::rmsprop: {
+                s2[i] = float(s.beta2 * double(s2[i]) + (1.0 - s.beta2) * g * g);
+                const double scaled = g / (std::sqrt(double(s2[i])) + s.eps);
+                if (s.momentum != 0.0f) {
+                    s1[i] = float(s.momentum * double(s1[i]) + scaled);
+                    params[i] = float(w - s.lr * double(s1[i]));
+                } else {
+                    params[i] = float(w - s.lr * scaled);
+                }
+                break;
+            }
+        }
     }
 }
 
-// The gradient g(n), then stored or applied by Adam to C.
-void store_or_adam(float* C, const std::vector<float>& g, const AdamTarget* adam) {
-    if (adam)
-        ref_adam(C, adam->m, adam->v, g.data(), int64_t(g.size()), adam->step);
+void ref_add_penalty(float* grads, const float* params, int64_t n, float l1, float l2) {
+    for (int64_t i = 0; i < n; i++)
+        grads[i] = float(grads[i] + l1 * ref_sign(params[i]) + 2.0 * double(l2) * params[i]);
+}
+
+// The gradient g(n), then stored or applied by the optimizer to C.
+void store_or_update(float* C, const std::vector<float>& g, const OptTarget* opt) {
+    if (opt)
+        ref_update(C, opt->s1, opt->s2, g.data(), int64_t(g.size()), opt->step);
     else
         std::copy(g.begin(), g.end(), C);
 }
 
 void ref_tn(float* C, const float* A, const float* B, int M, int N, int K,
-            const AdamTarget* adam) {
+            const OptTarget* opt) {
     std::vector<float> g(size_t(M) * N);
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
@@ -56,23 +89,23 @@ void ref_tn(float* C, const float* A, const float* B, int M, int N, int K,
             for (int k = 0; k < K; k++) s += double(A[k * M + i]) * B[k * N + j];
             g[size_t(i) * N + j] = float(s);
         }
-    store_or_adam(C, g, adam);
+    store_or_update(C, g, opt);
 }
 
-void ref_column_sums(float* db, const float* dy, int B, int N, const AdamTarget* adam) {
+void ref_column_sums(float* db, const float* dy, int B, int N, const OptTarget* opt) {
     std::vector<float> g(N);
     for (int j = 0; j < N; j++) {
         double s = 0;
         for (int i = 0; i < B; i++) s += dy[i * N + j];
         g[j] = float(s);
     }
-    store_or_adam(db, g, adam);
+    store_or_update(db, g, opt);
 }
 
 }  // namespace
 
 const Kernels& kernels_ref() {
-    static const Kernels kernels{"reference", ref_nn, ref_nt, ref_tn, ref_column_sums, ref_adam};
+    static const Kernels kernels{"reference", ref_nn, ref_nt, ref_tn, ref_column_sums, ref_update, ref_add_penalty};
     return kernels;
 }
 

@@ -1,0 +1,39 @@
+// The optimizers, as PyTorch defines them: hyper-parameters, and the factors
+// of one step. The elementwise update is a kernel (kernels/kernels.hpp), one
+// per ISA; every optimizer keeps at most two state buffers s1, s2 laid out
+// like the parameters, and a step count t starting at 1.
+#pragma once
+#include <cstdint>
+
+namespace pydfn {
+
+enum class OptKind : int { adam = 0, adamw = 1, sgd = 2, rmsprop = 3 };
+
+struct OptConfig {
+    OptKind kind = OptKind::adam;
+    float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // beta2 is RMSProp's alpha
+    float weight_decay = 0.0f;                                     // AdamW only (decoupled)
+    float momentum = 0.0f;                                         // SGD and RMSProp
+    bool nesterov = false;                                         // SGD only
+};
+
+// Step t of each optimizer over a parameter θ with gradient g (g already
+// holds the penalty's gradient l1·sign(θ) + 2·l2·θ when l1 or l2 is set):
+//   adam:    s1 = b1·s1 + (1−b1)·g;  s2 = b2·s2 + (1−b2)·g²
+//            θ −= step_size · s1 / (sqrt(s2)·inv_bc2_sqrt + eps)
+//            with step_size = lr/(1−b1^t), inv_bc2_sqrt = 1/sqrt(1−b2^t)
+//   adamw:   θ = θ·decay with decay = 1 − lr·weight_decay, then as adam
+//   sgd:     with momentum μ: s1 = μ·s1 + g;  g = nesterov ? g + μ·s1 : s1
+//            θ −= lr · g      (s1 starts at 0, so step 1 gives s1 = g as PyTorch)
+//   rmsprop: s2 = α·s2 + (1−α)·g²;  a = sqrt(s2) + eps
+//            with momentum μ: s1 = μ·s1 + g/a;  θ −= lr·s1;  else θ −= lr·(g/a)
+struct OptStep {
+    OptKind kind;
+    float beta1, beta2, eps, step_size, inv_bc2_sqrt, decay, lr, momentum;
+    bool nesterov;
+    float l1, l2;  // weight penalties (0 for biases)
+};
+
+OptStep opt_step(const OptConfig& config, int64_t t);  // t >= 1, no penalty
+
+}  // namespace pydfn

@@ -1,0 +1,21 @@
+// Regression losses on a linear output z (B,n) with float targets t (B,n):
+//   mse: loss_i = mean_j (z_ij − t_ij)²;   mae: loss_i = mean_j |z_ij − t_ij|
+// and the batch loss is the mean of the rows' losses, i.e. the mean over all
+// B·n elements (as PyTorch's MSELoss/L1Loss and Keras define it).
+// Rows are shared through orphaned `omp for` loops.
+#pragma once
+#include <cstdint>
+
+namespace pydfn {
+
+enum class Loss : int { softmax_xent = 0, mse = 1, mae = 2 };
+
+// losses (B) of z (B,n) against t (B,n); loss is mse or mae.
+void regression_loss_forward(float* losses, const float* z, const float* t, Loss loss, int B, int n);
+
+// dz (B,n) = scale/n · 2(z − t) for mse, scale/n · sign(z − t) for mae, with
+// sign(0) = 0 (the subgradient PyTorch uses); scale = 1/B for the mean loss.
+void regression_loss_backward(float* dz, const float* z, const float* t, Loss loss, float scale,
+                              int B, int n);
+
+}  // namespace pydfn
