@@ -144,3 +144,21 @@ def test_bad_hyperparameters_are_rejected(make, error, match):
 def test_a_non_optimizer_is_rejected(rng):
     with pytest.raises(TypeError, match="optimizer must be a pydfn optimizer"):
         pydfn.MLP(SIZES).train_step(*data(rng, 4), object())
+
+
+@pytest.mark.parametrize("flags, want", [
+    ([], pydfn.Adam()),
+    (["--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9", "--nesterov"], pydfn.SGD(0.1, 0.9, True)),
+    (["--optimizer", "rmsprop", "--momentum", "0.5"], pydfn.RMSProp(momentum=0.5)),
+    (["--optimizer", "adamw", "--weight-decay", "0.1"], pydfn.AdamW(weight_decay=0.1)),
+])
+def test_cli_flags_choose_the_optimizer(flags, want):
+    from pydfn import cli
+    got = cli._optimizer(cli._parser().parse_args(["train", *flags]))
+    assert type(got) is type(want) and got.get_config() == want.get_config()
+
+
+def test_cli_rejects_momentum_for_adam():
+    from pydfn import cli
+    with pytest.raises(ValueError, match="--momentum applies to sgd and rmsprop"):
+        cli._optimizer(cli._parser().parse_args(["train", "--momentum", "0.9"]))
