@@ -37,19 +37,7 @@ def save(model: MLP, path: str | os.PathLike) -> None:
     disk, then renamed over ``path``: a crash mid-save leaves the previous file whole.
     """
     path = os.fspath(path)
-    m, v, step = model._net.get_adam_state()
-    history = getattr(model, "history", None)
-    arrays = {
-        "format": np.array(FORMAT), "version": np.array(VERSION), "pydfn_version": np.array(_core.__version__),
-        "layer_sizes": np.array(model.layer_sizes, dtype=np.int64),
-        "params": model._net.get_params(),
-        "adam_m": m, "adam_v": v, "adam_step": np.array(step, dtype=np.int64),
-        # empty when the model was never trained: loading then sets no optimizer
-        "adam_hyperparameters": np.array(model._optimizer.hyperparameters() if model._optimizer else [],
-                                         dtype=np.float64),
-        "rng_state": np.array(json.dumps(model._rng.bit_generator.state)),  # 128-bit ints: JSON keeps them
-        "history": np.array(json.dumps(_history_to_dict(history)) if history is not None else ""),
-    }
+    arrays = to_arrays(model)
     tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"  # same folder, so the rename is atomic
     try:
         with open(tmp, "xb") as f:
@@ -61,6 +49,24 @@ def save(model: MLP, path: str | os.PathLike) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def to_arrays(model: MLP) -> dict[str, np.ndarray]:
+    """The checkpoint's contents as named arrays (what :func:`save` writes and
+    :func:`from_arrays` reads): also the pickled state of the scikit-learn estimators."""
+    m, v, step = model._net.get_adam_state()
+    history = getattr(model, "history", None)
+    return {
+        "format": np.array(FORMAT), "version": np.array(VERSION), "pydfn_version": np.array(_core.__version__),
+        "layer_sizes": np.array(model.layer_sizes, dtype=np.int64),
+        "params": model._net.get_params(),
+        "adam_m": m, "adam_v": v, "adam_step": np.array(step, dtype=np.int64),
+        # empty when the model was never trained: loading then sets no optimizer
+        "adam_hyperparameters": np.array(model._optimizer.hyperparameters() if model._optimizer else [],
+                                         dtype=np.float64),
+        "rng_state": np.array(json.dumps(model._rng.bit_generator.state)),  # 128-bit ints: JSON keeps them
+        "history": np.array(json.dumps(_history_to_dict(history)) if history is not None else ""),
+    }
 
 
 def load(path: str | os.PathLike) -> MLP:
@@ -91,12 +97,13 @@ def load(path: str | os.PathLike) -> MLP:
             raise ValueError(f"{path} is not a readable pydfn checkpoint (truncated or not an .npz file: {exc})"
                              ) from None
     try:
-        return _restore(arrays)
+        return from_arrays(arrays)
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"{path} is not a valid pydfn checkpoint: {exc}") from None
 
 
-def _restore(arrays: dict[str, np.ndarray]) -> MLP:
+def from_arrays(arrays: dict[str, np.ndarray]) -> MLP:
+    """The model that :func:`to_arrays` described (ValueError, TypeError or KeyError if it does not fit)."""
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
         raise ValueError(f"an .npz file without pydfn's format tag (it holds {sorted(arrays)})")
     if int(arrays["version"]) != VERSION:
