@@ -5,7 +5,10 @@ Conventions for the README:
   is a program that must run on its own: it cannot use names from an earlier block;
 - a block whose previous non-blank line is ``<!-- not-tested -->`` is skipped (shown by ``-ra``):
   for blocks that need a network, a GPU, or minutes of training;
-- a block runs with the current directory a fresh temporary folder, so the files it writes vanish.
+- a block runs with the current directory and the user cache (XDG_CACHE_HOME) in a fresh
+  temporary folder, so the files it writes vanish;
+- a block that loads Fashion-MNIST is skipped when the dataset is not installed (tests never
+  download it).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from pydfn import datasets
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 NOT_TESTED = "<!-- not-tested -->"
@@ -61,14 +66,25 @@ def python_blocks(text: str) -> list[Block]:
 BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
 
 
+def fashion_mnist_installed() -> bool:
+    try:
+        datasets.find_fashion_mnist(download=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def test_the_readme_has_python_blocks():
     assert len(BLOCKS) >= 1
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"README.md:{b.line}" for b in BLOCKS])
-def test_readme_block_runs(block, tmp_path):
+def test_readme_block_runs(block, tmp_path, monkeypatch):
     if block.skip:
         pytest.skip(f"README.md:{block.line} is marked {NOT_TESTED}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # for the check below and the block
+    if "load_fashion_mnist" in block.code and not fashion_mnist_installed():
+        pytest.skip(f"README.md:{block.line} needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")
     script = tmp_path / "block.py"
     script.write_text(block.code, encoding="utf-8")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
