@@ -14,7 +14,7 @@ import os
 import secrets
 import zipfile
 import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,14 +30,14 @@ FORMAT = "pydfn-checkpoint"
 VERSION = 1
 
 
-def save(model: MLP, path: str | os.PathLike) -> None:
+def save(model: MLP, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` (an ``.npz`` file, written as named) atomically.
 
     The file is written beside its destination under a temporary name, flushed to
     disk, then renamed over ``path``: a crash mid-save leaves the previous file whole.
     """
     path = os.fspath(path)
-    arrays = to_arrays(model)
+    arrays: dict[str, Any] = to_arrays(model)  # Any: numpy's stub takes **kwds for allow_pickle
     tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"  # same folder, so the rename is atomic
     try:
         with open(tmp, "xb") as f:
@@ -69,7 +69,7 @@ def to_arrays(model: MLP) -> dict[str, np.ndarray]:
     }
 
 
-def load(path: str | os.PathLike) -> MLP:
+def load(path: str | os.PathLike[str]) -> MLP:
     """Read a model written by :meth:`pydfn.MLP.save`.
 
     Returns
@@ -135,12 +135,12 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> MLP:
     return model
 
 
-def _history_to_dict(history: History) -> dict:
+def _history_to_dict(history: History) -> dict[str, Any]:
     return {"params": history.params, "history": history.history, "epoch": history.epoch,
             "stop_reason": history.stop_reason}
 
 
-def _history_from_dict(d: dict) -> History:
+def _history_from_dict(d: dict[str, Any]) -> History:
     history = History(d["params"])
     history.history, history.epoch, history.stop_reason = d["history"], d["epoch"], d["stop_reason"]
     return history
