@@ -6,7 +6,7 @@ Conventions for the README:
 - a block whose previous non-blank line is ``<!-- not-tested -->`` is skipped (shown by ``-ra``):
   for blocks that need a network, a GPU, or minutes of training;
 - a block runs with the current directory and the user cache (XDG_CACHE_HOME) in a fresh
-  temporary folder, so the files it writes vanish;
+  temporary folder, so the files it writes vanish, and with OMP_NUM_THREADS=1;
 - a block that loads Fashion-MNIST is skipped when the dataset is not installed (tests never
   download it).
 """
@@ -83,6 +83,9 @@ def test_readme_block_runs(block, tmp_path, monkeypatch):
     if block.skip:
         pytest.skip(f"README.md:{block.line} is marked {NOT_TESTED}")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # for the check below and the block
+    # One thread: results do not depend on it, and on a shared CI machine idle OpenMP threads
+    # spinning against other jobs made the quick start 13x slower (127 s vs 10 s).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     if "load_fashion_mnist" in block.code and not fashion_mnist_installed():
         pytest.skip(f"README.md:{block.line} needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")
     script = tmp_path / "block.py"
