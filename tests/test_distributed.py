@@ -1,0 +1,107 @@
+"""Data-parallel training over MPI: every test runs ``mpiexec -n N`` in a subprocess with a timeout."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+import pydfn
+
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
+                               reason="needs mpi4py and mpiexec: pip install 'pydfn[mpi]'")
+TIMEOUT = 120  # seconds for a whole mpiexec run: a hang fails the test instead of stalling the suite
+
+# The data and models of the scripts below: the same on every rank.
+SETUP = """
+import os, signal, sys, threading, time
+import numpy as np
+import pydfn
+from pydfn import distributed
+rank = distributed.rank()
+rng = np.random.default_rng(0)
+x = rng.random((257, 20), dtype=np.float32)
+y = rng.integers(0, 5, 257)
+out = sys.argv[1]
+"""
+
+# 257 rows: batches of 63 split 31/32 and end with 5 rows (2/3); batches of 64 end with
+# one row, which only rank 1 of 2 gets. Each rank starts from its own seed: the
+# broadcast of rank 0's weights must undo that.
+CONSISTENCY = SETUP + """
+for batch in (63, 64):
+    model = pydfn.MLP([20, 16, 5], seed=rank)
+    hist = model.fit(x, y, pydfn.Adam(lr=0.01), epochs=2, batch_size=batch, seed=3, verbose=0,
+                     validation_split=0.2, distributed=True)
+    np.save(f"{out}/w{batch}-{rank}.npy", model._net.get_params())
+    with open(f"{out}/h{batch}-{rank}.json", "w") as f:
+        json.dump({k: v for k, v in hist.history.items() if k != "time"}, f)
+"""
+
+
+def run_mpi(script: str, ranks: int, tmp_path, env: dict | None = None, timeout: float = TIMEOUT):
+    """Run ``script`` (given the output folder as argv[1]) on ``ranks`` ranks; returns (result, seconds)."""
+    path = tmp_path / "script.py"
+    path.write_text("import json\n" + script)
+    start = time.monotonic()
+    result = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, str(path), str(tmp_path)],
+                            capture_output=True, text=True, timeout=timeout, cwd=tempfile.gettempdir(),
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    return result, time.monotonic() - start
+
+
+def single_process(batch: int) -> tuple[np.ndarray, list[float]]:
+    """What CONSISTENCY trains, in this process with train_step: weights and per-epoch losses."""
+    rng = np.random.default_rng(0)
+    x = rng.random((257, 20), dtype=np.float32)
+    y = rng.integers(0, 5, 257)
+    x, y = x[:205], y[:205]  # validation_split=0.2 holds out the last rows
+    model, opt = pydfn.MLP([20, 16, 5], seed=0), pydfn.Adam(lr=0.01)
+    model._rng = np.random.default_rng(3)
+    losses = []
+    for _ in range(2):
+        order = model._epoch_order(len(x), True, None)
+        total = 0.0
+        for start in range(0, len(x), batch):
+            rows = order[start:start + batch]
+            total += model.train_step(x[rows], y[rows], opt) * len(rows)
+        losses.append(total / len(x))
+    return model._net.get_params(), losses
+
+
+@needs_mpi
+@pytest.mark.parametrize("batch", [63, 64])
+def test_two_ranks_agree_bitwise_and_match_one_process(tmp_path, batch):
+    result, _ = run_mpi(CONSISTENCY, 2, tmp_path)
+    assert result.returncode == 0, result.stderr
+    w0, w1 = np.load(tmp_path / f"w{batch}-0.npy"), np.load(tmp_path / f"w{batch}-1.npy")
+    np.testing.assert_array_equal(w0, w1)  # bitwise, not close
+    h0, h1 = (json.loads((tmp_path / f"h{batch}-{r}.json").read_text()) for r in (0, 1))
+    assert h0 == h1
+    # The batch's gradient is summed per share, then across ranks: a different order
+    # than one process's, so equal to rounding, not bitwise.
+    expected, losses = single_process(batch)
+    assert not np.array_equal(w0, pydfn.MLP([20, 16, 5], seed=0)._net.get_params())  # it trained
+    np.testing.assert_allclose(w0, expected, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(h0["loss"], losses, rtol=1e-5)
+
+
+@needs_mpi
+def test_one_rank_is_bitwise_train_step(tmp_path):
+    result, _ = run_mpi(CONSISTENCY, 1, tmp_path)
+    assert result.returncode == 0, result.stderr
+    for batch in (63, 64):
+        expected, losses = single_process(batch)
+        np.testing.assert_array_equal(np.load(tmp_path / f"w{batch}-0.npy"), expected)
+        # The loss is summed per row by a forward pass, not from the step's mean: rounding apart.
+        np.testing.assert_allclose(json.loads((tmp_path / f"h{batch}-0.json").read_text())["loss"], losses,
+                                   rtol=1e-6)
