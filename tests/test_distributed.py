@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -105,3 +106,91 @@ def test_one_rank_is_bitwise_train_step(tmp_path):
         # The loss is summed per row by a forward pass, not from the step's mean: rounding apart.
         np.testing.assert_allclose(json.loads((tmp_path / f"h{batch}-0.json").read_text())["loss"], losses,
                                    rtol=1e-6)
+
+
+# A long fit that one rank leaves in the middle; PYDFN_MPI_TIMEOUT bounds the others' wait.
+FAILURE = SETUP + """
+how = os.environ["HOW"]
+def hook(epoch, logs):  # runs on rank 0 only
+    if how == "raise" and epoch == 1:
+        raise RuntimeError("boom in a callback")
+if rank == 1 and how in ("kill", "stop"):
+    sig = signal.SIGKILL if how == "kill" else signal.SIGSTOP
+    threading.Timer(1.0, os.kill, (os.getpid(), sig)).start()
+pydfn.MLP([20, 16, 5]).fit(x, y, pydfn.Adam(), epochs=100000, batch_size=8, verbose=0, callbacks=[hook],
+                           distributed=True)
+print("finished", flush=True)
+"""
+
+
+@needs_mpi
+@pytest.mark.parametrize("how, message", [
+    ("raise", r"(?s)RuntimeError: boom in a callback.*rank 0/2: RuntimeError: boom in a callback; aborting all ranks"),
+    ("stop", r"rank 0/2: no answer from the other ranks for 3 s during the [a-z ]+: a rank has died or hangs"),
+    # mpiexec itself sees the dead rank and ends the others (else the timeout would).
+    ("kill", r"Killed|signal 9|BAD TERMINATION|no answer from the other ranks"),
+])
+def test_a_failed_rank_stops_all_within_bounded_time(tmp_path, how, message):
+    result, seconds = run_mpi(FAILURE, 2, tmp_path, env={"HOW": how, "PYDFN_MPI_TIMEOUT": "3"}, timeout=60)
+    assert result.returncode != 0
+    assert "finished" not in result.stdout
+    assert re.search(message, result.stdout + result.stderr), result.stdout + result.stderr
+    assert seconds < 60  # the timeout of run_mpi would have raised; this documents the bound
+
+
+DIFFERENT_DATA = SETUP + """
+try:
+    pydfn.MLP([20, 16, 5]).fit(x[:200 + rank], y[:200 + rank], pydfn.Adam(), epochs=1, verbose=0,
+                               distributed=True)
+except ValueError as exc:
+    print(f"rank {rank}: {exc}", flush=True)
+"""
+
+
+@needs_mpi
+def test_different_data_on_the_ranks_is_a_clear_error_on_every_rank(tmp_path):
+    result, _ = run_mpi(DIFFERENT_DATA, 2, tmp_path)
+    assert result.returncode == 0, result.stderr
+    for r in (0, 1):
+        assert f"rank {r}: distributed training needs the same training data on every rank" in result.stdout
+
+
+DIVERGING = SETUP + """
+x[5] = 3e38  # finite, but its activations overflow: the loss of the share holding it is NaN
+model = pydfn.MLP([20, 16, 5])
+try:
+    model.fit(x, y, pydfn.Adam(), epochs=1, batch_size=64, shuffle=False, verbose=0, distributed=True)
+except FloatingPointError as exc:
+    print(f"rank {rank}: {exc} | {model.history.stop_reason}", flush=True)
+np.save(f"{out}/w-{rank}.npy", model._net.get_params())
+"""
+
+
+@needs_mpi
+def test_a_diverged_share_stops_every_rank_together_without_an_update(tmp_path):
+    result, _ = run_mpi(DIVERGING, 2, tmp_path)
+    assert result.returncode == 0, result.stderr
+    for r in (0, 1):  # row 5 is in rank 0's share of the first batch; rank 1 learns of it from the sum
+        assert (f"rank {r}: the loss stopped being finite at batch 1 of 5" in result.stdout), result.stdout
+    np.testing.assert_array_equal(np.load(tmp_path / "w-0.npy"), pydfn.MLP([20, 16, 5])._net.get_params())
+    np.testing.assert_array_equal(np.load(tmp_path / "w-1.npy"), pydfn.MLP([20, 16, 5])._net.get_params())
+
+
+def test_without_mpi4py_the_error_names_the_extra():
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "import numpy as np, pydfn\n"
+            "x = np.zeros((4, 3), np.float32); y = np.zeros(4, int)\n"
+            "try:\n"
+            "    pydfn.MLP([3, 2]).fit(x, y, pydfn.Adam(), batch_size=2, verbose=0, distributed=True)\n"
+            "except ImportError as exc:\n"
+            "    print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=tempfile.gettempdir())
+    assert "distributed training needs mpi4py and an MPI library: pip install 'pydfn[mpi]'" in result.stdout, \
+        result.stderr
+
+
+def test_distributed_must_be_a_bool():
+    x, y = np.zeros((4, 3), np.float32), np.zeros(4, int)
+    with pytest.raises(TypeError, match="distributed must be True or False, got str"):
+        pydfn.MLP([3, 2]).fit(x, y, pydfn.Adam(), batch_size=2, verbose=0, distributed="yes")
