@@ -80,6 +80,15 @@ def size() -> int:
     return MPI.COMM_WORLD.Get_size()
 
 
+def ranks_per_node() -> int:
+    """The number of ranks sharing this rank's node (its shared-memory group)."""
+    node = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.Get_size()
+    finally:
+        node.Free()
+
+
 class DataParallelLoop:
     """The epoch loop of ``fit(distributed=True)``: same interface as ``training._EpochLoop``.
 
