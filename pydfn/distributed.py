@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -89,6 +90,25 @@ def ranks_per_node() -> int:
         node.Free()
 
 
+def as_rank_0(fn: Callable[[], None]) -> None:
+    """Call ``fn`` on every rank, then raise rank 0's exception, if any, on every rank.
+
+    For the callbacks' checks, which run on rank 0 only: a mistake there must not
+    leave the other ranks waiting for rank 0 in a collective.
+    """
+    error: BaseException | None = None
+    try:
+        fn()
+    except Exception as exc:  # passed on below
+        error = exc
+    comm = MPI.COMM_WORLD
+    shared = comm.bcast(error if comm.Get_rank() == 0 else None, root=0)
+    if error is not None and comm.Get_rank() == 0:
+        raise error
+    if shared is not None:
+        raise shared
+
+
 class DataParallelLoop:
     """The epoch loop of ``fit(distributed=True)``: same interface as ``training._EpochLoop``.
 
@@ -105,8 +125,16 @@ class DataParallelLoop:
         self.batch_size, self.callbacks = batch_size, callbacks
         self.n_batches = -(-x.shape[0] // batch_size)
         self.epoch = -1
-        self._check_same_data()
-        self._broadcast_state()
+        self._pending: tuple[str, float] | None = None  # the collective under way and since when
+        self._stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="pydfn-mpi-watchdog", daemon=True)
+        self._watchdog.start()
+        try:
+            self._check_same_data()
+            self._broadcast_state()
+        except BaseException:
+            self._stop.set()
+            raise
         self.grads = model._net.grads_view()  # the network's own buffer: reduced in place
         share = -(-batch_size // self.size)  # the largest share of a batch
         self._xb = np.empty((share, x.shape[1]), np.float32)
@@ -114,23 +142,25 @@ class DataParallelLoop:
 
     # --- collectives with a deadline --------------------------------------------
 
-    def _wait(self, request: Any, what: str) -> None:
-        """Complete a nonblocking collective, or abort every rank after the timeout."""
-        deadline = time.monotonic() + self.timeout
-        spins = 0
-        while not request.Test():
-            spins += 1
-            if spins > 1000:  # a peer is slow: poll less often, leave the core to it
-                time.sleep(0.0005)
-                if time.monotonic() > deadline:
-                    self._abort(f"no answer from the other ranks for {self.timeout:g} s during {what}: "
-                                "a rank has died or hangs (PYDFN_MPI_TIMEOUT sets the wait)")
+    def _watch(self) -> None:
+        """The watchdog thread: MPI collectives have no timeout, so abort when one lasts too long."""
+        while not self._stop.wait(min(1.0, self.timeout / 4)):
+            pending = self._pending
+            if pending and time.monotonic() - pending[1] > self.timeout:
+                self._abort(f"no answer from the other ranks for {self.timeout:g} s during {pending[0]}: "
+                            "a rank has died or hangs (PYDFN_MPI_TIMEOUT sets the wait)")
+
+    def _collective(self, what: str, call: Any, *args: Any, **kwargs: Any) -> None:
+        """A blocking collective (mpi4py releases the GIL in it) under the watchdog's eye."""
+        self._pending = (what, time.monotonic())
+        call(*args, **kwargs)
+        self._pending = None
 
     def _allreduce(self, buffer: np.ndarray, what: str, op: Any = None) -> None:
-        self._wait(self.comm.Iallreduce(MPI.IN_PLACE, buffer, op=op or MPI.SUM), what)
+        self._collective(what, self.comm.Allreduce, MPI.IN_PLACE, buffer, op=op or MPI.SUM)
 
     def _bcast(self, buffer: np.ndarray, what: str) -> None:
-        self._wait(self.comm.Ibcast(buffer, root=0), what)
+        self._collective(what, self.comm.Bcast, buffer, root=0)
 
     def _bcast_object(self, obj: Any, what: str) -> Any:
         """Rank 0's picklable ``obj`` on every rank (a length, then the bytes)."""
@@ -255,10 +285,13 @@ class DataParallelLoop:
         return self
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None:
-            params = self.model._net.get_params()
-            self._bcast(params, "the final weight broadcast")  # EarlyStopping restored them on rank 0 only
-            self.model._net.set_params(params)
-        elif not isinstance(exc, FloatingPointError):  # raised by every rank at the same step: no abort
-            traceback.print_exception(kind, exc, tb, file=sys.stderr)
-            self._abort(f"{kind.__name__}: {exc}")
+        try:
+            if exc is None:
+                params = self.model._net.get_params()
+                self._bcast(params, "the final weight broadcast")  # EarlyStopping restored them on rank 0 only
+                self.model._net.set_params(params)
+            elif not isinstance(exc, FloatingPointError):  # raised by every rank at the same step: no abort
+                traceback.print_exception(kind, exc, tb, file=sys.stderr)
+                self._abort(f"{kind.__name__}: {exc}")
+        finally:
+            self._stop.set()

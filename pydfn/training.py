@@ -147,7 +147,7 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Adam, *, epochs: int = 10, batch_
         raise TypeError(f"distributed must be True or False, got {type(distributed).__name__}")
     loop_type: Any = _EpochLoop
     if distributed:
-        from .distributed import DataParallelLoop as loop_type, rank  # needs mpi4py: pydfn[mpi]
+        from .distributed import DataParallelLoop as loop_type, as_rank_0, rank  # needs mpi4py: pydfn[mpi]
         if rank() != 0:
             callbacks, verbose = (), 0  # only rank 0 reports, checkpoints and decides to stop
 
@@ -155,7 +155,10 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Adam, *, epochs: int = 10, batch_
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": x.shape[0],
                        "val_samples": val[0].shape[0] if val else 0, "metrics": metrics})
     cbs = CallbackList(callbacks, model, history, verbose)
-    cbs.on_train_begin()  # callbacks check their settings here, before any training
+    if distributed:
+        as_rank_0(cbs.on_train_begin)  # rank 0's mistake fails every rank, not leaving them waiting
+    else:
+        cbs.on_train_begin()  # callbacks check their settings here, before any training
     model._use(optimizer)  # checks its type; a new optimizer starts with fresh moments
     model.history = history
     if seed is not None:

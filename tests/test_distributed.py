@@ -194,3 +194,40 @@ def test_distributed_must_be_a_bool():
     x, y = np.zeros((4, 3), np.float32), np.zeros(4, int)
     with pytest.raises(TypeError, match="distributed must be True or False, got str"):
         pydfn.MLP([3, 2]).fit(x, y, pydfn.Adam(), batch_size=2, verbose=0, distributed="yes")
+
+
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.skipif(not (pydfn.datasets.SYSTEM_DIR.is_dir() or os.environ.get("PYDFN_DATA")),
+                    reason="needs the real Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+def test_cli_trains_on_two_ranks_and_only_rank_0_reports(tmp_path):
+    pydfn_command = os.path.join(os.path.dirname(sys.executable), "pydfn")
+    result = subprocess.run([MPIEXEC, "-n", "2", pydfn_command, "train", "--distributed", "--epochs", "1",
+                             "--hidden", "32", "--out", str(tmp_path / "m.npz")],
+                            capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path,
+                            env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"})
+    assert result.returncode == 0, result.stderr
+    threads = max(1, (os.cpu_count() or 1) // 2)  # the cores shared out between the 2 ranks
+    assert f"{threads} threads per rank - 2 MPI ranks" in result.stdout
+    assert result.stdout.count("Test: loss") == 1  # rank 1 trained too, silently
+    accuracy = float(re.search(r"Test: loss [\d.]+ - accuracy ([\d.]+)", result.stdout).group(1))
+    assert accuracy > 0.8
+    assert pydfn.load(tmp_path / "m.npz").layer_sizes == [784, 32, 10]
+
+
+BAD_CALLBACK = SETUP + """
+from pydfn.callbacks import ModelCheckpoint
+try:  # the callbacks run on rank 0 only; their check must fail rank 1 as well
+    pydfn.MLP([20, 16, 5]).fit(x, y, pydfn.Adam(), epochs=1, verbose=0, distributed=True,
+                               callbacks=[ModelCheckpoint(f"{out}/missing/m.npz")])
+except FileNotFoundError as exc:
+    print(f"rank {rank}: {exc}", flush=True)
+"""
+
+
+@needs_mpi
+def test_a_bad_callback_setting_fails_every_rank_at_once(tmp_path):
+    result, _ = run_mpi(BAD_CALLBACK, 2, tmp_path, env={"PYDFN_MPI_TIMEOUT": "30"})
+    assert result.returncode == 0, result.stderr
+    for r in (0, 1):
+        assert f"rank {r}: ModelCheckpoint: the folder" in result.stdout, result.stdout
