@@ -175,6 +175,7 @@ class DataParallelLoop:
 
     def _abort(self, message: str) -> None:
         print(f"pydfn rank {self.rank}/{self.size}: {message}; aborting all ranks", file=sys.stderr, flush=True)
+        time.sleep(0.5)  # mpiexec may tear the job down before it has forwarded the line otherwise
         self.comm.Abort(1)
 
     # --- setup ---------------------------------------------------------------------

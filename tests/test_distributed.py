@@ -33,6 +33,9 @@ rng = np.random.default_rng(0)
 x = rng.random((257, 20), dtype=np.float32)
 y = rng.integers(0, 5, 257)
 out = sys.argv[1]
+def report(text):  # a file per rank: mpiexec may interleave the ranks' stdout
+    with open(f"{out}/r-{rank}.txt", "w") as f:
+        f.write(text)
 """
 
 # 257 rows: batches of 63 split 31/32 and end with 5 rows (2/3); batches of 64 end with
@@ -58,6 +61,11 @@ def run_mpi(script: str, ranks: int, tmp_path, env: dict | None = None, timeout:
                             capture_output=True, text=True, timeout=timeout, cwd=tempfile.gettempdir(),
                             env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
     return result, time.monotonic() - start
+
+
+def reports(tmp_path, ranks: int = 2) -> list[str]:
+    """What each rank's script passed to report()."""
+    return [(tmp_path / f"r-{r}.txt").read_text() for r in range(ranks)]
 
 
 def single_process(batch: int) -> tuple[np.ndarray, list[float]]:
@@ -143,7 +151,7 @@ try:
     pydfn.MLP([20, 16, 5]).fit(x[:200 + rank], y[:200 + rank], pydfn.Adam(), epochs=1, verbose=0,
                                distributed=True)
 except ValueError as exc:
-    print(f"rank {rank}: {exc}", flush=True)
+    report(str(exc))
 """
 
 
@@ -151,8 +159,8 @@ except ValueError as exc:
 def test_different_data_on_the_ranks_is_a_clear_error_on_every_rank(tmp_path):
     result, _ = run_mpi(DIFFERENT_DATA, 2, tmp_path)
     assert result.returncode == 0, result.stderr
-    for r in (0, 1):
-        assert f"rank {r}: distributed training needs the same training data on every rank" in result.stdout
+    for text in reports(tmp_path):
+        assert text.startswith("distributed training needs the same training data on every rank"), text
 
 
 DIVERGING = SETUP + """
@@ -161,7 +169,7 @@ model = pydfn.MLP([20, 16, 5])
 try:
     model.fit(x, y, pydfn.Adam(), epochs=1, batch_size=64, shuffle=False, verbose=0, distributed=True)
 except FloatingPointError as exc:
-    print(f"rank {rank}: {exc} | {model.history.stop_reason}", flush=True)
+    report(f"{exc} | {model.history.stop_reason}")
 np.save(f"{out}/w-{rank}.npy", model._net.get_params())
 """
 
@@ -170,8 +178,9 @@ np.save(f"{out}/w-{rank}.npy", model._net.get_params())
 def test_a_diverged_share_stops_every_rank_together_without_an_update(tmp_path):
     result, _ = run_mpi(DIVERGING, 2, tmp_path)
     assert result.returncode == 0, result.stderr
-    for r in (0, 1):  # row 5 is in rank 0's share of the first batch; rank 1 learns of it from the sum
-        assert (f"rank {r}: the loss stopped being finite at batch 1 of 5" in result.stdout), result.stdout
+    for text in reports(tmp_path):  # row 5 is in rank 0's share of batch 1; rank 1 learns of it from the sum
+        assert text.startswith("the loss stopped being finite at batch 1 of 5"), text
+        assert text.endswith("| the loss diverged in epoch 1, after batch 0 of 5"), text
     np.testing.assert_array_equal(np.load(tmp_path / "w-0.npy"), pydfn.MLP([20, 16, 5])._net.get_params())
     np.testing.assert_array_equal(np.load(tmp_path / "w-1.npy"), pydfn.MLP([20, 16, 5])._net.get_params())
 
@@ -221,7 +230,7 @@ try:  # the callbacks run on rank 0 only; their check must fail rank 1 as well
     pydfn.MLP([20, 16, 5]).fit(x, y, pydfn.Adam(), epochs=1, verbose=0, distributed=True,
                                callbacks=[ModelCheckpoint(f"{out}/missing/m.npz")])
 except FileNotFoundError as exc:
-    print(f"rank {rank}: {exc}", flush=True)
+    report(str(exc))
 """
 
 
@@ -229,5 +238,26 @@ except FileNotFoundError as exc:
 def test_a_bad_callback_setting_fails_every_rank_at_once(tmp_path):
     result, _ = run_mpi(BAD_CALLBACK, 2, tmp_path, env={"PYDFN_MPI_TIMEOUT": "30"})
     assert result.returncode == 0, result.stderr
-    for r in (0, 1):
-        assert f"rank {r}: ModelCheckpoint: the folder" in result.stdout, result.stdout
+    for text in reports(tmp_path):
+        assert text.startswith("ModelCheckpoint: the folder"), text
+
+
+EARLY_STOP = SETUP + """
+from pydfn.callbacks import EarlyStopping
+model = pydfn.MLP([20, 16, 5])
+stopper = EarlyStopping(monitor="val_accuracy", patience=1, mode="min")  # stops when it rises
+hist = model.fit(x, y, pydfn.Adam(lr=0.01), epochs=10, verbose=0, validation_split=0.2, distributed=True,
+                 callbacks=[stopper])
+np.save(f"{out}/w-{rank}.npy", model._net.get_params())
+report(f"{len(hist)} epochs; {hist.stop_reason}")
+"""
+
+
+@needs_mpi
+def test_rank_0s_early_stopping_stops_every_rank_with_its_restored_weights(tmp_path):
+    result, _ = run_mpi(EARLY_STOP, 2, tmp_path)
+    assert result.returncode == 0, result.stderr
+    texts = reports(tmp_path)
+    assert texts[0] == texts[1]
+    assert "restored the weights of epoch" in texts[0]
+    np.testing.assert_array_equal(np.load(tmp_path / "w-0.npy"), np.load(tmp_path / "w-1.npy"))
