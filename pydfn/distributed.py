@@ -28,6 +28,13 @@ float rounding only: the batch's gradient is summed in a different order (per
 share, then across ranks). With one rank the result is bitwise that of
 ``train_step`` on the same batches.
 
+Costs beside the allreduce: the loop over steps is Python's (one C++ call per
+step instead of one per epoch), Adam runs as its own pass (the 1-process epoch
+fuses it into the backward pass), and the training accuracy takes one extra
+forward pass of each share (``compute_gradients`` does not return predictions).
+Give each rank ``cores / ranks per node`` threads (``pydfn train --distributed``
+does): more oversubscribes the cores, and every step waits for the slowest rank.
+
 Needs ``mpi4py`` and an MPI library: ``pip install 'pydfn[mpi]'`` brings both
 (the ``mpich`` wheel ships ``mpiexec``); a system MPI works as well.
 """
@@ -35,6 +42,7 @@ Needs ``mpi4py`` and an MPI library: ``pip install 'pydfn[mpi]'`` brings both
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import threading
 import time
@@ -164,8 +172,6 @@ class DataParallelLoop:
 
     def _bcast_object(self, obj: Any, what: str) -> Any:
         """Rank 0's picklable ``obj`` on every rank (a length, then the bytes)."""
-        import pickle
-
         data = pickle.dumps(obj) if self.rank == 0 else b""
         length = np.array([len(data)], np.int64)
         self._bcast(length, what)
