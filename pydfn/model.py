@@ -214,7 +214,8 @@ class MLP:
 
     def fit(self, x: Any, y: Any, optimizer: Adam, *, epochs: int = 10, batch_size: int = 64,
             validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
-            seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1) -> training.History:
+            seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1,
+            distributed: bool = False) -> training.History:
         """Train for a number of epochs, validating after each; each epoch runs in C++.
 
         Parameters
@@ -249,6 +250,12 @@ class MLP:
             0: silent. 1: a progress bar on stderr when it is a terminal, and one
             line per epoch on stdout. 2: also the tutorial's lines, the minibatch's
             loss and accuracy every 100 batches (``callbacks.Progress`` tunes this).
+        distributed : bool, default False
+            Data-parallel training over MPI: run the script on every rank
+            (``mpiexec -n N ...``); each global batch is split across the ranks and
+            their gradients averaged before one identical Adam step. Only rank 0
+            runs the callbacks. Needs ``pip install 'pydfn[mpi]'``; see
+            :mod:`pydfn.distributed`.
 
         Returns
         -------
@@ -279,7 +286,8 @@ class MLP:
         """
         return training.fit(self, x, y, optimizer, epochs=epochs, batch_size=batch_size,
                             validation_data=validation_data, validation_split=validation_split,
-                            shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose)
+                            shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
+                            distributed=distributed)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model to ``path`` (.npz) atomically: architecture, weights, Adam
