@@ -158,6 +158,8 @@ def _restore(arrays: dict[str, np.ndarray]) -> MLP:
     model._net.set_params(arrays["params"])
     model._net.set_adam_state(arrays["adam_m"], arrays["adam_v"], step)
     hyper = arrays["adam_hyperparameters"]
+    if hyper.size and not (np.abs(hyper) <= np.finfo(np.float32).max).all():  # the core computes in float32
+        raise ValueError(f"adam_hyperparameters {hyper} are not finite in float32")
     if hyper.size:
         model._optimizer = Adam(*(float(h) for h in hyper))  # the state above belongs to it
     model._rng.bit_generator.state = json.loads(str(arrays["rng_state"]))

@@ -17,17 +17,18 @@ import pytest
 from _robust import run_cases
 
 CORPUS = Path(__file__).parent / "fuzz_corpus" / "idx"
+SEED = os.environ.get("PYDFN_FUZZ_SEED", "")  # empty: derandomized, the same examples every run
 EXAMPLES = int(os.environ.get("PYDFN_FUZZ_EXAMPLES", "300"))
 
 FUZZ = r"""
 import gzip, hashlib, os, sys, tempfile
 import numpy as np
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, seed, settings, strategies as st
 from pydfn import _data, datasets
 
 tmp = tempfile.mkdtemp()
 SAVE = os.environ.get("PYDFN_FUZZ_SAVE")
-SETTINGS = settings(max_examples=int(sys.argv[1]), derandomize=True, deadline=None, database=None,
+SETTINGS = settings(max_examples=int(sys.argv[1]), derandomize=not sys.argv[2], deadline=None, database=None,
                     suppress_health_check=list(HealthCheck))
 
 def idx_bytes(array):
@@ -95,15 +96,18 @@ def fuzz_shift_flip(n, h, w, dy, dx, flip, dtype):
                     want[r, c] = img[r - sy, c - sx]
         assert np.array_equal(dst[i], want)
 
-fuzz_read_idx()
-fuzz_shift_flip()
+for fuzz in (fuzz_read_idx, fuzz_shift_flip):
+    (seed(int(sys.argv[2]))(fuzz) if sys.argv[2] else fuzz)()
 print("ok")
 """
 
 
 def test_fuzzed_idx_files_and_shifts_give_exact_results_or_value_error():
-    out = subprocess.run([sys.executable, "-c", FUZZ, str(EXAMPLES)], capture_output=True, text=True,
-                         timeout=600, cwd=tempfile.gettempdir())
+    env = dict(os.environ)
+    if os.environ.get("PYDFN_FUZZ_KEEP"):  # .ci/fuzz: failing inputs join the regression corpus
+        env["PYDFN_FUZZ_SAVE"] = str(CORPUS)
+    out = subprocess.run([sys.executable, "-c", FUZZ, str(EXAMPLES), SEED], capture_output=True, text=True,
+                         timeout=max(600, EXAMPLES / 10), cwd=tempfile.gettempdir(), env=env)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-5000:]
 
 
