@@ -84,11 +84,7 @@ void run_kernels(const pydfn::Kernels& k, F&& f) {
         f();
         return;
     }
-#pragma omp parallel num_threads(pydfn::threads_for_region())
-    {
-        pydfn::FlushDenormals ftz;
-        f();
-    }
+    pydfn::parallel_region(f);
 }
 
 pydfn::AdamConfig adam_config(float lr, float beta1, float beta2, float eps) {

@@ -96,11 +96,12 @@ void MLP::backward(const float* x, const int32_t* y, int B, const AdamStep* adam
 
 void MLP::gather(const float* X, const int32_t* y, const int64_t* rows, int B) {
     const int in = sizes_[0];
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int i = 0; i < B; i++) {
         std::memcpy(x_batch_.data() + int64_t(i) * in, X + rows[i] * in, sizeof(float) * in);
         y_batch_[i] = y[rows[i]];
     }
+    sync_threads();
 }
 
 int64_t MLP::count_correct(const int32_t* y, int B) const {
@@ -116,24 +117,20 @@ int64_t MLP::count_correct(const int32_t* y, int B) const {
 
 double MLP::compute_gradients(const float* x, const int32_t* y, int B) {
     reserve(B);
-#pragma omp parallel num_threads(threads_for_region())
-    {
-        FlushDenormals ftz;
+    parallel_region([&] {
         forward(x, B);
         loss_forward(y, B);
         backward(x, y, B, nullptr);
-    }
+    });
     return sum_in_order(losses_.data(), B) / B;
 }
 
 void MLP::apply_adam(const AdamConfig& config) {
     const AdamStep step = pydfn::adam_step(config, adam_step_ + 1);
     adam_step_++;
-#pragma omp parallel num_threads(threads_for_region())
-    {
-        FlushDenormals ftz;
+    parallel_region([&] {
         kernels_.adam_update(params(), adam_m(), adam_v(), grads(), num_params_, step);
-    }
+    });
 }
 
 int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order, int64_t n,
@@ -148,17 +145,14 @@ int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order,
     AdamStep step{};
     // One parallel region for the whole epoch: the threads meet at the
     // worksharing loops' barriers, never fork or join per batch.
-#pragma omp parallel num_threads(threads_for_region())
-    {
-        FlushDenormals ftz;
+    parallel_region([&] {
         for (int64_t b = 0; b < num_batches; b++) {
             const int64_t start = b * batch_size;
             const int B = int(std::min<int64_t>(batch_size, n - start));
             gather(X, y, order + start, B);
             forward(x_batch_.data(), B);
             loss_forward(y_batch_.data(), B);
-#pragma omp single
-            {
+            if (thread_index() == 0) {
                 const double loss = sum_in_order(losses_.data(), B) / B;
                 if (batch_loss) batch_loss[b] = float(loss);
                 if (batch_correct) batch_correct[b] = count_correct(y_batch_.data(), B);
@@ -168,11 +162,12 @@ int64_t MLP::train_epoch(const float* X, const int32_t* y, const int64_t* order,
                 } else {
                     diverged = true;
                 }
-            }  // the barrier here publishes step and diverged to every thread
+            }
+            sync_threads();  // the barrier here publishes step and diverged to every thread
             if (diverged) break;
             backward(x_batch_.data(), y_batch_.data(), B, &step);
         }
-    }
+    });
     return applied;
 }
 
@@ -181,19 +176,18 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], classes = sizes_.back();
-#pragma omp parallel num_threads(threads_for_region())
-    {
-        FlushDenormals ftz;
+    parallel_region([&] {
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             forward(X + start * in, B);
             const float* out = layer_output(num_layers() - 1);
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
             for (int i = 0; i < B; i++)
                 std::memcpy(logits + (start + i) * classes, out + int64_t(i) * classes,
                             sizeof(float) * classes);
+            sync_threads();
         }
-    }
+    });
 }
 
 void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, const int32_t* y,
@@ -204,20 +198,18 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, const int
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0];
-#pragma omp parallel num_threads(threads_for_region())
-    {
-        FlushDenormals ftz;
+    parallel_region([&] {
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             forward(X + start * in, B);
             loss_forward(y + start, B);
-#pragma omp single
-            {
+            if (thread_index() == 0) {
                 *loss_sum += sum_in_order(losses_.data(), B);
                 *correct += count_correct(y + start, B);
             }
+            sync_threads();
         }
-    }
+    });
 }
 
 }  // namespace pydfn
