@@ -38,6 +38,33 @@ def cli_run(*argv):
             code = exc.code
     raise SystemExit(f"exit {code}: {err.getvalue().strip()}")
 
+def same_as_plain(xv, yv=None):
+    # Whether predict, evaluate, gradients, an epoch and a fit on the arrays xv, yv give
+    # bitwise the results of plain C-contiguous float32 / int64 copies of them.
+    yv = y if yv is None else yv
+    runs = []
+    for xa, ya in ((xv, yv), (np.array(np.asarray(xv), np.float32, order="C"), np.array(np.asarray(yv), np.int64))):
+        model = MLP([6, 5, 3], seed=1)
+        logits = model.predict_logits(xa)
+        evaluated = model.evaluate(xa, ya)
+        loss, grads = model.loss_and_gradients(xa, ya)
+        epoch = model.train_epoch(xa, ya, Adam(), batch_size=4, seed=0)
+        fitted = model.fit(xa, ya, Adam(), epochs=1, batch_size=4, verbose=0).history["loss"]
+        runs.append([logits, evaluated, loss, *grads, epoch, fitted, *model.get_weights()])
+    return all(np.array_equal(a, b) for a, b in zip(*runs))
+
+def memmapped(a):
+    path = os.path.join(tmp, f"mm{a.dtype.str}{a.shape}.bin".replace("<", "l").replace(">", "b"))
+    mm = np.memmap(path, dtype=a.dtype, mode="w+", shape=a.shape)
+    mm[:] = a
+    mm.flush()
+    return np.memmap(path, dtype=a.dtype, mode="r", shape=a.shape)
+
+def read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
 def garbage_file(content, name="f.bin"):
     path = os.path.join(tmp, name)
     with open(path, "wb") as f:
@@ -188,6 +215,38 @@ BAD = {
     "cli predict empty npy": ("cli_run('predict', model_784, '--input', garbage_file(b'', 'e.npy'))", "SystemExit",
                               "exit 2: pydfn predict: error: No data left in file"),
 }
+
+
+# Unusual but valid arrays: accepted, with exactly the results of plain copies.
+ACCEPTED = {
+    "x non-contiguous": "same_as_plain(np.repeat(x, 2, axis=1)[:, ::2])",
+    "x every other row": "same_as_plain(np.repeat(x, 2, axis=0)[::2])",
+    "x read-only": "same_as_plain(read_only(x))",
+    "x Fortran order": "same_as_plain(np.asfortranarray(x))",
+    "x big-endian": "same_as_plain(x.astype('>f4'))",
+    "x memory-mapped": "same_as_plain(memmapped(x))",
+    "x float64": "same_as_plain(x.astype(np.float64))",
+    "x float16": "same_as_plain(x.astype(np.float16))",
+    "x nested lists": "same_as_plain(x.tolist())",
+    "x big-endian Fortran memmap": "same_as_plain(memmapped(np.asfortranarray(x.astype('>f8'))))",
+    "y uint8": "same_as_plain(x, y.astype(np.uint8))",
+    "y big-endian": "same_as_plain(x, y.astype('>i8'))",
+    "y non-contiguous": "same_as_plain(x, np.repeat(y, 2)[::2])",
+    "y read-only memmap": "same_as_plain(x, memmapped(y.astype(np.int32)))",
+    "y list": "same_as_plain(x, y.tolist())",
+}
+
+
+@pytest.fixture(scope="module")
+def accepted_results():
+    return run_cases(SETUP, ACCEPTED)
+
+
+@pytest.mark.parametrize("case", ACCEPTED)
+def test_unusual_valid_arrays_are_accepted_and_exact(accepted_results, case):
+    record = accepted_results[case]
+    assert "crash" not in record, record["crash"]
+    assert record.get("value") is True, record
 
 
 @pytest.fixture(scope="module")
