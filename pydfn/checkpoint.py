@@ -32,26 +32,14 @@ FORMAT = "pydfn-checkpoint"
 VERSION = 1
 
 
-def save(model: MLP, path: str | os.PathLike) -> None:
+def save(model: MLP, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` (an ``.npz`` file, written as named) atomically.
 
     The file is written beside its destination under a temporary name, flushed to
     disk, then renamed over ``path``: a crash mid-save leaves the previous file whole.
     """
     path = os.fspath(path)
-    m, v, step = model._net.get_adam_state()
-    history = getattr(model, "history", None)
-    arrays = {
-        "format": np.array(FORMAT), "version": np.array(VERSION), "pydfn_version": np.array(_core.__version__),
-        "layer_sizes": np.array(model.layer_sizes, dtype=np.int64),
-        "params": model._net.get_params(),
-        "adam_m": m, "adam_v": v, "adam_step": np.array(step, dtype=np.int64),
-        # empty when the model was never trained: loading then sets no optimizer
-        "adam_hyperparameters": np.array(model._optimizer.hyperparameters() if model._optimizer else [],
-                                         dtype=np.float64),
-        "rng_state": np.array(json.dumps(model._rng.bit_generator.state)),  # 128-bit ints: JSON keeps them
-        "history": np.array(json.dumps(_history_to_dict(history)) if history is not None else ""),
-    }
+    arrays: dict[str, Any] = to_arrays(model)  # Any: numpy's stub takes **kwds for allow_pickle
     tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"  # same folder, so the rename is atomic
     try:
         with open(tmp, "xb") as f:
@@ -65,7 +53,25 @@ def save(model: MLP, path: str | os.PathLike) -> None:
         raise
 
 
-def load(path: str | os.PathLike) -> MLP:
+def to_arrays(model: MLP) -> dict[str, np.ndarray]:
+    """The checkpoint's contents as named arrays (what :func:`save` writes and
+    :func:`from_arrays` reads): also the pickled state of the scikit-learn estimators."""
+    m, v, step = model._net.get_adam_state()
+    history = getattr(model, "history", None)
+    return {
+        "format": np.array(FORMAT), "version": np.array(VERSION), "pydfn_version": np.array(_core.__version__),
+        "layer_sizes": np.array(model.layer_sizes, dtype=np.int64),
+        "params": model._net.get_params(),
+        "adam_m": m, "adam_v": v, "adam_step": np.array(step, dtype=np.int64),
+        # empty when the model was never trained: loading then sets no optimizer
+        "adam_hyperparameters": np.array(model._optimizer.hyperparameters() if model._optimizer else [],
+                                         dtype=np.float64),
+        "rng_state": np.array(json.dumps(model._rng.bit_generator.state)),  # 128-bit ints: JSON keeps them
+        "history": np.array(json.dumps(_history_to_dict(history)) if history is not None else ""),
+    }
+
+
+def load(path: str | os.PathLike[str]) -> MLP:
     """Read a model written by :meth:`pydfn.MLP.save`.
 
     Returns
@@ -100,7 +106,7 @@ def load(path: str | os.PathLike) -> MLP:
             raise ValueError(f"{path} is not a readable pydfn checkpoint (truncated or not an .npz file: {exc})"
                              ) from None
     try:
-        return _restore(arrays)
+        return from_arrays(arrays)
     except (ValueError, TypeError, KeyError, OverflowError, RecursionError, MemoryError) as exc:
         raise ValueError(f"{path} is not a valid pydfn checkpoint: {exc}") from None
 
@@ -115,14 +121,14 @@ def _check_sizes(data: np.lib.npyio.NpzFile) -> None:
     infos = {info.filename: info for info in data.zip.infolist()}
     info = infos.get("layer_sizes.npy")
     if info is None:
-        return  # _restore names what is missing
+        return  # from_arrays names what is missing
     if info.file_size > 1 << 20:
         raise ValueError(f"layer_sizes takes {info.file_size} bytes")
     sizes = data["layer_sizes"]
     try:
         n = num_params(check_network_size([int(s) for s in sizes]))
     except (ValueError, TypeError, MemoryError):
-        n = 0  # only small entries are read; _restore then says what is wrong with layer_sizes
+        n = 0  # only small entries are read; from_arrays then says what is wrong with layer_sizes
     # Room for a few per-parameter arrays (float32 today; float64 allowed) beside the small entries.
     limit = _SMALL_MEMBER + 8 * n + 4096
     total = sum(i.file_size for i in infos.values())
@@ -133,7 +139,9 @@ def _check_sizes(data: np.lib.npyio.NpzFile) -> None:
             raise ValueError(f"{name} decompresses to {i.file_size:,} bytes, more than its layers need")
 
 
-def _restore(arrays: dict[str, np.ndarray]) -> MLP:
+def from_arrays(arrays: dict[str, np.ndarray]) -> MLP:
+    """The model that :func:`to_arrays` described (ValueError, TypeError or KeyError if it does
+    not fit; also OverflowError, RecursionError or MemoryError for hostile contents)."""
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
         raise ValueError(f"an .npz file without pydfn's format tag (it holds {sorted(arrays)})")
     if int(arrays["version"]) != VERSION:
@@ -168,7 +176,7 @@ def _restore(arrays: dict[str, np.ndarray]) -> MLP:
     return model
 
 
-def _history_to_dict(history: History) -> dict:
+def _history_to_dict(history: History) -> dict[str, Any]:
     return {"params": history.params, "history": history.history, "epoch": history.epoch,
             "stop_reason": history.stop_reason}
 

@@ -125,7 +125,7 @@ def _file_in(directory: Path, spec: IdxSpec) -> Path | None:
     return None
 
 
-def _verify(path: Path, spec: IdxSpec, registry: dict) -> np.ndarray | None:
+def _verify(path: Path, spec: IdxSpec, registry: dict[str, Any]) -> np.ndarray | None:
     """Check ``path`` holds ``spec``; return its array when reading it was needed.
 
     ``registry`` maps resolved paths to ``[size, mtime_ns, sha256]``: a file whose
@@ -148,7 +148,7 @@ def _verify(path: Path, spec: IdxSpec, registry: dict) -> np.ndarray | None:
     return array
 
 
-def _verify_dir(directory: Path, registry: dict) -> dict[str, tuple[Path, np.ndarray | None]]:
+def _verify_dir(directory: Path, registry: dict[str, Any]) -> dict[str, tuple[Path, np.ndarray | None]]:
     """Each role's verified file in ``directory`` (and its array if it was read)."""
     if not directory.is_dir():
         raise ValueError("not a directory" if directory.exists() else "does not exist")
@@ -180,7 +180,7 @@ def fashion_mnist_cache_dir() -> Path:
     return _cache_root() / "fashion-mnist"
 
 
-def _load_registry() -> dict:
+def _load_registry() -> dict[str, Any]:
     try:
         registry = json.loads((_cache_root() / "verified.json").read_text())
     except (OSError, ValueError):
@@ -188,7 +188,7 @@ def _load_registry() -> dict:
     return registry if isinstance(registry, dict) else {}
 
 
-def _save_registry(registry: dict) -> None:
+def _save_registry(registry: dict[str, Any]) -> None:
     root = _cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)

@@ -281,7 +281,7 @@ class MLP:
                             validation_data=validation_data, validation_split=validation_split,
                             shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose)
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model to ``path`` (.npz) atomically: architecture, weights, Adam
         state and hyper-parameters, shuffling state, history. Read it with :func:`pydfn.load`."""
         checkpoint.save(self, path)

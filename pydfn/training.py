@@ -47,7 +47,7 @@ class History:
         diverged loss), else None.
     """
 
-    def __init__(self, params: dict | None = None):
+    def __init__(self, params: dict[str, Any] | None = None):
         self.params = dict(params or {})
         self.history: dict[str, list[float]] = {k: [] for k in self.params.get("metrics", ())}
         self.epoch: list[int] = []
@@ -99,11 +99,11 @@ def prepare_features(x: Any, n_features: int, name: str = "x") -> np.ndarray:
 
 
 def _check_validation(model: MLP, x: np.ndarray, y: np.ndarray, validation_data: Any,
-                      validation_split: Any) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+                      validation_split: Any) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Checked training arrays and the checked validation pair (or None)."""
     if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real):
         raise TypeError(f"validation_split must be a number, got {type(validation_split).__name__}")
-    if not 0.0 <= validation_split < 1.0:
+    if not 0.0 <= validation_split < 1.0:  # type: ignore[operator]  # mypy: numbers.Real has no <
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     n_features, n_classes = model.layer_sizes[0], model.layer_sizes[-1]
     if validation_data is not None:
