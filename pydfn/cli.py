@@ -18,6 +18,7 @@ from typing import Any, NoReturn, Sequence
 import numpy as np
 
 from . import _core, datasets, metrics
+from ._validation import check_network_size
 from .callbacks import EarlyStopping
 from .checkpoint import load
 from .model import MLP
@@ -133,7 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FloatingPointError as exc:
         print(f"pydfn {args.command}: training diverged: {exc} (try a smaller --lr)", file=sys.stderr)
         return EXIT_FAILED
-    except (ValueError, TypeError, OSError, ImportError) as exc:  # bad input, missing data or files
+    except MemoryError as exc:  # e.g. --hidden too wide for this machine, refused before allocating
+        print(f"pydfn {args.command}: out of memory: {exc or 'an allocation failed'}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ValueError, TypeError, OSError, EOFError, ImportError) as exc:  # bad input, missing data or files
         print(f"pydfn {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -144,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     if args.early_stopping and not args.val_fraction:
         raise ValueError("--early-stopping needs validation data: give --val-fraction > 0")
+    # Fashion-MNIST's sizes: too wide a --hidden fails now, not by the OOM killer mid-allocation.
+    check_network_size([28 * 28, *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], name="--hidden")
     root = True
     if args.distributed:
         from . import distributed  # ImportError names the extra
