@@ -52,3 +52,17 @@ def run_cases(setup: str, cases: dict[str, str], *, timeout: float = 180, env: d
         for case in cases:
             results.setdefault(case, {"id": case, "crash": crash})
     return results
+
+
+def run_fuzz_script(script: str, examples: int, seed: str, corpus) -> None:
+    """Run a hypothesis fuzz script (argv: examples, seed) in a fresh interpreter; it must print "ok".
+
+    Under `.ci/fuzz` (PYDFN_FUZZ_KEEP set) failing inputs are saved into ``corpus``.
+    """
+    import os
+    env = dict(os.environ)
+    if os.environ.get("PYDFN_FUZZ_KEEP"):
+        env["PYDFN_FUZZ_SAVE"] = str(corpus)
+    out = subprocess.run([sys.executable, "-c", script, str(examples), seed], capture_output=True, text=True,
+                         timeout=max(600, examples / 10), cwd=tempfile.gettempdir(), env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-5000:]

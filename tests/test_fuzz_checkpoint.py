@@ -10,9 +10,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import subprocess
-import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -22,7 +19,7 @@ import pytest
 import pydfn
 from pydfn import load
 
-from _robust import run_cases
+from _robust import run_cases, run_fuzz_script
 
 CORPUS = Path(__file__).parent / "fuzz_corpus" / "checkpoint"
 SEED = os.environ.get("PYDFN_FUZZ_SEED", "")  # empty: derandomized, the same examples every run
@@ -116,12 +113,7 @@ print("ok")
 
 
 def test_fuzzed_checkpoints_load_or_raise_value_error():
-    env = dict(os.environ)
-    if os.environ.get("PYDFN_FUZZ_KEEP"):  # .ci/fuzz: failing inputs join the regression corpus
-        env["PYDFN_FUZZ_SAVE"] = str(CORPUS)
-    out = subprocess.run([sys.executable, "-c", FUZZ, str(EXAMPLES), SEED], capture_output=True, text=True,
-                         timeout=max(600, EXAMPLES / 10), cwd=tempfile.gettempdir(), env=env)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-5000:]
+    run_fuzz_script(FUZZ, EXAMPLES, SEED, CORPUS)
 
 
 CORPUS_FILES = sorted(CORPUS.glob("*.npz"))

@@ -7,14 +7,11 @@ Inputs that ever failed are kept in ``tests/fuzz_corpus/idx`` and replayed here.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from _robust import run_cases
+from _robust import run_cases, run_fuzz_script
 
 CORPUS = Path(__file__).parent / "fuzz_corpus" / "idx"
 SEED = os.environ.get("PYDFN_FUZZ_SEED", "")  # empty: derandomized, the same examples every run
@@ -103,12 +100,7 @@ print("ok")
 
 
 def test_fuzzed_idx_files_and_shifts_give_exact_results_or_value_error():
-    env = dict(os.environ)
-    if os.environ.get("PYDFN_FUZZ_KEEP"):  # .ci/fuzz: failing inputs join the regression corpus
-        env["PYDFN_FUZZ_SAVE"] = str(CORPUS)
-    out = subprocess.run([sys.executable, "-c", FUZZ, str(EXAMPLES), SEED], capture_output=True, text=True,
-                         timeout=max(600, EXAMPLES / 10), cwd=tempfile.gettempdir(), env=env)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-5000:]
+    run_fuzz_script(FUZZ, EXAMPLES, SEED, CORPUS)
 
 
 CORPUS_FILES = sorted(CORPUS.glob("*.idx"))
