@@ -85,11 +85,7 @@ void run_kernels(const pydfn::Kernels& k, F&& f) {
         f();
         return;
     }
-#pragma omp parallel num_threads(pydfn::threads_for_region())
-    {
-        pydfn::FlushDenormals ftz;
-        f();
-    }
+    pydfn::parallel_region(f);
 }
 
 pydfn::OptConfig opt_config(const std::string& kind, float lr, float beta1, float beta2, float eps,

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+import os
+from typing import Any, Sequence
 
 import numpy as np
+
+MAX_DIM = 2**31 - 1  # the core indexes rows and layer widths with C int
+# Buffers the core holds per parameter: params, grads, Adam m and v, float32 each.
+BYTES_PER_PARAM = 4 * 4
+
+
+def _asarray(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)``, with NumPy's complaint about ragged input naming ``name``."""
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be a rectangular array, got {type(x).__name__}: {exc}") from None
 
 
 def as_features(x: Any, n_features: int, *, name: str = "x", check_finite: bool = True) -> np.ndarray:
     """Return ``x`` as a C-contiguous float32 array of shape (n_samples, n_features)."""
-    x = np.asarray(x)
+    x = _asarray(x, name)
     if x.dtype.kind != "f":
         raise TypeError(
             f"{name} must be a floating-point array, got dtype {x.dtype}"
@@ -35,7 +48,7 @@ def all_finite(x: np.ndarray, chunk: int = 1 << 20) -> bool:
 
 def as_labels(y: Any, n_classes: int, n_samples: int, *, name: str = "y") -> np.ndarray:
     """Return class labels ``y`` as a C-contiguous int32 array of shape (n_samples,)."""
-    y = np.asarray(y)
+    y = _asarray(y, name)
     if y.dtype.kind not in "ui":
         raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
     if y.ndim != 1:
@@ -48,12 +61,14 @@ def as_labels(y: Any, n_classes: int, n_samples: int, *, name: str = "y") -> np.
     return np.ascontiguousarray(y, dtype=np.int32)
 
 
-def positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
-    """Return ``value`` as an int >= minimum, else raise TypeError/ValueError naming it."""
+def positive_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as an int in [minimum, maximum], else raise TypeError/ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)
 
 
@@ -75,3 +90,35 @@ def as_targets(y: Any, n_outputs: int, n_samples: int, *, name: str = "y") -> np
     if not all_finite(y):
         raise ValueError(f"{name} contains NaN or infinity")
     return y
+
+
+def num_params(sizes: Sequence[int]) -> int:
+    """Number of parameters (weights and biases) of dense layers of ``sizes``, as a Python int."""
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_network_size(sizes: Sequence[int], *, name: str = "layer_sizes") -> list[int]:
+    """Return ``sizes`` as ints after checking the network fits in the core and in RAM.
+
+    Raises before anything is allocated: a TypeError or ValueError for a size that is
+    not an integer in [1, 2**31 - 1], a MemoryError when the parameters, gradients and
+    Adam moments (16 bytes per parameter) would not fit in this machine's RAM, which
+    would otherwise end in the kernel's OOM killer rather than an exception.
+    """
+    sizes = [positive_int(s, f"{name}[{i}]", maximum=MAX_DIM) for i, s in enumerate(sizes)]
+    n = num_params(sizes)
+    need, have = BYTES_PER_PARAM * n, physical_memory()
+    if have is not None and need > have:
+        raise MemoryError(f"{name} {sizes} has {n:,} parameters: weights, gradients and Adam state "
+                          f"need {need / 2**30:,.1f} GiB, more than this machine's {have / 2**30:,.1f} GiB of RAM")
+    if n > MAX_DIM * MAX_DIM:  # no machine holds it; keeps the core's int64 offsets far from overflow
+        raise MemoryError(f"{name} {sizes} has {n:,} parameters, too many to allocate")
+    return sizes

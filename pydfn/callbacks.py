@@ -55,7 +55,7 @@ class Callback:
 class _Hook(Callback):
     """A plain callable ``hook(epoch, logs)`` run after each epoch."""
 
-    def __init__(self, fn: Callable[[int, dict], Any]):
+    def __init__(self, fn: Callable[[int, dict[str, float]], Any]):
         self.fn = fn
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
@@ -108,6 +108,12 @@ class CallbackList:
 class _Monitor:
     """Tracks the best value of one metric: lower is better for losses, higher for accuracies."""
 
+    monitor: str
+    min_delta: float
+    sign: float
+    best: float
+    best_epoch: int | None
+
     def __init__(self, monitor: str, mode: str, min_delta: float):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
@@ -133,7 +139,7 @@ class _Monitor:
         return True
 
     def describe_best(self) -> str:
-        return f"{self.sign * self.best:.4f} (epoch {self.best_epoch + 1})"
+        return f"{self.sign * self.best:.4f} (epoch {self.best_epoch + 1})"  # type: ignore[operator]  # set once improved
 
 
 class EarlyStopping(Callback):
@@ -162,6 +168,8 @@ class EarlyStopping(Callback):
         Epoch after which it stopped training, None if it did not.
     """
 
+    _best_weights: list[np.ndarray] | None
+
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
                  restore_best_weights: bool = True, mode: str = "auto"):
         self._best = _Monitor(monitor, mode, min_delta)
@@ -188,7 +196,7 @@ class EarlyStopping(Callback):
         reason = (f"early stopping: {self.monitor} has not improved on {self._best.describe_best()} "
                   f"for {self.patience} epoch{'s' if self.patience > 1 else ''}")
         if self._best_weights is not None:
-            reason += f"; restored the weights of epoch {self.best_epoch + 1}"
+            reason += f"; restored the weights of epoch {self.best_epoch + 1}"  # type: ignore[operator]
         return reason
 
     def on_train_end(self) -> None:
@@ -218,7 +226,7 @@ class ModelCheckpoint(Callback):
         The file most recently written.
     """
 
-    def __init__(self, path: str | os.PathLike, *, monitor: str = "val_loss", save_best_only: bool = False,
+    def __init__(self, path: str | os.PathLike[str], *, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto"):
         self.path, self.save_best_only = os.fspath(path), bool(save_best_only)
         self._best = _Monitor(monitor, mode, 0.0)

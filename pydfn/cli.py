@@ -13,11 +13,12 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import numpy as np
 
 from . import _core, datasets, metrics
+from ._validation import check_network_size
 from .callbacks import EarlyStopping
 from .checkpoint import load
 from .model import MLP
@@ -28,7 +29,7 @@ EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + error
+    def error(self, message: str) -> NoReturn:  # one line, not usage + error
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -99,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="model.npz", help="where to save the trained model, default model.npz")
     train.add_argument("--plots", metavar="DIR", help="save training_curves.png, confusion_matrix.png and "
                                                       "samples.png there (needs matplotlib)")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel over MPI: run as mpiexec -n N pydfn train --distributed (needs "
+                            "pip install 'pydfn[mpi]'); --threads is per rank, by default the cores shared "
+                            "out among the node's ranks; only rank 0 prints and saves")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                        help="0 quiet, 1 a line per epoch (and a progress bar on a terminal), 2 also minibatch lines")
     train.set_defaults(run=_train)
@@ -140,7 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FloatingPointError as exc:
         print(f"pydfn {args.command}: training diverged: {exc} (try a smaller --lr)", file=sys.stderr)
         return EXIT_FAILED
-    except (ValueError, TypeError, OSError, ImportError) as exc:  # bad input, missing data or files
+    except MemoryError as exc:  # e.g. --hidden too wide for this machine, refused before allocating
+        print(f"pydfn {args.command}: out of memory: {exc or 'an allocation failed'}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ValueError, TypeError, OSError, EOFError, ImportError) as exc:  # bad input, missing data or files
         print(f"pydfn {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -166,6 +174,17 @@ def _optimizer(args: argparse.Namespace) -> Optimizer:
 def _train(args: argparse.Namespace) -> int:
     if args.early_stopping and not args.val_fraction:
         raise ValueError("--early-stopping needs validation data: give --val-fraction > 0")
+    # Fashion-MNIST's sizes: too wide a --hidden fails now, not by the OOM killer mid-allocation.
+    check_network_size([28 * 28, *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], name="--hidden")
+    root = True
+    if args.distributed:
+        from . import distributed  # ImportError names the extra
+
+        root = distributed.rank() == 0
+        if not args.threads:  # ranks sharing a node would oversubscribe its cores
+            _core.set_num_threads(max(1, (os.cpu_count() or 1) // distributed.ranks_per_node()))
+        if not root:
+            sys.stdout = open(os.devnull, "w")  # only rank 0 reports
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"--out: the folder {out_dir} does not exist")
@@ -187,20 +206,24 @@ def _train(args: argparse.Namespace) -> int:
     model = MLP([x.shape[1] * x.shape[2], *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], seed=args.seed,
                 activation=args.activation, l1=args.l1, l2=args.l2)
     optimizer = _optimizer(args)
-    print(f"pydfn {_core.__version__} - {_core.isa()} kernels - {_core.get_num_threads()} threads")
+    print(f"pydfn {_core.__version__} - {_core.isa()} kernels - {_core.get_num_threads()} threads"
+          + (f" per rank - {distributed.size()} MPI ranks" if args.distributed else ""))
     print(f"Fashion-MNIST from {where}: {len(x_train)} train, {len(x_val) if validation else 0} validation "
           f"(seed {args.seed}), {len(x_test)} test")
     print(f"{model!r} - {optimizer!r} - batch {args.batch_size} - {_plural(args.epochs, 'epoch')}", flush=True)
     callbacks = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
     history = model.fit(x_train, y_train, optimizer, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_data=validation, callbacks=callbacks, verbose=args.verbose)
+                        validation_data=validation, callbacks=callbacks, verbose=args.verbose,
+                        distributed=args.distributed)
 
-    y_pred = _report_test(model, x_test, y_test)
+    y_pred = _report_test(model, x_test, y_test)  # on every rank: cheap, and it keeps the code one path
     times = history.history.get("time", [])
     if times:
         mean = float(np.mean(times))
         print(f"Time per epoch: {mean:.2f} s ({len(x_train) / mean:,.0f} samples/s); "
               f"{_plural(len(times), 'epoch')} in {sum(times):.1f} s")
+    if not root:  # every rank holds the same model: rank 0 saves it
+        return 0
     model.save(args.out)
     print(f"Saved the model to {args.out}")
     if plt_module:

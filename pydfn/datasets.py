@@ -62,14 +62,28 @@ FASHION_MNIST_FILES = {
 
 # --- reading and verifying files ---------------------------------------------------
 
-def _decompress(raw: bytes, name: str) -> bytes:
-    """The IDX bytes of a file's contents ``raw``, gunzipped when they are gzip."""
+def _decompress(raw: bytes, name: str, limit: int | None = None) -> bytes:
+    """The IDX bytes of a file's contents ``raw``, gunzipped when they are gzip.
+
+    With ``limit`` (the size the content must have), a stream that inflates beyond it
+    is refused after ``limit + 1`` bytes: a small hostile .gz could expand a thousandfold.
+    """
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
-        return gzip.decompress(raw)
+        if limit is None:
+            return gzip.decompress(raw)
+        stream = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
+        content = stream.decompress(raw, limit + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise ValueError(f"{name}: bad gzip stream: {exc}") from None
+    if len(content) > limit:
+        raise ValueError(f"{name}: decompresses to more than the {limit} bytes its content must have")
+    if not stream.eof:
+        raise ValueError(f"{name}: bad gzip stream: it ends before its end-of-stream marker")
+    if stream.unused_data:
+        raise ValueError(f"{name}: bad gzip stream: {len(stream.unused_data)} bytes after its end")
+    return content
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
@@ -93,6 +107,11 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     return _data.parse_idx(_decompress(Path(path).read_bytes(), str(path)), str(path))
 
 
+def _idx_size(spec: IdxSpec) -> int:
+    """Bytes of the IDX file ``spec``: the 4-byte magic, 4 per dimension, then the data."""
+    return 4 + 4 * len(spec.shape) + math.prod(spec.shape)
+
+
 def _content_sha256(content: bytes) -> str:
     """Hex SHA-256 of decompressed IDX bytes (the one place that hashes, so it can be counted)."""
     return hashlib.sha256(content).hexdigest()
@@ -106,7 +125,7 @@ def _file_in(directory: Path, spec: IdxSpec) -> Path | None:
     return None
 
 
-def _verify(path: Path, spec: IdxSpec, registry: dict) -> np.ndarray | None:
+def _verify(path: Path, spec: IdxSpec, registry: dict[str, Any]) -> np.ndarray | None:
     """Check ``path`` holds ``spec``; return its array when reading it was needed.
 
     ``registry`` maps resolved paths to ``[size, mtime_ns, sha256]``: a file whose
@@ -117,7 +136,7 @@ def _verify(path: Path, spec: IdxSpec, registry: dict) -> np.ndarray | None:
     key = str(path.resolve())
     if registry.get(key) == [stat.st_size, stat.st_mtime_ns, spec.sha256]:
         return None
-    content = _decompress(path.read_bytes(), str(path))
+    content = _decompress(path.read_bytes(), str(path), _idx_size(spec))
     array = _data.parse_idx(content, str(path))
     if array.shape != spec.shape:
         raise ValueError(f"{path}: shape {array.shape}, expected {spec.shape}")
@@ -129,7 +148,7 @@ def _verify(path: Path, spec: IdxSpec, registry: dict) -> np.ndarray | None:
     return array
 
 
-def _verify_dir(directory: Path, registry: dict) -> dict[str, tuple[Path, np.ndarray | None]]:
+def _verify_dir(directory: Path, registry: dict[str, Any]) -> dict[str, tuple[Path, np.ndarray | None]]:
     """Each role's verified file in ``directory`` (and its array if it was read)."""
     if not directory.is_dir():
         raise ValueError("not a directory" if directory.exists() else "does not exist")
@@ -161,7 +180,7 @@ def fashion_mnist_cache_dir() -> Path:
     return _cache_root() / "fashion-mnist"
 
 
-def _load_registry() -> dict:
+def _load_registry() -> dict[str, Any]:
     try:
         registry = json.loads((_cache_root() / "verified.json").read_text())
     except (OSError, ValueError):
@@ -169,7 +188,7 @@ def _load_registry() -> dict:
     return registry if isinstance(registry, dict) else {}
 
 
-def _save_registry(registry: dict) -> None:
+def _save_registry(registry: dict[str, Any]) -> None:
     root = _cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -206,7 +225,7 @@ def _fetch(url: str, spec: IdxSpec, target: Path, timeout: float) -> None:
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             _copy_with_progress(response, out, url)
-        digest = _content_sha256(_decompress(Path(tmp).read_bytes(), "the download"))
+        digest = _content_sha256(_decompress(Path(tmp).read_bytes(), "the download", _idx_size(spec)))
         if digest != spec.sha256:
             raise ValueError(f"content SHA-256 is {digest}, expected {spec.sha256}")
         os.replace(tmp, target)

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import _core, checkpoint, training
-from ._validation import as_features, as_labels, as_targets, positive_int
+from ._validation import as_features, as_labels, as_targets, check_network_size, positive_int
 from .initializers import glorot_uniform
 from .optim import Optimizer
 
@@ -60,7 +60,7 @@ class MLP:
         sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
         if sizes is None or len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least an input and an output size, got {layer_sizes!r}")
-        sizes = [positive_int(s, f"layer_sizes[{i}]") for i, s in enumerate(sizes)]
+        sizes = check_network_size(sizes)  # before the core allocates anything
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         if loss not in LOSSES:
@@ -133,9 +133,10 @@ class MLP:
                 raise TypeError(f"weights[{i}] must be numeric, got dtype {w.dtype}")
             if w.shape != shape:
                 raise ValueError(f"weights[{i}] must have shape {shape}, got {w.shape}")
-            if not np.isfinite(w).all():
-                raise ValueError(f"weights[{i}] contains NaN or infinity")
-            parts.append(w.astype(np.float32).ravel())
+            w = w.astype(np.float32)
+            if not np.isfinite(w).all():  # after the cast: 1e39 becomes inf in float32
+                raise ValueError(f"weights[{i}] contains NaN or infinity (in float32)")
+            parts.append(w.ravel())
         self._net.set_params(np.concatenate(parts))
 
     # --- training ----------------------------------------------------------------
@@ -264,7 +265,8 @@ class MLP:
 
     def fit(self, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 64,
             validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
-            seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1) -> training.History:
+            seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1,
+            distributed: bool = False) -> training.History:
         """Train for a number of epochs, validating after each; each epoch runs in C++.
 
         Parameters
@@ -299,6 +301,12 @@ class MLP:
             0: silent. 1: a progress bar on stderr when it is a terminal, and one
             line per epoch on stdout. 2: also the tutorial's lines, the minibatch's
             loss and accuracy every 100 batches (``callbacks.Progress`` tunes this).
+        distributed : bool, default False
+            Data-parallel training over MPI: run the script on every rank
+            (``mpiexec -n N ...``); each global batch is split across the ranks and
+            their gradients averaged before one identical Adam step. Only rank 0
+            runs the callbacks. Needs ``pip install 'pydfn[mpi]'``; see
+            :mod:`pydfn.distributed`.
 
         Returns
         -------
@@ -330,9 +338,10 @@ class MLP:
         """
         return training.fit(self, x, y, optimizer, epochs=epochs, batch_size=batch_size,
                             validation_data=validation_data, validation_split=validation_split,
-                            shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose)
+                            shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
+                            distributed=distributed)
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model to ``path`` (.npz) atomically: architecture, loss, activation, penalties,
         weights, optimizer state and hyper-parameters, shuffling state, history. Read it with :func:`pydfn.load`."""
         checkpoint.save(self, path)

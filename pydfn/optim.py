@@ -19,9 +19,14 @@ def _real(value: object, name: str) -> float:
     return float(value)
 
 
+_FLOAT32_MAX = 3.4028234663852886e38  # the core computes in float32
+
+
 def _check(name: str, value: float, ok: bool, wanted: str) -> float:
     if not (ok and math.isfinite(value)):
         raise ValueError(f"{name} must be {wanted}, got {value}")
+    if abs(value) > _FLOAT32_MAX:
+        raise ValueError(f"{name} must be finite in float32 (|x| <= {_FLOAT32_MAX:.4g}), got {value}")
     return value
 
 

@@ -47,7 +47,7 @@ class History:
         diverged loss), else None.
     """
 
-    def __init__(self, params: dict | None = None):
+    def __init__(self, params: dict[str, Any] | None = None):
         self.params = dict(params or {})
         self.history: dict[str, list[float]] = {k: [] for k in self.params.get("metrics", ())}
         self.epoch: list[int] = []
@@ -99,11 +99,11 @@ def prepare_features(x: Any, n_features: int, name: str = "x") -> np.ndarray:
 
 
 def _check_validation(model: MLP, x: np.ndarray, y: np.ndarray, validation_data: Any,
-                      validation_split: Any) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+                      validation_split: Any) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Checked training arrays and the checked validation pair (or None)."""
     if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real):
         raise TypeError(f"validation_split must be a number, got {type(validation_split).__name__}")
-    if not 0.0 <= validation_split < 1.0:
+    if not 0.0 <= validation_split < 1.0:  # type: ignore[operator]  # mypy: numbers.Real has no <
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     n_features = model.layer_sizes[0]
     if validation_data is not None:
@@ -125,7 +125,8 @@ def _check_validation(model: MLP, x: np.ndarray, y: np.ndarray, validation_data:
 
 def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 64,
         validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
-        seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1) -> History:
+        seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1,
+        distributed: bool = False) -> History:
     """Train ``model``; see :meth:`pydfn.MLP.fit`, which documents the arguments and behaviour."""
     # Every check first, so a mistake fails now rather than after an epoch.
     n_features = model.layer_sizes[0]
@@ -142,40 +143,51 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
         seed = positive_int(seed, "seed", minimum=0)
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    if not isinstance(distributed, (bool, np.bool_)):
+        raise TypeError(f"distributed must be True or False, got {type(distributed).__name__}")
+    loop_type: Any = _EpochLoop
+    if distributed:
+        from .distributed import DataParallelLoop as loop_type, as_rank_0, rank  # needs mpi4py: pydfn[mpi]
+        if rank() != 0:
+            callbacks, verbose = (), 0  # only rank 0 reports, checkpoints and decides to stop
 
     acc = model.is_classifier  # accuracy only for classification
     metrics = ["loss"] + ["accuracy"] * acc + (["val_loss"] + ["val_accuracy"] * acc if val else []) + ["time"]
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": x.shape[0],
                        "val_samples": val[0].shape[0] if val else 0, "metrics": metrics})
     cbs = CallbackList(callbacks, model, history, verbose)
-    cbs.on_train_begin()  # callbacks check their settings here, before any training
+    if distributed:
+        as_rank_0(cbs.on_train_begin)  # rank 0's mistake fails every rank, not leaving them waiting
+    else:
+        cbs.on_train_begin()  # callbacks check their settings here, before any training
     model._use(optimizer)  # checks its type; a new optimizer starts with fresh moments
     model.history = history
     if seed is not None:
         model._rng = np.random.default_rng(seed)  # saved in checkpoints, so a resumed fit continues it
-    loop = _EpochLoop(model, x, y, optimizer, batch_size, cbs)
-    try:
-        for epoch in range(epochs):
-            loss, accuracy, seconds = loop.run(epoch, shuffle)
-            logs = {"loss": loss, "accuracy": accuracy} if acc else {"loss": loss}
-            if val:
-                loss_sum, correct = model._net.evaluate(val[0], val[1], _VAL_BATCH)
-                logs["val_loss"] = loss_sum / len(val[1]) + model._net.penalty()
-                if acc:
-                    logs["val_accuracy"] = correct / len(val[1])
-            logs["time"] = seconds
-            history._append(epoch, logs)
-            history.stop_reason = cbs.on_epoch_end(epoch, logs)
-            if history.stop_reason:
-                break
-    except KeyboardInterrupt:
-        history.stop_reason = f"interrupted (Ctrl-C) {loop.where()}"
-        raise
-    except FloatingPointError:
-        history.stop_reason = f"the loss diverged {loop.where()}"
-        raise
-    finally:
-        cbs.on_train_end()
+    loop = loop_type(model, x, y, optimizer, batch_size, cbs)
+    with loop:  # distributed: a failure on one rank stops them all
+        try:
+            for epoch in range(epochs):
+                loss, accuracy, seconds = loop.run(epoch, shuffle)
+                logs = {"loss": loss, "accuracy": accuracy} if acc else {"loss": loss}
+                if val:
+                    loss_sum, correct = loop.evaluate(val[0], val[1], _VAL_BATCH)
+                    logs["val_loss"] = loss_sum / len(val[1]) + model._net.penalty()
+                    if acc:
+                        logs["val_accuracy"] = correct / len(val[1])
+                logs["time"] = seconds
+                history._append(epoch, logs)
+                history.stop_reason = loop.agree(cbs.on_epoch_end(epoch, logs))
+                if history.stop_reason:
+                    break
+        except KeyboardInterrupt:
+            history.stop_reason = f"interrupted (Ctrl-C) {loop.where()}"
+            raise
+        except FloatingPointError:
+            history.stop_reason = f"the loss diverged {loop.where()}"
+            raise
+        finally:
+            cbs.on_train_end()
     return history
 
 
@@ -201,6 +213,20 @@ class _EpochLoop:
             return f"at the start of epoch {self.epoch + 1}, before its first batch"
         return (f"in epoch {self.epoch + 1}, after batch {done} of {self.n_batches} "
                 "(the model keeps the weights after that batch)")
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, int]:
+        """(sum of the losses, correct predictions) on checked ``(x, y)``."""
+        return self.model._net.evaluate(x, y, batch_size)
+
+    def agree(self, reason: str | None) -> str | None:
+        """The decision to stop (distributed: rank 0's, on every rank)."""
+        return reason
+
+    def __enter__(self) -> _EpochLoop:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        pass
 
     def run(self, epoch: int, shuffle: bool) -> tuple[float, float, float]:
         """Train one epoch; return its loss, accuracy and seconds."""

@@ -9,7 +9,7 @@ namespace {
 
 // y (B,n) = f(y), in place, for f = tanh or sigmoid.
 void activation_forward(float* y, Activation f, int B, int n) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int i = 0; i < B; i++) {
         float* row = y + int64_t(i) * n;
         if (f == Activation::tanh)
@@ -17,11 +17,12 @@ void activation_forward(float* y, Activation f, int B, int n) {
         else
             for (int j = 0; j < n; j++) row[j] = 1.0f / (1.0f + std::exp(-row[j]));
     }
+    sync_threads();
 }
 
 // dx (B,n) ⊙= f'(z) written from y = f(z): tanh' = 1 − y², sigmoid' = y·(1 − y).
 void activation_backward(float* dx, const float* y, Activation f, int B, int n) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int i = 0; i < B; i++) {
         float* d = dx + int64_t(i) * n;
         const float* h = y + int64_t(i) * n;
@@ -30,6 +31,7 @@ void activation_backward(float* dx, const float* y, Activation f, int B, int n) 
         else
             for (int j = 0; j < n; j++) d[j] *= h[j] * (1.0f - h[j]);
     }
+    sync_threads();
 }
 
 void backward_dx(const Kernels& kernels, float* dx, const float* dy, const float* x,

@@ -1,5 +1,5 @@
 // A dense layer y = f(x·W + b), its backward pass, and the activations f.
-// Like the kernels, these share work through orphaned `omp for` loops.
+// Like the kernels, these share work between the threads of a parallel_region().
 #pragma once
 #include "pydfn/kernels/kernels.hpp"
 

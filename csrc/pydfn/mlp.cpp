@@ -65,7 +65,7 @@ void MLP::set_penalty(float l1, float l2) {
 
 void MLP::penalty_parts() {
     const float* p = params();
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (size_t b = 0; b < penalty_parts_.size(); b++) {
         double abs_sum = 0.0, sq_sum = 0.0;
         for (int64_t i = penalty_blocks_[2 * b]; i < penalty_blocks_[2 * b + 1]; i++) {
@@ -74,6 +74,7 @@ void MLP::penalty_parts() {
         }
         penalty_parts_[b] = double(l1_) * abs_sum + double(l2_) * sq_sum;
     }
+    sync_threads();
 }
 
 double MLP::sum_penalty_parts() const {
@@ -84,8 +85,7 @@ double MLP::sum_penalty_parts() const {
 
 double MLP::penalty() {
     if (l1_ == 0.0f && l2_ == 0.0f) return 0.0;
-#pragma omp parallel num_threads(threads_for_region())
-    penalty_parts();
+    parallel_region([&] { penalty_parts(); });
     return sum_penalty_parts();
 }
 
@@ -155,7 +155,7 @@ void MLP::backward(const float* x, Targets y, int B, const OptStep* step) {
 
 Targets MLP::gather(const float* X, Targets y, const int64_t* rows, int B) {
     const int in = sizes_[0], out = sizes_.back();
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int i = 0; i < B; i++) {
         std::memcpy(x_batch_.data() + int64_t(i) * in, X + rows[i] * in, sizeof(float) * in);
         if (y.labels)
@@ -164,6 +164,7 @@ Targets MLP::gather(const float* X, Targets y, const int64_t* rows, int B) {
             std::memcpy(t_batch_.data() + int64_t(i) * out, y.values + rows[i] * out,
                         sizeof(float) * out);
     }
+    sync_threads();
     Targets batch;
     if (y.labels)
         batch.labels = y_batch_.data();
@@ -187,9 +188,7 @@ int64_t MLP::count_correct(const int32_t* y, int B) const {
 double MLP::compute_gradients(const float* x, Targets y, int B) {
     reserve(B);
     const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
-#pragma omp parallel num_threads(threads_for_region())
-    {
-        FlushDenormals ftz;
+    parallel_region([&] {
         if (penalized) penalty_parts();
         forward(x, B);
         loss_forward(y, B);
@@ -198,18 +197,16 @@ double MLP::compute_gradients(const float* x, Targets y, int B) {
             for (int l = 0; l < num_layers(); l++)
                 kernels_.add_penalty(grads() + weight_offset(l), params() + weight_offset(l),
                                      int64_t(sizes_[l]) * sizes_[l + 1], l1_, l2_);
-    }
+    });
     return sum_in_order(losses_.data(), B) / B + (penalized ? sum_penalty_parts() : 0.0);
 }
 
 void MLP::apply_update(const OptConfig& config) {
     const OptStep step = opt_step(config, step_ + 1);
     step_++;
-#pragma omp parallel num_threads(threads_for_region())
-    {
-        FlushDenormals ftz;
+    parallel_region([&] {
         kernels_.opt_update(params(), opt_s1(), opt_s2(), grads(), num_params_, step);
-    }
+    });
 }
 
 int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_t n,
@@ -225,9 +222,7 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
     OptStep step{};
     // One parallel region for the whole epoch: the threads meet at the
     // worksharing loops' barriers, never fork or join per batch.
-#pragma omp parallel num_threads(threads_for_region())
-    {
-        FlushDenormals ftz;
+    parallel_region([&] {
         for (int64_t b = 0; b < num_batches; b++) {
             const int64_t start = b * batch_size;
             const int B = int(std::min<int64_t>(batch_size, n - start));
@@ -235,8 +230,7 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
             if (penalized) penalty_parts();  // of the weights this batch's cost is measured at
             forward(x_batch_.data(), B);
             loss_forward(batch, B);
-#pragma omp single
-            {
+            if (thread_index() == 0) {
                 double loss = sum_in_order(losses_.data(), B) / B;
                 if (penalized) loss += sum_penalty_parts();
                 if (batch_loss) batch_loss[b] = float(loss);
@@ -247,11 +241,12 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
                 } else {
                     diverged = true;
                 }
-            }  // the barrier here publishes step and diverged to every thread
+            }
+            sync_threads();  // the barrier here publishes step and diverged to every thread
             if (diverged) break;
             backward(x_batch_.data(), batch, B, &step);
         }
-    }
+    });
     return applied;
 }
 
@@ -260,19 +255,18 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], classes = sizes_.back();
-#pragma omp parallel num_threads(threads_for_region())
-    {
-        FlushDenormals ftz;
+    parallel_region([&] {
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             forward(X + start * in, B);
             const float* out = layer_output(num_layers() - 1);
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
             for (int i = 0; i < B; i++)
                 std::memcpy(logits + (start + i) * classes, out + int64_t(i) * classes,
                             sizeof(float) * classes);
+            sync_threads();
         }
-    }
+    });
 }
 
 void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y, int64_t n,
@@ -283,9 +277,7 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], out = sizes_.back();
-#pragma omp parallel num_threads(threads_for_region())
-    {
-        FlushDenormals ftz;
+    parallel_region([&] {
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             Targets batch;
@@ -295,13 +287,13 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y
                 batch.values = y.values + start * out;
             forward(X + start * in, B);
             loss_forward(batch, B);
-#pragma omp single
-            {
+            if (thread_index() == 0) {
                 *loss_sum += sum_in_order(losses_.data(), B);
                 *correct += count_correct(batch.labels, B);
             }
+            sync_threads();
         }
-    }
+    });
 }
 
 }  // namespace pydfn

@@ -1,11 +1,13 @@
 #include "pydfn/regression_loss.hpp"
 
+#include "pydfn/threads.hpp"
+
 #include <cmath>
 
 namespace pydfn {
 
 void regression_loss_forward(float* losses, const float* z, const float* t, Loss loss, int B, int n) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int i = 0; i < B; i++) {
         const float* zi = z + int64_t(i) * n;
         const float* ti = t + int64_t(i) * n;
@@ -16,12 +18,13 @@ void regression_loss_forward(float* losses, const float* z, const float* t, Loss
         }
         losses[i] = sum / float(n);
     }
+    sync_threads();
 }
 
 void regression_loss_backward(float* dz, const float* z, const float* t, Loss loss, float scale,
                               int B, int n) {
     const float s = scale / float(n);
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int i = 0; i < B; i++) {
         const float* zi = z + int64_t(i) * n;
         const float* ti = t + int64_t(i) * n;
@@ -31,6 +34,7 @@ void regression_loss_backward(float* dz, const float* z, const float* t, Loss lo
             d[j] = loss == Loss::mse ? (2.0f * s) * e : (e > 0.0f ? s : (e < 0.0f ? -s : 0.0f));
         }
     }
+    sync_threads();
 }
 
 }  // namespace pydfn

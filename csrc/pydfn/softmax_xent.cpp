@@ -2,11 +2,13 @@
 
 #include <cmath>
 
+#include "pydfn/threads.hpp"
+
 namespace pydfn {
 
 void softmax_xent_forward(float* losses, float* probs, const float* logits, const int32_t* y,
                           int B, int C) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int i = 0; i < B; i++) {
         const float* z = logits + int64_t(i) * C;
         float* p = probs + int64_t(i) * C;
@@ -21,17 +23,19 @@ void softmax_xent_forward(float* losses, float* probs, const float* logits, cons
         for (int j = 0; j < C; j++) p[j] *= inv;
         losses[i] = std::log(sum) - (z[y[i]] - zmax);
     }
+    sync_threads();
 }
 
 void softmax_xent_backward(float* dlogits, const float* probs, const int32_t* y, float scale,
                            int B, int C) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int i = 0; i < B; i++) {
         const float* p = probs + int64_t(i) * C;
         float* d = dlogits + int64_t(i) * C;
         for (int j = 0; j < C; j++) d[j] = p[j] * scale;
         d[y[i]] -= scale;
     }
+    sync_threads();
 }
 
 double sum_in_order(const float* values, int64_t n) {

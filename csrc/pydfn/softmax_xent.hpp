@@ -1,5 +1,5 @@
 // Softmax cross-entropy computed from logits (max subtracted, log-sum-exp:
-// never softmax then log). Rows are shared through orphaned `omp for` loops.
+// never softmax then log). Rows are shared between the threads of a parallel_region().
 #pragma once
 #include <cstdint>
 

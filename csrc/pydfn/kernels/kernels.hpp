@@ -6,10 +6,11 @@
 //   backward  dW(M,N) = X(K,M)ᵀ · dY(K,N)                        (tn)
 // and the optimizer update (optim.hpp) over a flat buffer.
 //
-// Fast kernels share their work through orphaned `omp for` loops: call them
-// from inside a parallel region that every thread enters, or from serial code.
-// Each output element is computed by one thread in a fixed order, so results
-// do not depend on the thread count. The reference kernels are naive loops,
+// Fast kernels share their work through `omp for nowait` loops, each followed by
+// sync_threads(): call them from inside parallel_region() (threads.hpp), where
+// every thread calls them, or from serial code. Each output element is
+// computed by one thread in a fixed order, so results do not depend on the
+// thread count. The reference kernels are naive loops,
 // serial only, kept as the oracle for tests.
 #pragma once
 #include <cstddef>
@@ -60,6 +61,10 @@ const Kernels& kernels_avx512();
 const Kernels* kernels_for(Isa isa);
 // The kernels training uses: the best this CPU runs (see best_isa()).
 const Kernels& kernels_best();
+
+// The barrier of the current parallel region (threads.hpp; declared here so
+// the ISA files include nothing with inline code).
+void sync_threads();
 
 // A buffer of at least `floats` floats owned by the calling thread, valid
 // until its next call; it only grows, so steady-state training allocates nothing.

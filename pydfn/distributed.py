@@ -1,0 +1,305 @@
+"""Synchronous data-parallel training over MPI, as Horovod does it.
+
+Run the same script on every rank (``mpiexec -n 4 python train.py``, or
+``mpiexec -n 4 pydfn train --distributed``) and call ``model.fit(...,
+distributed=True)``. Then:
+
+- rank 0's weights, Adam state and shuffling generator are broadcast first, so
+  every rank starts from the same model and draws the same epoch orders;
+- each global minibatch of ``batch_size`` rows (the rows a 1-process run would
+  use) is split into contiguous shares, rank r taking rows
+  ``[r*m//N, (r+1)*m//N)`` of a batch of m rows;
+- each rank computes the gradient of its share's mean loss, scales it by its
+  share of the rows, and one in-place allreduce of the flat gradient buffer per
+  step sums them into the global batch's mean gradient (also when the last batch
+  splits unevenly); every rank then takes the same Adam step;
+- training and validation metrics are summed across ranks; only rank 0 runs the
+  callbacks (progress, checkpoints, early stopping), its decision to stop is
+  broadcast, and at the end its weights are broadcast (EarlyStopping may have
+  restored older ones);
+- a rank that fails stops them all: an exception that not every rank raised
+  together prints its rank and message, then calls ``MPI_Abort``; a rank that
+  does not answer for ``PYDFN_MPI_TIMEOUT`` seconds (default 300) is taken for
+  dead or hung, and the waiting ranks abort. A killed rank ends the job through
+  ``mpiexec`` itself.
+
+Every rank ends with bitwise identical weights. They equal a 1-process run's to
+float rounding only: the batch's gradient is summed in a different order (per
+share, then across ranks). With one rank the result is bitwise that of
+``train_step`` on the same batches.
+
+Costs beside the allreduce: the loop over steps is Python's (one C++ call per
+step instead of one per epoch), Adam runs as its own pass (the 1-process epoch
+fuses it into the backward pass), and the training accuracy takes one extra
+forward pass of each share (``compute_gradients`` does not return predictions).
+Give each rank ``cores / ranks per node`` threads (``pydfn train --distributed``
+does): more oversubscribes the cores, and every step waits for the slowest rank.
+
+Needs ``mpi4py`` and an MPI library: ``pip install 'pydfn[mpi]'`` brings both
+(the ``mpich`` wheel ships ``mpiexec``); a system MPI works as well.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import threading
+import time
+import traceback
+import zlib
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+try:
+    from mpi4py import MPI
+except ImportError as exc:  # the message the user sees from fit(distributed=True)
+    raise ImportError("distributed training needs mpi4py and an MPI library: "
+                      "pip install 'pydfn[mpi]' (mpi4py and the mpich wheel)") from exc
+
+if TYPE_CHECKING:
+    from .callbacks import CallbackList
+    from .model import MLP
+    from .optim import Adam
+
+CHUNK_BATCHES = 32  # steps between progress updates (one small allreduce of their stats)
+DEFAULT_TIMEOUT = 300.0
+
+
+def timeout_seconds() -> float:
+    """Seconds a rank waits for the others before taking one for dead: ``$PYDFN_MPI_TIMEOUT`` or 300."""
+    text = os.environ.get("PYDFN_MPI_TIMEOUT", "")
+    try:
+        value = float(text) if text else DEFAULT_TIMEOUT
+    except ValueError:
+        raise ValueError(f"PYDFN_MPI_TIMEOUT must be a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"PYDFN_MPI_TIMEOUT must be > 0, got {text!r}")
+    return value
+
+
+def rank() -> int:
+    """This process's rank in ``MPI.COMM_WORLD``."""
+    return MPI.COMM_WORLD.Get_rank()
+
+
+def size() -> int:
+    """The number of ranks in ``MPI.COMM_WORLD``."""
+    return MPI.COMM_WORLD.Get_size()
+
+
+def ranks_per_node() -> int:
+    """The number of ranks sharing this rank's node (its shared-memory group)."""
+    node = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.Get_size()
+    finally:
+        node.Free()
+
+
+def as_rank_0(fn: Callable[[], None]) -> None:
+    """Call ``fn`` on every rank, then raise rank 0's exception, if any, on every rank.
+
+    For the callbacks' checks, which run on rank 0 only: a mistake there must not
+    leave the other ranks waiting for rank 0 in a collective.
+    """
+    error: BaseException | None = None
+    try:
+        fn()
+    except Exception as exc:  # passed on below
+        error = exc
+    comm = MPI.COMM_WORLD
+    shared = comm.bcast(error if comm.Get_rank() == 0 else None, root=0)
+    if error is not None and comm.Get_rank() == 0:
+        raise error
+    if shared is not None:
+        raise shared
+
+
+class DataParallelLoop:
+    """The epoch loop of ``fit(distributed=True)``: same interface as ``training._EpochLoop``.
+
+    Construction is collective: it checks that every rank holds the same training
+    data and broadcasts rank 0's weights, Adam state and generator.
+    """
+
+    def __init__(self, model: MLP, x: np.ndarray, y: np.ndarray, optimizer: Adam, batch_size: int,
+                 callbacks: CallbackList):
+        self.comm = MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.timeout = timeout_seconds()
+        self.model, self.x, self.y, self.optimizer = model, x, y, optimizer
+        self.batch_size, self.callbacks = batch_size, callbacks
+        self.n_batches = -(-x.shape[0] // batch_size)
+        self.epoch = -1
+        self._pending: tuple[str, float] | None = None  # the collective under way and since when
+        self._stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="pydfn-mpi-watchdog", daemon=True)
+        self._watchdog.start()
+        try:
+            self._check_same_data()
+            self._broadcast_state()
+        except BaseException:
+            self._stop.set()
+            raise
+        self.grads = model._net.grads_view()  # the network's own buffer: reduced in place
+        share = -(-batch_size // self.size)  # the largest share of a batch
+        self._xb = np.empty((share, x.shape[1]), np.float32)
+        self._yb = np.empty((share, *y.shape[1:]), y.dtype)  # labels, or regression targets
+
+    # --- collectives with a deadline --------------------------------------------
+
+    def _watch(self) -> None:
+        """The watchdog thread: MPI collectives have no timeout, so abort when one lasts too long."""
+        while not self._stop.wait(min(1.0, self.timeout / 4)):
+            pending = self._pending
+            if pending and time.monotonic() - pending[1] > self.timeout:
+                self._abort(f"no answer from the other ranks for {self.timeout:g} s during {pending[0]}: "
+                            "a rank has died or hangs (PYDFN_MPI_TIMEOUT sets the wait)")
+
+    def _collective(self, what: str, call: Any, *args: Any, **kwargs: Any) -> None:
+        """A blocking collective (mpi4py releases the GIL in it) under the watchdog's eye."""
+        self._pending = (what, time.monotonic())
+        call(*args, **kwargs)
+        self._pending = None
+
+    def _allreduce(self, buffer: np.ndarray, what: str, op: Any = None) -> None:
+        self._collective(what, self.comm.Allreduce, MPI.IN_PLACE, buffer, op=op or MPI.SUM)
+
+    def _bcast(self, buffer: np.ndarray, what: str) -> None:
+        self._collective(what, self.comm.Bcast, buffer, root=0)
+
+    def _bcast_object(self, obj: Any, what: str) -> Any:
+        """Rank 0's picklable ``obj`` on every rank (a length, then the bytes)."""
+        data = pickle.dumps(obj) if self.rank == 0 else b""
+        length = np.array([len(data)], np.int64)
+        self._bcast(length, what)
+        buf = np.frombuffer(data, np.uint8).copy() if self.rank == 0 else np.empty(int(length[0]), np.uint8)
+        self._bcast(buf, what)
+        return pickle.loads(buf.tobytes())
+
+    def _abort(self, message: str) -> None:
+        print(f"pydfn rank {self.rank}/{self.size}: {message}; aborting all ranks", file=sys.stderr, flush=True)
+        time.sleep(0.5)  # mpiexec may tear the job down before it has forwarded the line otherwise
+        self.comm.Abort(1)
+
+    # --- setup ---------------------------------------------------------------------
+
+    def _check_same_data(self) -> None:
+        """Every rank must hold the same rows: compare shapes and cheap checksums."""
+        x, y = self.x, self.y
+        sample = np.ascontiguousarray(x[:: max(1, x.shape[0] // 1000)])
+        mine = np.array([x.shape[0], x.shape[1], zlib.crc32(y.tobytes()), zlib.crc32(sample.tobytes())],
+                        np.int64)
+        low, high = mine.copy(), mine.copy()
+        self._allreduce(low, "the data check", MPI.MIN)
+        self._allreduce(high, "the data check", MPI.MAX)
+        if not np.array_equal(low, high):  # seen alike by every rank, so all raise together
+            raise ValueError("distributed training needs the same training data on every rank "
+                             f"(rank {self.rank} holds {x.shape[0]} rows of {x.shape[1]} features; the ranks' "
+                             "row counts, features or checksums differ): load it the same way everywhere")
+
+    def _broadcast_state(self) -> None:
+        net = self.model._net
+        params = net.get_params()
+        m, v, step = net.get_optimizer_state()
+        self._bcast(params, "the weight broadcast")
+        self._bcast(m, "the weight broadcast")
+        self._bcast(v, "the weight broadcast")
+        step = int(self._bcast_object(step, "the weight broadcast"))
+        net.set_params(params)
+        net.set_optimizer_state(m, v, step)
+        self.model._rng.bit_generator.state = self._bcast_object(self.model._rng.bit_generator.state,
+                                                                 "the weight broadcast")
+
+    # --- the loop ----------------------------------------------------------------
+
+    def where(self) -> str:
+        """Where training stood, for messages."""
+        if self.epoch < 0:
+            return "before the first epoch"
+        done = self.model._net.get_optimizer_state()[2] - self.first_step
+        return f"in epoch {self.epoch + 1}, after batch {done} of {self.n_batches}"
+
+    def _step(self, rows: np.ndarray, hyper: tuple[Any, ...]) -> tuple[float, float, int]:
+        """One synchronous step on global batch ``rows``; returns this rank's (loss sum, correct, rows)."""
+        m = len(rows)
+        lo, hi = self.rank * m // self.size, (self.rank + 1) * m // self.size
+        net, grads = self.model._net, self.grads
+        loss_sum = correct = 0.0
+        if hi > lo:
+            xb, yb = self._xb[:hi - lo], self._yb[:hi - lo]
+            np.take(self.x, rows[lo:hi], axis=0, out=xb)
+            np.take(self.y, rows[lo:hi], axis=0, out=yb)
+            # Accuracy needs the predictions, which compute_gradients does not return: one forward pass.
+            loss_sum, correct = net.evaluate(xb, yb, hi - lo)
+            loss_sum += net.penalty() * (hi - lo)  # the cost, as the single-process loop reports it
+            loss = net.compute_gradients(xb, yb)
+            grads *= np.float32((hi - lo) / m)  # weight by rows: the sum is the global batch's mean
+            if not np.isfinite(loss):
+                grads[0] = np.nan  # travels through the sum: every rank sees it and stops together
+        else:  # fewer rows than ranks in the last batch: this rank adds nothing
+            grads[:] = 0.0
+        self._allreduce(grads, "the gradient allreduce")
+        if not np.isfinite(grads[0]):
+            raise FloatingPointError(f"the loss stopped being finite at batch {self.done + 1} of "
+                                     f"{self.n_batches}: training stopped; the weights are those after the "
+                                     "last finite step")
+        net.apply_update(*hyper)
+        return float(loss_sum), float(correct), hi - lo
+
+    def run(self, epoch: int, shuffle: bool) -> tuple[float, float, float]:
+        """Train one epoch on every rank; return its global loss, accuracy and seconds (the slowest rank's)."""
+        self.epoch, self.done = epoch, 0
+        self.first_step = self.model._net.get_optimizer_state()[2]
+        self.callbacks.on_epoch_begin(epoch)
+        hyper = self.model._use(self.optimizer)
+        order = self.model._epoch_order(self.x.shape[0], shuffle, None)  # the same on every rank
+        B, totals, start = self.batch_size, np.zeros(2), time.perf_counter()
+        while self.done < self.n_batches:
+            count = min(CHUNK_BATCHES, self.n_batches - self.done)
+            stats = np.zeros((count, 3))  # per batch: loss sum, correct, rows — summed across ranks
+            for i in range(count):
+                rows = order[(self.done + i) * B:(self.done + i + 1) * B]
+                stats[i] = self._step(rows, hyper)
+            self._allreduce(stats, "the metrics allreduce")
+            self.done += count
+            totals += stats[:, :2].sum(axis=0)
+            stats[:, 0] /= stats[:, 2]  # mean loss per batch, as callbacks expect
+            self.callbacks.on_batches_end(epoch, self.done, stats)
+        seconds = np.array([time.perf_counter() - start])
+        self._allreduce(seconds, "the metrics allreduce", MPI.MAX)
+        n = self.x.shape[0]
+        return float(totals[0] / n), float(totals[1] / n), float(seconds[0])
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, int]:
+        """(sum of the losses, correct predictions) on ``(x, y)``, each rank evaluating a share."""
+        n = x.shape[0]
+        lo, hi = self.rank * n // self.size, (self.rank + 1) * n // self.size
+        sums = np.zeros(2)
+        if hi > lo:
+            sums[:] = self.model._net.evaluate(x[lo:hi], y[lo:hi], batch_size)
+        self._allreduce(sums, "the validation allreduce")
+        return float(sums[0]), int(sums[1])
+
+    def agree(self, reason: str | None) -> str | None:
+        """Rank 0's decision to stop (its callbacks ran) on every rank."""
+        return self._bcast_object(reason, "the stop decision")
+
+    # --- success or failure --------------------------------------------------------
+
+    def __enter__(self) -> DataParallelLoop:
+        return self
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if exc is None:
+                params = self.model._net.get_params()
+                self._bcast(params, "the final weight broadcast")  # EarlyStopping restored them on rank 0 only
+                self.model._net.set_params(params)
+            elif not isinstance(exc, FloatingPointError):  # raised by every rank at the same step: no abort
+                traceback.print_exception(kind, exc, tb, file=sys.stderr)
+                self._abort(f"{kind.__name__}: {exc}")
+        finally:
+            self._stop.set()
