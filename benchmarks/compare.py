@@ -123,8 +123,11 @@ print(status_kib("VmHWM:") - before)
 
 def peak_memory_mib(runner: str) -> float:
     """Extra peak RSS (MiB) of one epoch of ``runner``, in a fresh interpreter."""
-    code = MEMORY_CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), runner=runner)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = MEMORY_CHILD.format(here=here, runner=runner)
+    # cwd: `python -c` puts it first on sys.path, and the repository root would
+    # shadow the installed pydfn with its uncompiled source folder.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=here)
     return int(out.stdout.split()[-1]) / 1024
 
 
