@@ -15,6 +15,7 @@
 #include "pydfn/optim.hpp"
 #include "pydfn/common.hpp"
 #include "pydfn/dense.hpp"
+#include "pydfn/dropout.hpp"
 #include "pydfn/kernels/kernels.hpp"
 #include "pydfn/mlp.hpp"
 #include "pydfn/regression_loss.hpp"
@@ -310,7 +311,7 @@ PYBIND11_MODULE(_core, m) {
               float *pdW = dW.mutable_data(), *pdb = db.mutable_data();
               const auto& k = kernels_named(kernels);
               run_kernels(k, [&] {
-                  pydfn::dense_backward(k, pdx, pdW, pdb, dy.data(), x.data(), W.data(),
+                  pydfn::dense_backward(k, pdx, pdW, pdb, dy.data(), x.data(), x.data(), W.data(),
                                         mask_relu ? pydfn::Activation::relu : pydfn::Activation::none,
                                         B, in, out);
               });
@@ -390,6 +391,23 @@ PYBIND11_MODULE(_core, m) {
           "One optimizer step t, in place on params, s1 and s2, with the penalty's gradient "
           "l1·sign(params) + 2·l2·params added to grads.");
 
+    m.def("dropout_keep_mask",
+          [](uint64_t seed, int64_t step, int layer, float rate, int B, int n) {
+              check(rate >= 0.0f && rate < 1.0f, "rate must be in [0, 1)");
+              check(B >= 0 && n >= 0, "B and n must be >= 0");
+              const pydfn::DropoutMask mask = pydfn::dropout_mask(seed, step, layer, rate);
+              py::array_t<bool> keep({B, n});
+              bool* out = keep.mutable_data();
+              for (int i = 0; i < B; i++) {
+                  const uint32_t row_key = pydfn::dropout_row_key(mask, i);
+                  for (int j = 0; j < n; j++)
+                      out[int64_t(i) * n + j] = pydfn::dropout_keeps(row_key, j, mask.threshold);
+              }
+              return py::make_tuple(keep, mask.scale);
+          },
+          py::arg("seed"), py::arg("step"), py::arg("layer"), py::arg("rate"), py::arg("B"), py::arg("n"),
+          "(keep (B,n) bool, scale): the dropout mask of hidden layer `layer` in optimizer step `step`.");
+
     py::class_<Network>(m, "Network",
                         "The network's parameters, optimizer state, penalties and workspace.")
         .def(py::init<const std::vector<int>&, const std::string&, const std::string&>(),
@@ -449,6 +467,13 @@ PYBIND11_MODULE(_core, m) {
                  n.net().set_penalty(l1, l2);
              },
              py::arg("l1"), py::arg("l2"), "Weight penalties: cost = mean loss + l1·Σ|W| + l2·ΣW².")
+        .def("set_dropout",
+             [](Network& n, const std::vector<float>& rates, uint64_t seed) {
+                 Network::Use use(n);
+                 n.net().set_dropout(rates, seed);
+             },
+             py::arg("rates"), py::arg("seed"),
+             "Inverted dropout on the hidden layers' outputs in training, one rate per hidden layer.")
         .def("penalty",
              [](Network& n) {
                  Network::Use use(n);

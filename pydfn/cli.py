@@ -65,6 +65,12 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _rates(text: str) -> float | list[float]:
+    """'0.2' -> 0.2 (every hidden layer); '0.2,0.1' -> [0.2, 0.1] (one per hidden layer)."""
+    rates = [_fraction(part) for part in text.split(",")]
+    return rates[0] if len(rates) == 1 else rates
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pydfn", description="Train and use MLPs on Fashion-MNIST, on the CPU.")
     parser.add_argument("--version", action="version", version=f"pydfn {_core.__version__}")
@@ -88,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="hidden activation, default relu")
     train.add_argument("--l1", type=_number(float, 0.0), default=0.0, help="l1 penalty on the weights, default 0")
     train.add_argument("--l2", type=_number(float, 0.0), default=0.0, help="l2 penalty on the weights, default 0")
+    train.add_argument("--dropout", type=_rates, default=0.0, metavar="RATES",
+                       help="dropout rate of every hidden layer (0.2), or one per hidden layer (0.2,0.1); default 0")
     train.add_argument("--hidden", type=_hidden, default=[256, 128], help="hidden layer sizes, default 256,128")
     train.add_argument("--val-fraction", type=_fraction, default=0.1,
                        help="share of the training set held out for validation, default 0.1 (0: none)")
@@ -204,7 +212,7 @@ def _train(args: argparse.Namespace) -> int:
     else:
         x_train, y_train, validation = x, y, None
     model = MLP([x.shape[1] * x.shape[2], *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], seed=args.seed,
-                activation=args.activation, l1=args.l1, l2=args.l2)
+                activation=args.activation, l1=args.l1, l2=args.l2, dropout=args.dropout)
     optimizer = _optimizer(args)
     print(f"pydfn {_core.__version__} - {_core.isa()} kernels - {_core.get_num_threads()} threads"
           + (f" per rank - {distributed.size()} MPI ranks" if args.distributed else ""))

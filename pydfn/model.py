@@ -26,6 +26,26 @@ def _penalty(value: Any, name: str) -> float:
     return float(value)
 
 
+def _dropout_rates(dropout: Any, n_hidden: int) -> tuple[float, ...]:
+    """One rate in [0, 1) per hidden layer, from a number (the same for each) or a sequence."""
+    if isinstance(dropout, numbers.Real) and not isinstance(dropout, bool):
+        if dropout and not n_hidden:
+            raise ValueError("dropout needs hidden layers; this network has none")
+        rates = [dropout] * n_hidden
+    elif isinstance(dropout, (str, bytes)) or not isinstance(dropout, Iterable):
+        raise TypeError(f"dropout must be a number or a sequence of numbers, got {type(dropout).__name__}")
+    else:
+        rates = list(dropout)
+        if len(rates) != n_hidden:
+            raise ValueError(f"dropout needs one rate per hidden layer ({n_hidden}), got {len(rates)}")
+    for i, r in enumerate(rates):
+        if isinstance(r, bool) or not isinstance(r, numbers.Real):
+            raise TypeError(f"dropout[{i}] must be a number, got {type(r).__name__}")
+        if not 0.0 <= r < 1.0:  # also refuses NaN
+            raise ValueError(f"dropout rates must be in [0, 1), got {r}")
+    return tuple(float(r) for r in rates)
+
+
 class MLP:
     """A deep feedforward network: dense layers with a hidden activation between
     them and a linear output, trained on a mean loss plus optional weight penalties.
@@ -51,12 +71,21 @@ class MLP:
         training loss reported, is ``mean loss + l1·Σ|W| + l2·ΣW²`` over every
         weight matrix W (the tutorial's definition; note l2 is not halved, so
         its gradient is ``2·l2·W``).
+    dropout : float or sequence of float, default 0
+        Inverted dropout on the hidden layers' outputs, in training only
+        (``fit``, ``train_step``, ``train_epoch``, ``loss_and_gradients``): each
+        unit is zeroed with probability ``rate`` and the kept ones scaled by
+        1/(1 − rate). One number applies to every hidden layer; a sequence gives
+        one rate per hidden layer. The masks are a hash of (``seed``, optimizer
+        step, layer, row in the batch, unit): bitwise identical for any thread
+        count, reproducible, and resumed checkpoints draw the same ones.
     """
 
     history: training.History | None = None  # the last fit's, kept even when it was interrupted
 
     def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0, activation: str = "relu",
-                 loss: str = "softmax_xent", l1: float = 0.0, l2: float = 0.0):
+                 loss: str = "softmax_xent", l1: float = 0.0, l2: float = 0.0,
+                 dropout: float | Sequence[float] = 0.0):
         sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
         if sizes is None or len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least an input and an output size, got {layer_sizes!r}")
@@ -68,9 +97,12 @@ class MLP:
         if loss == "softmax_xent" and sizes[-1] < 2:
             raise ValueError(f"the output layer needs at least 2 classes, got {sizes[-1]}")
         seed = positive_int(seed, "seed", minimum=0)
+        rates = _dropout_rates(dropout, len(sizes) - 2)
         self._net = _core.Network(sizes, activation, loss)
         self._net.set_penalty(_penalty(l1, "l1"), _penalty(l2, "l2"))
+        self._net.set_dropout(list(rates), seed % 2**64)
         self.activation, self.loss, self.l1, self.l2 = activation, loss, float(l1), float(l2)
+        self.dropout, self.seed = rates, seed
         self._rng = np.random.default_rng(seed)
         self._optimizer: Optimizer | None = None
         self.set_weights(glorot_uniform(sizes, seed))
@@ -96,6 +128,8 @@ class MLP:
         extra = "".join(f", {k}={getattr(self, k)!r}" for k, default in
                         (("activation", "relu"), ("loss", "softmax_xent"), ("l1", 0.0), ("l2", 0.0))
                         if getattr(self, k) != default)
+        if any(self.dropout):
+            extra += f", dropout={list(self.dropout)!r}"
         return f"MLP({self.layer_sizes}{extra})"
 
     # --- weights -----------------------------------------------------------------
@@ -342,7 +376,7 @@ class MLP:
                             distributed=distributed)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the model to ``path`` (.npz) atomically: architecture, loss, activation, penalties,
+        """Write the model to ``path`` (.npz) atomically: architecture, loss, activation, penalties, dropout,
         weights, optimizer state and hyper-parameters, shuffling state, history. Read it with :func:`pydfn.load`."""
         checkpoint.save(self, path)
 

@@ -24,6 +24,42 @@ def softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
     return losses, e / s
 
 
+_M64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finalizer on uint32 arrays (wrapping multiplies)."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def dropout_keep_mask(seed: int, step: int, layer: int, rate: float, B: int, n: int) -> tuple[np.ndarray, np.float32]:
+    """(keep (B, n) bool, scale): hidden layer ``layer``'s dropout mask in optimizer step ``step``.
+
+    The core's counter-based rule (csrc/pydfn/dropout.hpp), written independently: a unit is
+    kept when the top 24 bits of its hash are >= round(rate·2^24); kept units are scaled by 1/(1 − rate).
+    """
+    rate32 = float(np.float32(rate))  # the core holds rates in float32
+    key = _splitmix64(_splitmix64(_splitmix64(seed & _M64) ^ (step & _M64)) ^ layer)
+    rows = np.arange(B, dtype=np.uint64)
+    row_keys = _fmix32(np.uint32(key & 0xFFFFFFFF) ^ (rows.astype(np.uint32) * np.uint32(0x9E3779B9))
+                       ^ (rows >> np.uint64(32)).astype(np.uint32))
+    cols = np.arange(n, dtype=np.uint32) * np.uint32(0x85EBCA77)
+    bits = _fmix32(row_keys[:, None] ^ cols[None, :])
+    threshold = math.floor(rate32 * 2**24 + 0.5)
+    return (bits >> np.uint32(8)) >= threshold, np.float32(1.0 / (1.0 - rate32))
+
+
 # Hidden activations f and their derivatives written from the output h = f(z).
 ACTIVATIONS = {
     "relu": (lambda z: np.maximum(z, 0), lambda h: (h > 0).astype(h.dtype)),
@@ -43,25 +79,45 @@ class ReferenceMLP:
     seed : int, default 0
         Same initialisation as ``pydfn.MLP`` with this seed.
     dtype : numpy dtype, default float32
-    activation, loss, l1, l2 :
-        As ``pydfn.MLP``.
+    activation, loss, l1, l2, dropout :
+        As ``pydfn.MLP`` (``dropout``: one rate per hidden layer; its masks are
+        seeded with ``seed``, as the model's are).
+
+    Attributes
+    ----------
+    steps : int
+        Training steps taken by :func:`train_epoch`; step ``steps + 1``'s dropout masks apply next.
     """
 
     def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0, dtype: type = np.float32,
-                 activation: str = "relu", loss: str = "softmax_xent", l1: float = 0.0, l2: float = 0.0):
+                 activation: str = "relu", loss: str = "softmax_xent", l1: float = 0.0, l2: float = 0.0,
+                 dropout: Sequence[float] = ()):
         self.dtype = np.dtype(dtype)
         self.params = [p.astype(self.dtype) for p in glorot_uniform(layer_sizes, seed)]
         self.f, self.df = ACTIVATIONS[activation]
         self.loss_name, self.l1, self.l2 = loss, l1, l2
+        self.dropout = list(dropout) or [0.0] * (len(layer_sizes) - 2)
+        self.seed, self.steps = seed, 0
+
+    def masks(self, step: int | None, B: int) -> list[tuple[np.ndarray, np.float32] | None]:
+        """Each hidden layer's dropout (keep, scale) in training step ``step``; None: no dropout."""
+        return [dropout_keep_mask(self.seed, step, l, rate, B, self.params[2 * l].shape[1])
+                if step is not None and rate > 0 else None for l, rate in enumerate(self.dropout)]
 
     def forward(self, x: np.ndarray) -> list[np.ndarray]:
         """Activations ``[x, h1, ..., output]``; hidden ones are activation outputs."""
-        acts = [x]
+        return self.forward_train(x, None)[0]
+
+    def forward_train(self, x: np.ndarray, step: int | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Activations ``[x, h1, ..., output]`` and each layer's input: ``h`` after
+        training step ``step``'s dropout (None: no dropout)."""
+        acts, inputs = [x], [x]
         n_layers = len(self.params) // 2
-        for l in range(n_layers):
-            h = acts[-1] @ self.params[2 * l] + self.params[2 * l + 1]
+        for l, mask in enumerate(self.masks(step, len(x)) + [None]):
+            h = inputs[-1] @ self.params[2 * l] + self.params[2 * l + 1]
             acts.append(self.f(h) if l + 1 < n_layers else h)
-        return acts
+            inputs.append(acts[-1] if mask is None else np.where(mask[0], acts[-1] * mask[1], 0))
+        return acts, inputs
 
     def penalty(self) -> float:
         """l1·Σ|W| + l2·ΣW² over the weight matrices (not the biases)."""
@@ -80,21 +136,27 @@ class ReferenceMLP:
             return float((err ** 2).mean()), 2 * err / err.size
         return float(np.abs(err).mean()), np.sign(err) / err.size  # sign(0) = 0
 
-    def loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        """The cost: mean loss of the batch + penalty."""
-        return self.data_loss(self.forward(x)[-1], y)[0] + self.penalty()
+    def loss(self, x: np.ndarray, y: np.ndarray, step: int | None = None) -> float:
+        """The cost: mean loss of the batch + penalty (with step ``step``'s dropout, if given)."""
+        return self.data_loss(self.forward_train(x, step)[0][-1], y)[0] + self.penalty()
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
-        """The cost (mean loss + penalty) and its gradients ``[dW1, db1, ...]``."""
-        acts = self.forward(x)
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray,
+                       step: int | None = None) -> tuple[float, list[np.ndarray]]:
+        """The cost (mean loss + penalty) and its gradients ``[dW1, db1, ...]``, with
+        training step ``step``'s dropout masks (None: no dropout)."""
+        acts, inputs = self.forward_train(x, step)
+        masks = self.masks(step, len(x))
         loss, dy = self.data_loss(acts[-1], y)
         grads: list[np.ndarray] = []
         for l in reversed(range(len(self.params) // 2)):
             W = self.params[2 * l]
-            dW = acts[l].T @ dy + self.l1 * np.sign(W) + 2 * self.l2 * W
+            dW = inputs[l].T @ dy + self.l1 * np.sign(W) + 2 * self.l2 * W
             grads[:0] = [dW.astype(self.dtype), dy.sum(axis=0)]
             if l > 0:
                 dy = (dy @ W.T) * self.df(acts[l])
+                mask = masks[l - 1]
+                if mask is not None:
+                    dy = np.where(mask[0], dy * mask[1], 0)
         return loss + self.penalty(), grads
 
 
@@ -183,7 +245,8 @@ def train_epoch(model: ReferenceMLP, adam: ReferenceAdam, x: np.ndarray, y: np.n
     total = 0.0
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        loss, grads = model.loss_and_grads(x[rows], y[rows])
+        loss, grads = model.loss_and_grads(x[rows], y[rows], step=model.steps + 1)
         adam.step(model.params, grads)
+        model.steps += 1
         total += loss * len(rows)
     return total / len(order)

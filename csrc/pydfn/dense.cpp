@@ -34,10 +34,10 @@ void activation_backward(float* dx, const float* y, Activation f, int B, int n) 
     sync_threads();
 }
 
-void backward_dx(const Kernels& kernels, float* dx, const float* dy, const float* x,
+void backward_dx(const Kernels& kernels, float* dx, const float* dy, const float* h,
                  const float* W, Activation f_x, int B, int in, int out) {
-    kernels.sgemm_nt_mask(dx, dy, W, f_x == Activation::relu ? x : nullptr, B, in, out);
-    if (f_x == Activation::tanh || f_x == Activation::sigmoid) activation_backward(dx, x, f_x, B, in);
+    kernels.sgemm_nt_mask(dx, dy, W, f_x == Activation::relu ? h : nullptr, B, in, out);
+    if (f_x == Activation::tanh || f_x == Activation::sigmoid) activation_backward(dx, h, f_x, B, in);
 }
 
 }  // namespace
@@ -49,17 +49,18 @@ void dense_forward(const Kernels& kernels, float* y, const float* x, const float
 }
 
 void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, const float* dy,
-                    const float* x, const float* W, Activation f_x, int B, int in, int out) {
+                    const float* x, const float* h, const float* W, Activation f_x, int B, int in,
+                    int out) {
     kernels.sgemm_tn(dW, x, dy, in, out, B, nullptr);
     kernels.column_sums(db, dy, B, out, nullptr);
-    if (dx) backward_dx(kernels, dx, dy, x, W, f_x, B, in, out);
+    if (dx) backward_dx(kernels, dx, dy, h, W, f_x, B, in, out);
 }
 
 void dense_backward_opt(const Kernels& kernels, float* dx, float* W, float* b,
                         const OptTarget& opt_W, const OptTarget& opt_b, const float* dy,
-                        const float* x, Activation f_x, int B, int in, int out) {
+                        const float* x, const float* h, Activation f_x, int B, int in, int out) {
     // dx first: it needs W before this step's update.
-    if (dx) backward_dx(kernels, dx, dy, x, W, f_x, B, in, out);
+    if (dx) backward_dx(kernels, dx, dy, h, W, f_x, B, in, out);
     kernels.sgemm_tn(W, x, dy, in, out, B, &opt_W);
     kernels.column_sums(b, dy, B, out, &opt_b);
 }

@@ -16,13 +16,15 @@ void dense_forward(const Kernels& kernels, float* y, const float* x, const float
                    const float* b, Activation f, int B, int in, int out);
 
 // Given dy (B,out), the gradient of the loss with respect to this layer's
-// pre-activation (the layer above applied its activation's derivative), and x
-// = f_x(previous pre-activation) the layer's input:
+// pre-activation (the layer above applied its activation's derivative), x the
+// layer's input and h = f_x(previous pre-activation) (x itself, unless dropout
+// came between them):
 //   dW (in,out) = xᵀ·dy,  db (out) = Σ_rows dy,
-//   dx (B,in) = (dy·Wᵀ) ⊙ f_x'(x), f_x' written from f_x's output (none: 1).
+//   dx (B,in) = (dy·Wᵀ) ⊙ f_x'(h), f_x' written from f_x's output h (none: 1).
 // dx may be null (the input layer needs no dx).
 void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, const float* dy,
-                    const float* x, const float* W, Activation f_x, int B, int in, int out);
+                    const float* x, const float* h, const float* W, Activation f_x, int B, int in,
+                    int out);
 
 // The same backward pass with the optimizer fused in: W (in,out) and b (out)
 // take one step with dW and db as gradients while those are still in
@@ -30,6 +32,6 @@ void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, con
 // then add_penalty on W, then an optimizer update.
 void dense_backward_opt(const Kernels& kernels, float* dx, float* W, float* b,
                         const OptTarget& opt_W, const OptTarget& opt_b, const float* dy,
-                        const float* x, Activation f_x, int B, int in, int out);
+                        const float* x, const float* h, Activation f_x, int B, int in, int out);
 
 }  // namespace pydfn

@@ -33,6 +33,7 @@ MLP::MLP(const std::vector<int>& sizes, Activation activation, Loss loss)
     }
     act_offsets_.push_back(width_sum);
     penalty_parts_.resize(penalty_blocks_.size() / 2);
+    dropout_.assign(size_t(num_layers() - 1), 0.0f);
     // The gradient buffers hold dy and dx of layers past the input: never the input's width.
     max_width_ = *std::max_element(sizes_.begin() + 1, sizes_.end());
     for (Buffer* b : {&params_, &grads_, &s1_, &s2_}) {
@@ -89,10 +90,22 @@ double MLP::penalty() {
     return sum_penalty_parts();
 }
 
+void MLP::set_dropout(const std::vector<float>& rates, uint64_t seed) {
+    check(rates.size() == dropout_.size(), "dropout needs one rate per hidden layer (" +
+                                               std::to_string(dropout_.size()) + "), got " +
+                                               std::to_string(rates.size()));
+    for (float r : rates) check(r >= 0.0f && r < 1.0f, "dropout rates must be in [0, 1)");
+    dropout_ = rates;
+    dropout_seed_ = seed;
+    capacity_ = 0;  // the next reserve() sizes the dropped_ buffer too
+}
+
 void MLP::reserve(int B) {
     if (B <= capacity_) return;
     const size_t rows = size_t(B);
     acts_.grow_to(rows * act_offsets_.back());
+    if (std::any_of(dropout_.begin(), dropout_.end(), [](float r) { return r > 0.0f; }))
+        dropped_.grow_to(rows * act_offsets_.back());
     if (loss_ == Loss::softmax_xent)
         probs_.grow_to(rows * sizes_.back());
     else
@@ -105,12 +118,12 @@ void MLP::reserve(int B) {
     capacity_ = B;
 }
 
-void MLP::forward(const float* x, int B) {
-    const float* input = x;
+void MLP::forward(const float* x, int B, int64_t mask_step) {
     for (int l = 0; l < num_layers(); l++) {
-        dense_forward(kernels_, layer_output(l), input, params() + weight_offset(l),
+        dense_forward(kernels_, layer_output(l), layer_input(l, x, mask_step), params() + weight_offset(l),
                       params() + bias_offset(l), activation_of(l), B, sizes_[l], sizes_[l + 1]);
-        input = layer_output(l);
+        if (drops(l, mask_step))
+            dropout_forward(dropped_output(l), layer_output(l), mask_of(l, mask_step), B, sizes_[l + 1]);
     }
 }
 
@@ -122,7 +135,7 @@ void MLP::loss_forward(Targets y, int B) {
         regression_loss_forward(losses_.data(), out, y.values, loss_, B, sizes_.back());
 }
 
-void MLP::backward(const float* x, Targets y, int B, const OptStep* step) {
+void MLP::backward(const float* x, Targets y, int B, int64_t mask_step, const OptStep* step) {
     float* dy = dbuf_a_.data();
     float* dx = dbuf_b_.data();
     if (loss_ == Loss::softmax_xent)
@@ -137,18 +150,21 @@ void MLP::backward(const float* x, Targets y, int B, const OptStep* step) {
         step_W.l2 = l2_;
     }
     for (int l = num_layers() - 1; l >= 0; l--) {
-        const float* input = l == 0 ? x : layer_output(l - 1);
+        const float* input = layer_input(l, x, mask_step);
+        const float* h = l == 0 ? x : layer_output(l - 1);  // where f_x' is read from
         float* dx_or_null = l > 0 ? dx : nullptr;
         const Activation f_x = l > 0 ? activation_ : Activation::none;
         const int64_t w = weight_offset(l), b = bias_offset(l);
         if (step)
             dense_backward_opt(kernels_, dx_or_null, params() + w, params() + b,
                                {opt_s1() + w, opt_s2() + w, step_W},
-                               {opt_s1() + b, opt_s2() + b, step_b}, dy, input, f_x, B, sizes_[l],
+                               {opt_s1() + b, opt_s2() + b, step_b}, dy, input, h, f_x, B, sizes_[l],
                                sizes_[l + 1]);
         else
-            dense_backward(kernels_, dx_or_null, grads() + w, grads() + b, dy, input,
+            dense_backward(kernels_, dx_or_null, grads() + w, grads() + b, dy, input, h,
                            params() + w, f_x, B, sizes_[l], sizes_[l + 1]);
+        if (l > 0 && drops(l - 1, mask_step))
+            dropout_backward(dx, mask_of(l - 1, mask_step), B, sizes_[l]);
         std::swap(dy, dx);
     }
 }
@@ -190,9 +206,9 @@ double MLP::compute_gradients(const float* x, Targets y, int B) {
     const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
     parallel_region([&] {
         if (penalized) penalty_parts();
-        forward(x, B);
+        forward(x, B, step_ + 1);
         loss_forward(y, B);
-        backward(x, y, B, nullptr);
+        backward(x, y, B, step_ + 1, nullptr);
         if (penalized)
             for (int l = 0; l < num_layers(); l++)
                 kernels_.add_penalty(grads() + weight_offset(l), params() + weight_offset(l),
@@ -227,8 +243,9 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
             const int64_t start = b * batch_size;
             const int B = int(std::min<int64_t>(batch_size, n - start));
             const Targets batch = gather(X, y, order + start, B);
+            const int64_t mask_step = step_ + 1;  // read before thread 0 counts the step
             if (penalized) penalty_parts();  // of the weights this batch's cost is measured at
-            forward(x_batch_.data(), B);
+            forward(x_batch_.data(), B, mask_step);
             loss_forward(batch, B);
             if (thread_index() == 0) {
                 double loss = sum_in_order(losses_.data(), B) / B;
@@ -244,7 +261,7 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
             }
             sync_threads();  // the barrier here publishes step and diverged to every thread
             if (diverged) break;
-            backward(x_batch_.data(), batch, B, &step);
+            backward(x_batch_.data(), batch, B, mask_step, &step);
         }
     });
     return applied;
@@ -258,7 +275,7 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
     parallel_region([&] {
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
-            forward(X + start * in, B);
+            forward(X + start * in, B, 0);
             const float* out = layer_output(num_layers() - 1);
 #pragma omp for schedule(static) nowait
             for (int i = 0; i < B; i++)
@@ -285,7 +302,7 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y
                 batch.labels = y.labels + start;
             else
                 batch.values = y.values + start * out;
-            forward(X + start * in, B);
+            forward(X + start * in, B, 0);
             loss_forward(batch, B);
             if (thread_index() == 0) {
                 *loss_sum += sum_in_order(losses_.data(), B);

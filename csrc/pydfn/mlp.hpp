@@ -11,6 +11,7 @@
 
 #include "pydfn/common.hpp"
 #include "pydfn/dense.hpp"
+#include "pydfn/dropout.hpp"
 #include "pydfn/kernels/kernels.hpp"
 #include "pydfn/optim.hpp"
 #include "pydfn/regression_loss.hpp"
@@ -53,6 +54,12 @@ class MLP {
     // l1·Σ|W| + l2·ΣW² of the current weights, summed in a fixed order.
     double penalty();
 
+    // Inverted dropout on each hidden layer's output (rates[l] for hidden
+    // layer l, each in [0, 1)), in training only: train_epoch and
+    // compute_gradients. Step t's masks come from (seed, t, layer, row, col),
+    // t the optimizer step the gradients are for.
+    void set_dropout(const std::vector<float>& rates, uint64_t seed);
+
     // Gradients of the cost (mean loss + penalty) over a batch x (B,in) into
     // grads(); returns the cost. Parameters are not changed.
     double compute_gradients(const float* x, Targets y, int B);
@@ -77,11 +84,12 @@ class MLP {
   private:
     void reserve(int B);
     // The pieces of a step; each must be entered by every thread of a parallel region.
-    void forward(const float* x, int B);
+    // mask_step: the step whose dropout masks apply (training), or 0 for none.
+    void forward(const float* x, int B, int64_t mask_step);
     void loss_forward(Targets y, int B);  // per-row losses (and probabilities)
     // Gradients into grads(), or, given a step, applied to the parameters as
     // soon as each is computed (never stored).
-    void backward(const float* x, Targets y, int B, const OptStep* step);
+    void backward(const float* x, Targets y, int B, int64_t mask_step, const OptStep* step);
     void penalty_parts();  // per-block sums of the penalty into penalty_parts_
     double sum_penalty_parts() const;
     Targets gather(const float* X, Targets y, const int64_t* rows, int B);
@@ -91,6 +99,19 @@ class MLP {
     }
     const float* layer_output(int layer) const { return acts_.data() + act_offsets_[layer] * capacity_; }
     float* layer_output(int layer) { return acts_.data() + act_offsets_[layer] * capacity_; }
+    bool drops(int layer, int64_t mask_step) const {
+        return mask_step > 0 && layer + 1 < num_layers() && dropout_[layer] > 0.0f;
+    }
+    DropoutMask mask_of(int layer, int64_t mask_step) const {
+        return dropout_mask(dropout_seed_, mask_step, layer, dropout_[layer]);
+    }
+    // Layer l's output after dropout: the next layer's input in training.
+    float* dropped_output(int layer) { return dropped_.data() + act_offsets_[layer] * capacity_; }
+    // What layer l reads: x for the first, else the previous output (after dropout, if any).
+    const float* layer_input(int layer, const float* x, int64_t mask_step) {
+        if (layer == 0) return x;
+        return drops(layer - 1, mask_step) ? dropped_output(layer - 1) : layer_output(layer - 1);
+    }
 
     std::vector<int> sizes_;
     Activation activation_;
@@ -102,13 +123,15 @@ class MLP {
     float l1_ = 0.0f, l2_ = 0.0f;
     std::vector<int64_t> penalty_blocks_;  // [start, end) pairs covering every W
     std::vector<double> penalty_parts_;
+    std::vector<float> dropout_;  // per hidden layer; 0: none
+    uint64_t dropout_seed_ = 0;
     const Kernels& kernels_;
 
     // Per-batch workspace, grown to the largest batch seen.
     int capacity_ = 0;
     std::vector<int64_t> act_offsets_;  // per layer, in units of capacity_ rows
     int max_width_ = 0;
-    Buffer acts_, probs_, losses_, dbuf_a_, dbuf_b_, x_batch_, t_batch_;
+    Buffer acts_, dropped_, probs_, losses_, dbuf_a_, dbuf_b_, x_batch_, t_batch_;
     std::vector<int32_t> y_batch_;
 };
 
