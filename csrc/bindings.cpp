@@ -401,7 +401,7 @@ PYBIND11_MODULE(_core, m) {
               for (int i = 0; i < B; i++) {
                   const uint32_t row_key = pydfn::dropout_row_key(mask, i);
                   for (int j = 0; j < n; j++)
-                      out[int64_t(i) * n + j] = pydfn::dropout_keeps(row_key, j, mask.threshold);
+                      out[int64_t(i) * n + j] = pydfn::dropout_keep_bits(row_key, j, mask.threshold) != 0;
               }
               return py::make_tuple(keep, mask.scale);
           },

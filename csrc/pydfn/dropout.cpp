@@ -1,6 +1,7 @@
 #include "pydfn/dropout.hpp"
 
 #include <cmath>
+#include <cstring>
 
 #include "pydfn/threads.hpp"
 
@@ -22,7 +23,13 @@ void apply_mask(float* dst, const float* src, const DropoutMask& mask, int B, in
         const uint32_t row_key = dropout_row_key(mask, i);
         const float* s = src + int64_t(i) * n;
         float* d = dst + int64_t(i) * n;
-        for (int j = 0; j < n; j++) d[j] = dropout_keeps(row_key, j, mask.threshold) ? s[j] * mask.scale : 0.0f;
+        for (int j = 0; j < n; j++) {
+            const float scaled = s[j] * mask.scale;
+            uint32_t bits;
+            std::memcpy(&bits, &scaled, sizeof bits);
+            bits &= dropout_keep_bits(row_key, j, mask.threshold);  // dropped: +0.0f
+            std::memcpy(d + j, &bits, sizeof bits);
+        }
     }
     sync_threads();
 }

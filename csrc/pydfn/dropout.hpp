@@ -33,8 +33,11 @@ inline uint32_t dropout_row_key(const DropoutMask& mask, int64_t row) {
     return fmix32(mask.key ^ (uint32_t(row) * 0x9E3779B9u) ^ uint32_t(uint64_t(row) >> 32));
 }
 
-inline bool dropout_keeps(uint32_t row_key, int col, uint32_t threshold) {
-    return (fmix32(row_key ^ (uint32_t(col) * 0x85EBCA77u)) >> 8) >= threshold;
+// All ones if unit col of the row is kept, else 0: a mask for the float's
+// bits, a form compilers vectorize (the signed compare is exact below 2^24).
+inline uint32_t dropout_keep_bits(uint32_t row_key, int col, uint32_t threshold) {
+    const uint32_t top24 = fmix32(row_key ^ (uint32_t(col) * 0x85EBCA77u)) >> 8;
+    return 0u - uint32_t(int32_t(top24) >= int32_t(threshold));
 }
 
 // out (B,n) = kept ? in·scale : 0.
