@@ -252,6 +252,65 @@ class ModelCheckpoint(Callback):
         return None
 
 
+class ReduceLROnPlateau(Callback):
+    """Multiply the optimizer's learning rate by ``factor`` when a metric has stopped
+    improving: the classic step-down schedule, as Keras's callback of that name.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        A metric of the history; needs validation data when it starts with ``val_``.
+    factor : float, default 0.1
+        The new rate is ``lr * factor``, with 0 < factor < 1.
+    patience : int, default 3
+        Reduce after this many epochs in a row without improvement.
+    min_delta : float, default 0
+        An improvement must beat the best by more than this.
+    min_lr : float, default 0
+        Never go below this rate.
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether lower or higher is better; "auto": higher for accuracies.
+    verbose : bool, default False
+        Print a line when the rate changes.
+
+    Attributes
+    ----------
+    changes : list of (int, float)
+        ``(epoch, new lr)`` for each reduction; the new rate applies from the next epoch.
+    """
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 3,
+                 min_delta: float = 0.0, min_lr: float = 0.0, mode: str = "auto", verbose: bool = False):
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < 1:
+            raise ValueError(f"factor must be a number in (0, 1), got {factor!r}")
+        if isinstance(min_lr, bool) or not isinstance(min_lr, numbers.Real) or not min_lr >= 0:
+            raise ValueError(f"min_lr must be a number >= 0, got {min_lr!r}")
+        self._best = _Monitor(monitor, mode, min_delta)
+        self.monitor, self.factor, self.min_lr = monitor, float(factor), float(min_lr)
+        self.patience, self.verbose = positive_int(patience, "patience"), bool(verbose)
+        self.changes: list[tuple[int, float]] = []
+
+    def on_train_begin(self) -> None:
+        self._best.check(self.history, "ReduceLROnPlateau")
+        self._wait, self.changes = 0, []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
+        if self._best.improved(epoch, logs):
+            self._wait = 0
+            return None
+        self._wait += 1
+        optimizer = self.model.optimizer
+        if self._wait < self.patience or optimizer is None or optimizer.lr <= self.min_lr:
+            return None
+        optimizer.lr = max(optimizer.lr * self.factor, self.min_lr)  # read by the core at its next call
+        self._wait = 0
+        self.changes.append((epoch, optimizer.lr))
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: {self.monitor} has not improved on {self._best.describe_best()} "
+                  f"for {self.patience} epochs; learning rate now {optimizer.lr:g}", flush=True)
+        return None
+
+
 class Progress(Callback):
     """The fit's report: a progress bar and one line per epoch.
 

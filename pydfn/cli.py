@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _core, datasets, metrics
 from ._validation import check_network_size
-from .callbacks import EarlyStopping
+from .callbacks import EarlyStopping, ReduceLROnPlateau
 from .checkpoint import load
 from .model import MLP
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
@@ -102,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_number(int, 0), default=2,
                        help="seeds the validation split, the initial weights and the shuffling; default 2")
     train.add_argument("--threads", type=_number(int, 1), help=threads_help)
+    train.add_argument("--reduce-lr", type=_number(int, 1), metavar="PATIENCE",
+                       help="divide the learning rate by 10 after PATIENCE epochs without a lower validation loss")
     train.add_argument("--early-stopping", type=_number(int, 1), metavar="PATIENCE",
                        help="stop after PATIENCE epochs without a lower validation loss; keep the best epoch")
     train.add_argument("--data", metavar="DIR", help=data_help)
@@ -180,8 +182,9 @@ def _optimizer(args: argparse.Namespace) -> Optimizer:
 
 
 def _train(args: argparse.Namespace) -> int:
-    if args.early_stopping and not args.val_fraction:
-        raise ValueError("--early-stopping needs validation data: give --val-fraction > 0")
+    for flag in ("early_stopping", "reduce_lr"):
+        if getattr(args, flag) and not args.val_fraction:
+            raise ValueError(f"--{flag.replace('_', '-')} needs validation data: give --val-fraction > 0")
     # Fashion-MNIST's sizes: too wide a --hidden fails now, not by the OOM killer mid-allocation.
     check_network_size([28 * 28, *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], name="--hidden")
     root = True
@@ -219,7 +222,9 @@ def _train(args: argparse.Namespace) -> int:
     print(f"Fashion-MNIST from {where}: {len(x_train)} train, {len(x_val) if validation else 0} validation "
           f"(seed {args.seed}), {len(x_test)} test")
     print(f"{model!r} - {optimizer!r} - batch {args.batch_size} - {_plural(args.epochs, 'epoch')}", flush=True)
-    callbacks = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
+    callbacks: list[Any] = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
+    if args.reduce_lr:
+        callbacks.append(ReduceLROnPlateau(patience=args.reduce_lr, verbose=True))
     history = model.fit(x_train, y_train, optimizer, epochs=args.epochs, batch_size=args.batch_size,
                         validation_data=validation, callbacks=callbacks, verbose=args.verbose,
                         distributed=args.distributed)

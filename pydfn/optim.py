@@ -41,6 +41,7 @@ class Optimizer:
 
     kind = ""  # the core's name for it
     _fields: tuple[str, ...] = ()
+    lr: float  # read at each call into the core, so a schedule may change it between epochs
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments: ``type(self)(**opt.get_config())`` is an equal optimizer."""

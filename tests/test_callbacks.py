@@ -5,7 +5,7 @@ import pytest
 from _training_data import blobs, weights_equal
 
 import pydfn
-from pydfn.callbacks import EarlyStopping, ModelCheckpoint, Progress
+from pydfn.callbacks import EarlyStopping, ModelCheckpoint, Progress, ReduceLROnPlateau
 from pydfn.checkpoint import load
 from pydfn.training import History
 
@@ -69,6 +69,48 @@ def test_a_run_to_the_end_keeps_its_last_weights_as_keras_does():
 def test_early_stopping_bad_settings(kwargs, error, match):
     with pytest.raises(error, match=match):
         EarlyStopping(**kwargs)
+
+
+def test_reduce_lr_on_plateau_steps_the_rate_down(capsys):
+    model = pydfn.MLP([3, 2])
+    model._optimizer = pydfn.Adam(lr=1e-2)  # as fit sets it
+    schedule = ReduceLROnPlateau(factor=0.5, patience=2, min_lr=2e-3, verbose=True)
+    # plateau after epoch 1: reduce after epochs 3 and 5; 6 improves; min_lr caps the cut after 8, then stops them
+    assert drive(schedule, model, [1.0, 0.8, 0.9, 0.85, 0.81, 0.8, 0.7, 0.7, 0.7, 0.7, 0.7]) == (None, 10)
+    assert schedule.changes == [(3, 5e-3), (5, 2.5e-3), (8, 2e-3)]
+    assert model.optimizer.lr == 2e-3
+    assert "Epoch 4: val_loss has not improved on 0.8000 (epoch 2) for 2 epochs; learning rate now 0.005" in \
+        capsys.readouterr().out
+
+
+def test_reduce_lr_on_plateau_changes_the_rate_the_core_uses():
+    x, y = blobs(200)
+    fitted = {}
+    for name, callbacks in {"plain": [], "reduced": [ReduceLROnPlateau("loss", factor=0.1, patience=1,
+                                                                       min_delta=10.0)]}.items():
+        model = pydfn.MLP(SIZES, seed=1)
+        model.fit(x, y, pydfn.SGD(0.1), epochs=3, batch_size=20, seed=0, callbacks=callbacks, verbose=0)
+        fitted[name] = model
+    # min_delta=10: after the first epoch none improves, so the rate drops after epochs 2 and 3
+    assert fitted["reduced"].optimizer.lr == pytest.approx(1e-3)
+    assert not weights_equal(fitted["plain"].get_weights(), fitted["reduced"])
+    replay = pydfn.MLP(SIZES, seed=1)
+    opt = pydfn.SGD(0.1)
+    for epoch, lr in enumerate([0.1, 0.1, 0.1 * 0.1]):  # the products the callback computes
+        opt.lr = lr
+        replay.fit(x, y, opt, epochs=1, batch_size=20, seed=0 if epoch == 0 else None, verbose=0)
+    assert weights_equal(replay.get_weights(), fitted["reduced"])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(factor=1.0), r"factor must be a number in \(0, 1\)"),
+    (dict(factor=0), r"factor must be a number in \(0, 1\)"),
+    (dict(min_lr=-1), "min_lr must be a number >= 0"),
+    (dict(patience=0), "patience must be >= 1"),
+])
+def test_reduce_lr_on_plateau_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ReduceLROnPlateau(**kwargs)
 
 
 def test_monitoring_a_metric_fit_does_not_record_fails_before_training():

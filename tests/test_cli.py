@@ -165,6 +165,7 @@ def test_bad_flags_give_one_line_and_exit_2(argv, message, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--early-stopping", "3", "--val-fraction", "0"], "--early-stopping needs validation data"),
+    (["train", "--reduce-lr", "2", "--val-fraction", "0"], "--reduce-lr needs validation data"),
     (["train", "--out", "no/such/dir/m.npz"], "--out: the folder .*no/such/dir does not exist"),
     (["train", "--batch-size", "1000"], r"batch_size \(1000\) is larger than the number of training samples"),
 ])
