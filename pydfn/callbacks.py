@@ -292,7 +292,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self) -> None:
         self._best.check(self.history, "ReduceLROnPlateau")
-        self._wait, self.changes = 0, []
+        self._wait, self.changes, self._message = 0, [], ""
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
         if self._best.improved(epoch, logs):
@@ -305,10 +305,21 @@ class ReduceLROnPlateau(Callback):
         optimizer.lr = max(optimizer.lr * self.factor, self.min_lr)  # read by the core at its next call
         self._wait = 0
         self.changes.append((epoch, optimizer.lr))
-        if self.verbose:
-            print(f"Epoch {epoch + 1}: {self.monitor} has not improved on {self._best.describe_best()} "
-                  f"for {self.patience} epochs; learning rate now {optimizer.lr:g}", flush=True)
+        if self.verbose:  # printed after the epoch's own line, which the progress callback prints last
+            self._message = (f"Epoch {epoch + 1}: {self.monitor} has not improved on {self._best.describe_best()} "
+                             f"for {self.patience} epochs; learning rate now {optimizer.lr:g}")
         return None
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        self._print_message()
+
+    def on_train_end(self) -> None:
+        self._print_message()
+
+    def _print_message(self) -> None:
+        if self._message:
+            print(self._message, flush=True)
+            self._message = ""
 
 
 class Progress(Callback):

@@ -19,6 +19,7 @@ def drive(callback, model, values, monitor="val_loss"):
     callback.on_train_begin()
     reason, epoch = None, -1
     for epoch, value in enumerate(values):
+        callback.on_epoch_begin(epoch)
         model.set_weights([np.full_like(w, epoch) for w in model.get_weights()])
         reason = callback.on_epoch_end(epoch, {"loss": 0.0, monitor: value, "time": 0.0})
         if reason:
@@ -79,8 +80,10 @@ def test_reduce_lr_on_plateau_steps_the_rate_down(capsys):
     assert drive(schedule, model, [1.0, 0.8, 0.9, 0.85, 0.81, 0.8, 0.7, 0.7, 0.7, 0.7, 0.7]) == (None, 10)
     assert schedule.changes == [(3, 5e-3), (5, 2.5e-3), (8, 2e-3)]
     assert model.optimizer.lr == 2e-3
-    assert "Epoch 4: val_loss has not improved on 0.8000 (epoch 2) for 2 epochs; learning rate now 0.005" in \
-        capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines() == [
+        "Epoch 4: val_loss has not improved on 0.8000 (epoch 2) for 2 epochs; learning rate now 0.005",
+        "Epoch 6: val_loss has not improved on 0.8000 (epoch 2) for 2 epochs; learning rate now 0.0025",
+        "Epoch 9: val_loss has not improved on 0.7000 (epoch 7) for 2 epochs; learning rate now 0.002"]
 
 
 def test_reduce_lr_on_plateau_changes_the_rate_the_core_uses():
