@@ -5,7 +5,8 @@ from ._core import __version__, get_num_threads, set_num_threads
 from .checkpoint import load
 from .model import MLP
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
+from .system import info
 from .training import History
 
 __all__ = ["MLP", "Adam", "AdamW", "SGD", "RMSProp", "Optimizer", "History", "load", "callbacks", "datasets", "metrics", "plot", "reference",
-           "get_num_threads", "set_num_threads", "__version__"]
+           "get_num_threads", "set_num_threads", "info", "__version__"]

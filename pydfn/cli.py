@@ -23,6 +23,7 @@ from .callbacks import EarlyStopping, ReduceLROnPlateau
 from .checkpoint import load
 from .model import MLP
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
+from .system import info
 from .training import prepare_features
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -334,11 +335,12 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    print(f"pydfn {_core.__version__} (Python {platform.python_version()}, NumPy {np.__version__})")
-    cap = os.environ.get("PYDFN_MAX_ISA")
-    print(f"CPU kernels: {_core.isa()} (this CPU runs up to {_core.hardware_isa()}"
+    facts = info()
+    print(f"pydfn {facts['version']} (Python {platform.python_version()}, NumPy {np.__version__})")
+    cap = facts["max_isa"]
+    print(f"CPU kernels: {facts['kernels']} (this CPU runs up to {facts['cpu_kernels']}"
           + (f"; capped by PYDFN_MAX_ISA={cap})" if cap else ")"))
-    print(f"Threads: {_core.get_num_threads()} (OpenMP {'on' if _core.has_openmp() else 'off'})")
+    print(f"Threads: {facts['threads']} (OpenMP {'on' if facts['openmp'] else 'off'})")
     try:
         print(f"Fashion-MNIST: {_find_data(args.data, download=False)}")
     except FileNotFoundError as exc:

@@ -32,6 +32,7 @@ ref = ReferenceMLP([60, 33, 17, 10], seed=4)
 train_epoch(ref, ReferenceAdam(ref.params), x, y, np.random.default_rng(9).permutation(700), 64)
 print(json.dumps({
     "isa": _core.isa(),
+    "info": pydfn.info(),
     "bitwise_same_for_1_and_2_threads": all(np.array_equal(a, b) for a, b in zip(*runs)),
     "max_rel_diff_vs_reference": max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(runs[0], ref.params)),
 }))
@@ -53,6 +54,10 @@ def test_each_isa_trains_like_the_reference_and_is_thread_invariant(isa):
         pytest.skip(f"this CPU cannot run {isa} (it runs {_core.hardware_isa()})")
     result = run_with_cap(isa)
     assert result["isa"] == isa
+    info = result["info"]
+    assert info.pop("threads") >= 1
+    assert info == {"version": _core.__version__, "kernels": isa, "cpu_kernels": _core.hardware_isa(),
+                    "max_isa": isa, "openmp": _core.has_openmp()}
     assert result["bitwise_same_for_1_and_2_threads"]
     assert result["max_rel_diff_vs_reference"] < 1e-4
 

@@ -1,0 +1,24 @@
+"""What pydfn runs on: its version, the CPU kernels it picked, its threads."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import _core
+
+
+def info() -> dict[str, Any]:
+    """The build and the machine as pydfn sees them.
+
+    Returns
+    -------
+    dict
+        ``version``; ``kernels``: the instruction set of the kernels in use
+        (``"avx512"``, ``"avx2"`` or ``"generic"``); ``cpu_kernels``: the best this CPU
+        could run; ``max_isa``: the ``PYDFN_MAX_ISA`` cap, or None; ``threads``: the
+        core's thread count; ``openmp``: whether the core was built with OpenMP.
+    """
+    return {"version": _core.__version__, "kernels": _core.isa(), "cpu_kernels": _core.hardware_isa(),
+            "max_isa": os.environ.get("PYDFN_MAX_ISA") or None, "threads": _core.get_num_threads(),
+            "openmp": _core.has_openmp()}
