@@ -14,13 +14,14 @@ Conventions for the README:
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pydfn import datasets
+from pydfn import cli, datasets
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 NOT_TESTED = "<!-- not-tested -->"
@@ -108,3 +109,31 @@ def test_collector_follows_fences_and_the_skip_marker():
         (3, "a = 1\n", False), (9, "b = 2\n", True), (20, "c = 3\n", False)]
     with pytest.raises(ValueError, match="line 2: the code block opened here is never closed"):
         python_blocks("text\n```python\nx = 1\n")
+
+
+def pydfn_commands(text: str) -> list[list[str]]:
+    """The ``pydfn ...`` commands of the ```bash blocks of Markdown ``text``, as argument lists."""
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
+        for line in block.splitlines():
+            for part in re.split(r"&&|;|\|", line.split("#")[0]):
+                words = shlex.split(part)
+                if "pydfn" in words:
+                    commands.append(words[words.index("pydfn") + 1:])
+    return commands
+
+
+def test_every_pydfn_command_of_the_readme_parses():
+    commands = pydfn_commands(README.read_text(encoding="utf-8"))
+    assert ["train"] in commands  # the main job of the set-up
+    for argv in commands:
+        try:
+            cli._parser().parse_args(argv)
+        except SystemExit as exc:
+            raise AssertionError(f"README.md: pydfn {' '.join(argv)} does not parse") from exc
+
+
+def test_command_collector():
+    text = "```bash\napt-get x; pip install . && pydfn train  # go\nmpiexec -n 2 pydfn train --distributed\n```\n"
+    assert pydfn_commands(text) == [["train"], ["train", "--distributed"]]
+
