@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="seeds the validation split, the initial weights and the shuffling; default 2")
     train.add_argument("--threads", type=_number(int, 1), help=threads_help)
     train.add_argument("--reduce-lr", type=_number(int, 1), metavar="PATIENCE",
-                       help="divide the learning rate by 10 after PATIENCE epochs without a lower validation loss")
+                       help="divide the learning rate by 10 (twice at most) after PATIENCE epochs without a lower "
+                            "validation loss")
     train.add_argument("--early-stopping", type=_number(int, 1), metavar="PATIENCE",
                        help="stop after PATIENCE epochs without a lower validation loss; keep the best epoch")
     train.add_argument("--data", metavar="DIR", help=data_help)
@@ -225,7 +226,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"{model!r} - {optimizer!r} - batch {args.batch_size} - {_plural(args.epochs, 'epoch')}", flush=True)
     callbacks: list[Any] = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
     if args.reduce_lr:
-        callbacks.append(ReduceLROnPlateau(patience=args.reduce_lr, verbose=True))
+        callbacks.append(ReduceLROnPlateau(patience=args.reduce_lr, min_lr=optimizer.lr / 100, verbose=True))
     history = model.fit(x_train, y_train, optimizer, epochs=args.epochs, batch_size=args.batch_size,
                         validation_data=validation, callbacks=callbacks, verbose=args.verbose,
                         distributed=args.distributed)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pydfn
-from pydfn import cli, datasets
+from pydfn import callbacks, cli, datasets
 from pydfn.checkpoint import load
 
 CLASSES = datasets.FASHION_MNIST_CLASSES
@@ -262,6 +262,22 @@ def test_predict_bad_input(array, message, saved_model, capsys):
     np.save("bad.npy", array)
     code, _, err = run(capsys, "predict", saved_model, "--input", "bad.npy")
     assert code == 2 and err.startswith("pydfn predict: error: ") and message in err
+
+
+def test_reduce_lr_divides_by_ten_at_most_twice(fake_data, capsys, monkeypatch):
+    made = []
+
+    class Recording(callbacks.ReduceLROnPlateau):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(cli, "ReduceLROnPlateau", Recording)
+    code, out, _ = run(capsys, "train", *FAST, "--lr", "0.002", "--reduce-lr", "1")
+    (schedule,) = made
+    assert code == 0 and (schedule.patience, schedule.factor, schedule.min_lr) == (1, 0.1, 0.002 / 100)
+    for epoch, lr in schedule.changes:  # each change is reported after its epoch's line
+        assert f"Epoch {epoch + 1}: val_loss has not improved" in out and f"learning rate now {lr:g}" in out
 
 
 def test_info(fake_data, tmp_path, capsys, monkeypatch):
