@@ -6,6 +6,7 @@ import this module or scikit-learn.
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from typing import Any
@@ -25,22 +26,32 @@ from .optim import Adam
 
 __all__ = ["MLPClassifier"]
 
+# scikit-learn's activation names -> the core's ("identity" has no counterpart there)
+_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid"}
+
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron classifier trained by pydfn's C++ core.
 
-    ReLU hidden layers, softmax output, mean cross-entropy loss, Adam. The
-    parameters mean what they mean in :class:`sklearn.neural_network.MLPClassifier`
-    (only ``solver="adam"``, ``activation="relu"`` and a constant learning rate
-    exist here). Every epoch runs in one C++ call; computations are float32.
+    Hidden layers of the chosen activation, a softmax output, the mean
+    cross-entropy loss, Adam. The parameters mean what they mean in
+    :class:`sklearn.neural_network.MLPClassifier` (only ``solver="adam"`` and a
+    constant learning rate exist here). Every epoch runs in one C++ call;
+    computations are float32.
 
     Parameters
     ----------
     hidden_layer_sizes : int or tuple of int, default (100,)
         Units of each hidden layer; ``()`` gives a linear (softmax regression) model.
-    alpha : float, default 0.0
-        L2 penalty. Only 0 is supported until the core gains weight decay
-        (scikit-learn's default is 1e-4).
+    activation : {"relu", "tanh", "logistic"}, default "relu"
+        The hidden layers' activation (pydfn's "relu", "tanh", "sigmoid").
+    alpha : float, default 1e-4
+        Strength of the L2 penalty on the weights (not the biases), as in
+        scikit-learn: a minibatch of ``n_b`` rows adds ``alpha / (2 * n_b) * ΣW²``
+        to its loss. pydfn's core minimises ``mean loss + l2 * ΣW²``, with
+        ``l2 = alpha / (2 * batch_size)`` here: both libraries' loss is the mean
+        cross-entropy, so the cost is scikit-learn's. One difference: an epoch's
+        last, smaller batch is penalised as a full one.
     batch_size : int or "auto", default "auto"
         Rows per Adam step; "auto" is ``min(200, n_samples)``. Clipped to the
         number of training samples.
@@ -76,7 +87,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
         The class labels (any values ``np.unique`` sorts).
     loss_curve_ : list of float
-        Mean training loss of each epoch.
+        Training loss of each epoch: mean cross-entropy + penalty, as
+        scikit-learn's.
     best_loss_ : float or None
         Lowest training loss (None with early stopping).
     validation_scores_ : list of float or None
@@ -108,12 +120,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     the original would.
     """
 
-    def __init__(self, hidden_layer_sizes: Any = (100,), *, alpha: float = 0.0, batch_size: Any = "auto",
-                 learning_rate_init: float = 1e-3, max_iter: int = 200, shuffle: bool = True,
-                 random_state: Any = None, tol: float = 1e-4, verbose: bool = False, warm_start: bool = False,
-                 early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int = 10):
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, alpha: float = 1e-4,
+                 batch_size: Any = "auto", learning_rate_init: float = 1e-3, max_iter: int = 200,
+                 shuffle: bool = True, random_state: Any = None, tol: float = 1e-4, verbose: bool = False,
+                 warm_start: bool = False, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int = 10):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
         self.alpha = alpha
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -183,13 +196,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_hyperparameters(self) -> Adam:
         """Check the parameters that are not the data's; return the Adam they describe."""
-        if self.alpha != 0:
-            raise ValueError(f"alpha={self.alpha!r}: the L2 penalty is not implemented by pydfn's core yet; "
-                             "use alpha=0")
         hidden = self.hidden_layer_sizes
         hidden = [hidden] if isinstance(hidden, numbers.Integral) else list(hidden)
         for i, h in enumerate(hidden):
             positive_int(h, f"hidden_layer_sizes[{i}]")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, numbers.Real):
+            raise TypeError(f"alpha must be a real number, got {type(self.alpha).__name__}")
+        if not (math.isfinite(self.alpha) and self.alpha >= 0):
+            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
         positive_int(self.max_iter, "max_iter")
         positive_int(self.n_iter_no_change, "n_iter_no_change")
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
@@ -219,7 +235,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         hidden = [int(hidden)] if isinstance(hidden, numbers.Integral) else [int(h) for h in hidden]
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         self.classes_ = classes
-        self.model_ = MLP([n_features, *hidden, classes.size], seed=int(seed))
+        self.model_ = MLP([n_features, *hidden, classes.size], seed=int(seed),
+                          activation=_ACTIVATIONS[self.activation])
         self._optimizer: Adam | None = None
         self.n_layers_ = len(hidden) + 2
         self.n_outputs_ = int(classes.size)
@@ -235,6 +252,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y holds labels {unknown} that are not in classes_ {self.classes_}")
         return np.searchsorted(self.classes_, y).astype(np.int32)
 
+    def _set_l2(self, l2: float) -> None:
+        # alpha and the batch size may change between fits, and pydfn.MLP fixes its penalty when
+        # it is made: set it as checkpoint.from_arrays sets a model's state, through the core
+        self.model_._net.set_penalty(0.0, l2)
+        self.model_.l2 = l2
+
     def _fit_epochs(self, X: np.ndarray, y: np.ndarray, optimizer: Adam, epochs: int, *,
                     early_stopping: bool) -> MLPClassifier:
         # Keep the Adam the model holds moments for while its hyper-parameters stay the same.
@@ -246,6 +269,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                                   random_state=check_random_state(self.random_state))
         n = X.shape[0]
         batch_size = min(200 if self.batch_size == "auto" else self.batch_size, n)
+        self._set_l2(float(self.alpha) / (2 * batch_size))
         best = -np.inf if early_stopping else np.inf  # validation accuracy, else training loss
         scores: list[float] = []
         best_weights = None

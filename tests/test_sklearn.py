@@ -1,5 +1,6 @@
-"""pydfn.sklearn: scikit-learn's own estimator checks, equivalence with pydfn.MLP, pipelines,
-grid search on Fashion-MNIST, pickling, and the thread pool seen by threadpoolctl."""
+"""pydfn.sklearn: scikit-learn's own estimator checks, equivalence with pydfn.MLP, alpha's meaning
+against scikit-learn's, pipelines, grid search on Fashion-MNIST, pickling, and the thread pool seen
+by threadpoolctl."""
 
 import pickle
 import subprocess
@@ -13,6 +14,7 @@ pytest.importorskip("sklearn")
 
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
+from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
@@ -43,6 +45,17 @@ def small_problem(n=300, n_classes=3):
     return x, y
 
 
+def smooth_function(n=300):
+    """x float32 (n, 3) uniform in [-2, 2]; y = sin(x0) + x1² − x2/2, float64 of shape (n,)."""
+    x = np.random.default_rng(0).uniform(-2, 2, size=(n, 3)).astype(np.float32)
+    x0, x1, x2 = x.T.astype(np.float64)
+    return x, np.sin(x0) + x1 ** 2 - 0.5 * x2
+
+
+def squared_weights(estimator):
+    return sum(float(np.square(w, dtype=np.float64).sum()) for w in estimator.coefs_)
+
+
 # The checks' datasets are tiny, so the default max_iter ends without convergence and
 # warns, as scikit-learn's own MLPClassifier does: that warning is expected here.
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -58,12 +71,13 @@ def test_importing_pydfn_does_not_import_sklearn():
 
 def test_fit_is_pydfn_mlp_trained_epoch_by_epoch():
     x, y = small_problem()
-    clf = MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=3, random_state=7, learning_rate_init=3e-3,
-                        batch_size=32)
+    clf = MLPClassifier(hidden_layer_sizes=(16, 8), activation="logistic", alpha=0.3, max_iter=3, random_state=7,
+                        learning_rate_init=3e-3, batch_size=32)
     with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\)"):
         clf.fit(x, y)
     seed = np.random.RandomState(7).randint(np.iinfo(np.int32).max)
-    model, adam = pydfn.MLP([8, 16, 8, 3], seed=int(seed)), pydfn.Adam(lr=3e-3)
+    model = pydfn.MLP([8, 16, 8, 3], seed=int(seed), activation="sigmoid", l2=0.3 / (2 * 32))
+    adam = pydfn.Adam(lr=3e-3)
     losses = [model.train_epoch(x, y, adam, batch_size=32) for _ in range(3)]
     assert clf.loss_curve_ == losses
     weights = model.get_weights()
@@ -72,6 +86,60 @@ def test_fit_is_pydfn_mlp_trained_epoch_by_epoch():
     assert [c.shape for c in clf.coefs_] == [(8, 16), (16, 8), (8, 3)]
     assert (clf.n_iter_, clf.t_, clf.n_layers_, clf.n_outputs_) == (3, 900, 4, 3)
     np.testing.assert_allclose(clf.predict_proba(x), model.predict_proba(x), rtol=1e-5, atol=1e-7)
+
+
+def sklearn_cost_and_gradients(x, labels, w, b, alpha):
+    """scikit-learn's objective and its gradient for a linear model on one batch of B rows, from
+    its _backprop and _compute_loss_grad: with ŷ the softmax output, dW = (xᵀ(ŷ − y) + alpha·W) / B
+    and db = Σ(ŷ − y) / B, the gradient of mean cross-entropy plus alpha / (2B)·ΣW²."""
+    x, w, b = x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)
+    z = x @ w + b
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    out = p / p.sum(axis=1, keepdims=True)
+    data = -np.log(out[np.arange(len(x)), labels]).mean()
+    error = out - np.eye(w.shape[1])[labels]
+    cost = data + alpha / (2 * len(x)) * np.square(w).sum()
+    return cost, (x.T @ error + alpha * w) / len(x), error.sum(axis=0) / len(x)
+
+
+def test_the_cost_is_sklearns():
+    x, y = small_problem(n=32)
+    clf = MLPClassifier(hidden_layer_sizes=(), alpha=0.7, batch_size=32, max_iter=2, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(x, y)
+    cost, (dw, db) = clf.model_.loss_and_gradients(x, y)
+    expected = sklearn_cost_and_gradients(x, y, clf.coefs_[0], clf.intercepts_[0], alpha=0.7)
+    np.testing.assert_allclose(cost, expected[0], rtol=1e-5)
+    np.testing.assert_allclose(dw, expected[1], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(db, expected[2], rtol=1e-4, atol=1e-6)
+
+
+@pytest.fixture
+def one_blas_thread():
+    """scikit-learn's MLPs on small problems: several times faster on one BLAS thread."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        yield
+
+
+def three_classes_of_smooth_function():
+    x, y = smooth_function()
+    return x, np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_alpha_shrinks_the_weights_as_much_as_in_sklearn(one_blas_thread):
+    x, y = smooth_function()
+    y = np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))  # three classes
+    kwargs = dict(hidden_layer_sizes=(32,), max_iter=200, batch_size=50, learning_rate_init=0.01, random_state=0)
+    norms = [squared_weights(MLPClassifier(alpha=alpha, **kwargs).fit(x, y)) for alpha in (0, 0.1, 1, 10, 100)]
+    assert all(a > b for a, b in zip(norms, norms[1:])), norms
+    # Same alpha, same ΣW² as scikit-learn's to within 10% (measured: 0.99 to 1.02 over three seeds),
+    # where an alpha off by a factor 2 moves the ratio to 0.55-0.8 or 1.15-1.6.
+    for alpha in (1, 3):
+        ratio = squared_weights(MLPClassifier(alpha=alpha, **kwargs).fit(x, y)) / \
+            squared_weights(SklearnMLPClassifier(alpha=alpha, **kwargs).fit(x, y))
+        assert 0.9 < ratio < 1.1, (alpha, ratio)
 
 
 @pytest.mark.parametrize("labels", [np.array([-3, 7, 100]), np.array(["cat", "dog", "emu"]),
@@ -150,7 +218,10 @@ def test_partial_fit_errors():
 
 
 @pytest.mark.parametrize("params, error, match", [
-    (dict(alpha=1e-4), ValueError, "alpha=0.0001: the L2 penalty is not implemented"),
+    (dict(activation="identity"), ValueError, r"activation must be one of \['logistic', 'relu', 'tanh'\], got 'iden"),
+    (dict(alpha=-1e-4), ValueError, "alpha must be a finite number >= 0, got -0.0001"),
+    (dict(alpha=float("inf")), ValueError, "alpha must be a finite number >= 0, got inf"),
+    (dict(alpha="strong"), TypeError, "alpha must be a real number, got str"),
     (dict(hidden_layer_sizes=(10, 0)), ValueError, r"hidden_layer_sizes\[1\] must be >= 1"),
     (dict(hidden_layer_sizes=(10.5,)), TypeError, r"hidden_layer_sizes\[0\] must be an integer"),
     (dict(batch_size=0), ValueError, "batch_size must be >= 1"),
@@ -170,14 +241,14 @@ def test_bad_hyperparameters_name_themselves(params, error, match):
 
 def test_pickle_round_trip_predicts_and_continues_identically():
     x, y = small_problem()
-    clf = MLPClassifier(hidden_layer_sizes=(12,), max_iter=3, random_state=0, batch_size=64)
+    clf = MLPClassifier(hidden_layer_sizes=(12,), max_iter=3, random_state=0, batch_size=64, alpha=0.1)
     with pytest.warns(ConvergenceWarning):
         clf.fit(x, y)
     copy = pickle.loads(pickle.dumps(clf))
     assert isinstance(clf.model_, pydfn.MLP)  # pickling left the original whole
     np.testing.assert_array_equal(copy.predict_proba(x), clf.predict_proba(x))
     assert copy.get_params() == clf.get_params() and copy.loss_curve_ == clf.loss_curve_
-    # the Adam moments and step count and the shuffling generator came along
+    # the Adam moments and step count, the shuffling generator and the penalty came along
     for est in (clf, copy):
         est.partial_fit(x, y)
     assert copy.loss_curve_ == clf.loss_curve_
