@@ -6,13 +6,15 @@ import this module or scikit-learn.
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
@@ -23,24 +25,38 @@ from ._validation import positive_int
 from .model import MLP
 from .optim import Adam
 
-__all__ = ["MLPClassifier"]
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+# scikit-learn's activation names -> the core's ("identity" has no counterpart there)
+_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid"}
+
+_Estimator = TypeVar("_Estimator", bound="_BaseMLP")
 
 
-class MLPClassifier(ClassifierMixin, BaseEstimator):
-    """Multi-layer perceptron classifier trained by pydfn's C++ core.
+def _docstring(summary: str, *, loss: str, alpha: str, score: str, loss_curve: str, extra_attributes: str,
+               n_outputs: str, out_activation: str) -> str:
+    """The numpydoc docstring of an estimator: the parts they share, around the parts given."""
+    return f"""{summary}
 
-    ReLU hidden layers, softmax output, mean cross-entropy loss, Adam. The
-    parameters mean what they mean in :class:`sklearn.neural_network.MLPClassifier`
-    (only ``solver="adam"``, ``activation="relu"`` and a constant learning rate
-    exist here). Every epoch runs in one C++ call; computations are float32.
+    Hidden layers of the chosen activation, {loss},
+    Adam. The parameters mean what they mean in scikit-learn's estimator of the
+    same name (only ``solver="adam"`` and a constant learning rate exist here).
+    Every epoch runs in one C++ call; computations are float32.
 
     Parameters
     ----------
     hidden_layer_sizes : int or tuple of int, default (100,)
-        Units of each hidden layer; ``()`` gives a linear (softmax regression) model.
-    alpha : float, default 0.0
-        L2 penalty. Only 0 is supported until the core gains weight decay
-        (scikit-learn's default is 1e-4).
+        Units of each hidden layer; ``()`` gives a model without hidden layers.
+    activation : {{"relu", "tanh", "logistic"}}, default "relu"
+        The hidden layers' activation (pydfn's "relu", "tanh", "sigmoid").
+    alpha : float, default 1e-4
+        Strength of the L2 penalty on the weights (not the biases), as in
+        scikit-learn: a minibatch of ``n_b`` rows adds ``alpha / (2 * n_b) * ΣW²``
+        to its loss. pydfn's core minimises ``mean loss + l2 * ΣW²``, with
+        {alpha}
+        A cost multiplied by a constant has the same minimum, and Adam takes the
+        same steps on it (but for ``epsilon``). One difference: an epoch's last,
+        smaller batch is penalised as a full one.
     batch_size : int or "auto", default "auto"
         Rows per Adam step; "auto" is ``min(200, n_samples)``. Clipped to the
         number of training samples.
@@ -54,14 +70,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Seeds the initial weights, the epochs' order and the validation split.
     tol : float, default 1e-4
         An epoch improves when the training loss falls (or, with early stopping,
-        the validation accuracy rises) by more than ``tol``.
+        the validation {score} rises) by more than ``tol``.
     verbose : bool, default False
         Print the loss of each epoch.
     warm_start : bool, default False
         ``fit`` continues from the previous fit's weights and Adam state.
     early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the training data (stratified), stop
-        when its accuracy stops improving and keep the best epoch's weights.
+        Hold out ``validation_fraction`` of the training data, stop when its
+        {score} stops improving and keep the best epoch's weights.
     validation_fraction : float, default 0.1
         Share of the training data held out for early stopping, in (0, 1).
     beta_1, beta_2 : float, default 0.9 and 0.999
@@ -72,17 +88,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Stop after this many epochs without improvement by ``tol``.
 
     Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        The class labels (any values ``np.unique`` sorts).
+    ----------{extra_attributes}
     loss_curve_ : list of float
-        Mean training loss of each epoch.
+        Training loss of each epoch: {loss_curve}
     best_loss_ : float or None
         Lowest training loss (None with early stopping).
     validation_scores_ : list of float or None
-        Validation accuracy of each epoch (with early stopping, else None).
+        Validation {score} of each epoch (with early stopping, else None).
     best_validation_score_ : float or None
-        Best validation accuracy (with early stopping, else None).
+        Best validation {score} (with early stopping, else None).
     coefs_ : list of ndarray
         Weights, ``coefs_[i]`` of shape (n_units_in, n_units_out) of layer i.
     intercepts_ : list of ndarray
@@ -94,10 +108,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Training samples seen.
     n_layers_ : int
     n_outputs_ : int
-        Number of output units: ``n_classes`` (two for a binary problem, unlike
-        scikit-learn's single logistic unit).
+        {n_outputs}
     out_activation_ : str
-        ``"softmax"``.
+        {out_activation}
     model_ : pydfn.MLP
         The trained network.
 
@@ -108,12 +121,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     the original would.
     """
 
-    def __init__(self, hidden_layer_sizes: Any = (100,), *, alpha: float = 0.0, batch_size: Any = "auto",
-                 learning_rate_init: float = 1e-3, max_iter: int = 200, shuffle: bool = True,
-                 random_state: Any = None, tol: float = 1e-4, verbose: bool = False, warm_start: bool = False,
-                 early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int = 10):
+
+class _BaseMLP(BaseEstimator):
+    """What the two estimators share: parameters, their checks, the epoch loop, weights, pickling."""
+
+    _loss = ""  # pydfn's loss
+    _loss_scale = 1.0  # pydfn's cost times this is the loss as scikit-learn reports it
+    _stratify = False  # split off the early-stopping set class by class
+
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, alpha: float = 1e-4,
+                 batch_size: Any = "auto", learning_rate_init: float = 1e-3, max_iter: int = 200,
+                 shuffle: bool = True, random_state: Any = None, tol: float = 1e-4, verbose: bool = False,
+                 warm_start: bool = False, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int = 10):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
         self.alpha = alpha
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -130,66 +152,69 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
 
+    # --- what each estimator defines ---------------------------------------------
+
+    def _check_xy(self, X: Any, y: Any, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(X, y)`` validated: X float32 (n_samples, n_features), y as the estimator takes it."""
+        raise NotImplementedError
+
+    def _initialize(self, n_features: int, y: np.ndarray) -> None:
+        """Set the output-related attributes from ``y`` (or the classes) and ``_build`` the network."""
+        raise NotImplementedError
+
+    def _encode(self, y: np.ndarray) -> np.ndarray:
+        """``y`` as the core's targets."""
+        raise NotImplementedError
+
+    def _l2(self, batch_size: int) -> float:
+        """pydfn's l2 that gives ``alpha`` its scikit-learn meaning for minibatches of ``batch_size``."""
+        raise NotImplementedError
+
+    def _validation_score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """The early-stopping score on validated X and encoded y: higher is better."""
+        raise NotImplementedError
+
     # --- fitting -----------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any) -> MLPClassifier:
+    def fit(self: _Estimator, X: Any, y: Any) -> _Estimator:
         """Train on ``(X, y)`` for up to ``max_iter`` epochs.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            Class labels of any type ``np.unique`` can sort.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels of any type ``np.unique`` can sort (classifier), or
+            regression targets.
 
         Returns
         -------
         self
         """
+        return self._train(X, y, epochs=self.max_iter, keep=self.warm_start, early_stopping=self.early_stopping)
+
+    def _train(self: _Estimator, X: Any, y: Any, *, epochs: int, keep: bool, early_stopping: bool,
+               classes: np.ndarray | None = None) -> _Estimator:
+        """Check everything, make a new network unless ``keep`` and one exists (its
+        outputs from ``classes``, else from ``y``), train ``epochs`` epochs."""
         optimizer = self._check_hyperparameters()
-        incremental = self.warm_start and hasattr(self, "model_")
-        X, y = self._check_xy(X, y, reset=not incremental)
-        if not incremental:
-            self._initialize(X.shape[1], np.unique(y))
-        return self._fit_epochs(X, self._encode(y), optimizer, self.max_iter, early_stopping=self.early_stopping)
-
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
-        """Train one epoch on ``(X, y)``, continuing from the current state.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-        classes : array-like of shape (n_classes,), optional
-            Every class of the problem; required on the first call. Later calls
-            may pass it again, unchanged.
-
-        Returns
-        -------
-        self
-        """
-        optimizer = self._check_hyperparameters()
-        first = not hasattr(self, "model_")
-        X, y = self._check_xy(X, y, reset=first)
-        if first and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit")
-        if classes is not None:
-            classes = np.unique(column_or_1d(classes))
-            if first:
-                self._initialize(X.shape[1], classes)
-            elif not np.array_equal(classes, self.classes_):
-                raise ValueError(f"classes={classes!r} is not the same as classes_={self.classes_!r} "
-                                 "of the first call")
-        return self._fit_epochs(X, self._encode(y), optimizer, 1, early_stopping=False)
+        keep = keep and hasattr(self, "model_")
+        X, y = self._check_xy(X, y, reset=not keep)
+        if not keep:
+            self._initialize(X.shape[1], y if classes is None else classes)
+        return self._fit_epochs(X, self._encode(y), optimizer, epochs, early_stopping=early_stopping)
 
     def _check_hyperparameters(self) -> Adam:
         """Check the parameters that are not the data's; return the Adam they describe."""
-        if self.alpha != 0:
-            raise ValueError(f"alpha={self.alpha!r}: the L2 penalty is not implemented by pydfn's core yet; "
-                             "use alpha=0")
         hidden = self.hidden_layer_sizes
         hidden = [hidden] if isinstance(hidden, numbers.Integral) else list(hidden)
         for i, h in enumerate(hidden):
             positive_int(h, f"hidden_layer_sizes[{i}]")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, numbers.Real):
+            raise TypeError(f"alpha must be a real number, got {type(self.alpha).__name__}")
+        if not (math.isfinite(self.alpha) and self.alpha >= 0):
+            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
         positive_int(self.max_iter, "max_iter")
         positive_int(self.n_iter_no_change, "n_iter_no_change")
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
@@ -207,59 +232,58 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 message = message.replace(f"{adam_name} must", f"{name} must")
             raise type(exc)(message) from None
 
-    def _check_xy(self, X: Any, y: Any, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
-        X, y = validate_data(self, X, y, reset=reset, dtype=np.float32, order="C")
-        check_classification_targets(y)
-        return X, y
-
-    def _initialize(self, n_features: int, classes: np.ndarray) -> None:
-        if classes.size < 2:
-            raise ValueError(f"MLPClassifier needs at least 2 classes in y, got one class: {classes}")
+    def _build(self, n_features: int, n_outputs: int, out_activation: str) -> None:
+        """A new network and fresh training state."""
         hidden = self.hidden_layer_sizes
         hidden = [int(hidden)] if isinstance(hidden, numbers.Integral) else [int(h) for h in hidden]
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        self.classes_ = classes
-        self.model_ = MLP([n_features, *hidden, classes.size], seed=int(seed))
+        self.model_ = MLP([n_features, *hidden, n_outputs], seed=int(seed), activation=_ACTIVATIONS[self.activation],
+                          loss=self._loss)
         self._optimizer: Adam | None = None
         self.n_layers_ = len(hidden) + 2
-        self.n_outputs_ = int(classes.size)
-        self.out_activation_ = "softmax"
+        self.n_outputs_ = n_outputs
+        self.out_activation_ = out_activation
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_: list[float] = []
 
-    def _encode(self, y: np.ndarray) -> np.ndarray:
-        """Labels as indices into ``classes_``, int32 of shape (n_samples,)."""
-        unknown = np.setdiff1d(y, self.classes_)
-        if unknown.size:
-            raise ValueError(f"y holds labels {unknown} that are not in classes_ {self.classes_}")
-        return np.searchsorted(self.classes_, y).astype(np.int32)
+    def _set_l2(self, l2: float) -> None:
+        # alpha and the batch size may change between fits, and pydfn.MLP fixes its penalty when
+        # it is made: set it as checkpoint.from_arrays sets a model's state, through the core
+        self.model_._net.set_penalty(0.0, l2)
+        self.model_.l2 = l2
 
-    def _fit_epochs(self, X: np.ndarray, y: np.ndarray, optimizer: Adam, epochs: int, *,
-                    early_stopping: bool) -> MLPClassifier:
+    def _fit_epochs(self: _Estimator, X: np.ndarray, y: np.ndarray, optimizer: Adam, epochs: int, *,
+                    early_stopping: bool) -> _Estimator:
         # Keep the Adam the model holds moments for while its hyper-parameters stay the same.
         if self._optimizer is None or self._optimizer.hyperparameters() != optimizer.hyperparameters():
             self._optimizer = optimizer
         X_val = y_val = None
         if early_stopping:
-            X, X_val, y, y_val = train_test_split(X, y, test_size=self.validation_fraction, stratify=y,
+            X, X_val, y, y_val = train_test_split(X, y, test_size=self.validation_fraction,
+                                                  stratify=y if self._stratify else None,
                                                   random_state=check_random_state(self.random_state))
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small: increase validation_fraction or "
+                                 "the size of the data set.")
         n = X.shape[0]
         batch_size = min(200 if self.batch_size == "auto" else self.batch_size, n)
-        best = -np.inf if early_stopping else np.inf  # validation accuracy, else training loss
+        self._set_l2(self._l2(batch_size))
+        best = -np.inf if early_stopping else np.inf  # validation score, else training loss
         scores: list[float] = []
         best_weights = None
         no_improvement = 0
         for _ in range(epochs):
-            loss = self.model_.train_epoch(X, y, self._optimizer, batch_size=batch_size, shuffle=self.shuffle,
-                                           check_finite=False)  # validate_data checked X
+            loss = self._loss_scale * self.model_.train_epoch(X, y, self._optimizer, batch_size=batch_size,
+                                                              shuffle=self.shuffle,
+                                                              check_finite=False)  # validate_data checked X
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(loss)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            if X_val is not None:
-                score = float(np.mean(self.model_.predict(X_val) == y_val))
+            if X_val is not None and y_val is not None:
+                score = self._validation_score(X_val, y_val)
                 scores.append(score)
                 improved = score > best + self.tol
                 if score > best:
@@ -276,7 +300,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         else:
             if epochs > 1:
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations ({epochs}) reached and the "
-                              "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)
+                              "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
         if best_weights is not None:
             self.model_.set_weights(best_weights)
         self.best_loss_ = None if early_stopping else float(best)
@@ -286,26 +310,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # --- inference ---------------------------------------------------------------
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, ndarray of shape (n_samples, n_classes), float64, columns in ``classes_`` order."""
+    def _outputs(self, X: Any) -> np.ndarray:
+        """The output layer (logits or predictions), ndarray of shape (n_samples, n_outputs), float64."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float32, order="C")
-        z = self.model_.predict_logits(X).astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
-        return z
-
-    def predict_log_proba(self, X: Any) -> np.ndarray:
-        """Log of :meth:`predict_proba`, ndarray of shape (n_samples, n_classes)."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted labels, ndarray of shape (n_samples,), of ``classes_``'s dtype."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32, order="C")
-        return self.classes_[self.model_.predict(X)]
+        return self.model_.predict_logits(X).astype(np.float64)
 
     @property
     def coefs_(self) -> list[np.ndarray]:
@@ -336,7 +345,167 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             state["_optimizer"] = state["model_"].optimizer
         super().__setstate__(state)
 
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = _docstring(
+        "Multi-layer perceptron classifier trained by pydfn's C++ core.",
+        loss="a softmax output, the mean cross-entropy loss",
+        alpha="``l2 = alpha / (2 * batch_size)`` here: both libraries' loss is the mean\n"
+              "        cross-entropy, so the cost is scikit-learn's.",
+        score="accuracy",
+        loss_curve="mean cross-entropy + penalty, as\n        scikit-learn's.",
+        extra_attributes="\n    classes_ : ndarray of shape (n_classes,)\n"
+                         "        The class labels (any values ``np.unique`` sorts).",
+        n_outputs="Number of output units: ``n_classes`` (two for a binary problem, unlike\n"
+                  "        scikit-learn's single logistic unit).",
+        out_activation='``"softmax"``.')
+
+    _loss = "softmax_xent"
+    _stratify = True
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
+        """Train one epoch on ``(X, y)``, continuing from the current state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), optional
+            Every class of the problem; required on the first call. Later calls
+            may pass it again, unchanged.
+
+        Returns
+        -------
+        self
+        """
+        first = not hasattr(self, "model_")
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        if classes is not None:
+            classes = np.unique(column_or_1d(classes))
+            if not first and not np.array_equal(classes, self.classes_):
+                raise ValueError(f"classes={classes!r} is not the same as classes_={self.classes_!r} "
+                                 "of the first call")
+        return self._train(X, y, epochs=1, keep=True, early_stopping=False, classes=classes)
+
+    def _check_xy(self, X: Any, y: Any, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
+        X, y = validate_data(self, X, y, reset=reset, dtype=np.float32, order="C")
+        check_classification_targets(y)
+        return X, y
+
+    def _initialize(self, n_features: int, y: np.ndarray) -> None:
+        classes = np.unique(y)
+        if classes.size < 2:
+            raise ValueError(f"MLPClassifier needs at least 2 classes in y, got one class: {classes}")
+        self.classes_ = classes
+        self._build(n_features, int(classes.size), "softmax")
+
+    def _encode(self, y: np.ndarray) -> np.ndarray:
+        """Labels as indices into ``classes_``, int32 of shape (n_samples,)."""
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(f"y holds labels {unknown} that are not in classes_ {self.classes_}")
+        return np.searchsorted(self.classes_, y).astype(np.int32)
+
+    def _l2(self, batch_size: int) -> float:
+        return float(self.alpha) / (2 * batch_size)
+
+    def _validation_score(self, X: np.ndarray, y: np.ndarray) -> float:
+        return float(np.mean(self.model_.predict(X) == y))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, ndarray of shape (n_samples, n_classes), float64, columns in ``classes_`` order."""
+        z = self._outputs(X)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Log of :meth:`predict_proba`, ndarray of shape (n_samples, n_classes)."""
+        with np.errstate(divide="ignore"):
+            log: np.ndarray = np.log(self.predict_proba(X))
+        return log
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels, ndarray of shape (n_samples,), of ``classes_``'s dtype."""
+        best = self._outputs(X).argmax(axis=1)  # first: it raises NotFittedError
+        labels: np.ndarray = self.classes_[best]
+        return labels
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = False
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    __doc__ = _docstring(
+        "Multi-layer perceptron regressor trained by pydfn's C++ core.",
+        loss="a linear output, the mean squared-error loss",
+        alpha="``l2 = alpha / (n_outputs * batch_size)`` here: scikit-learn's squared\n"
+              "        error is ½·Σ over the outputs of (y − ŷ)², averaged over the rows (so its\n"
+              "        gradient says), and pydfn's ``mse``, (y − ŷ)² averaged over rows and\n"
+              "        outputs, is 2 / n_outputs times that; with l2 2 / n_outputs times\n"
+              "        ``alpha / (2 * batch_size)``, the cost is 2 / n_outputs times scikit-learn's.",
+        score="R²",
+        loss_curve="½·mean squared error (over rows and\n"
+                   "        outputs) + penalty, half pydfn's cost. With one output this is\n"
+                   "        scikit-learn's loss; with more, scikit-learn reports its penalty\n"
+                   "        n_outputs times as large (its gradient does not).",
+        extra_attributes="",
+        n_outputs="Number of targets.",
+        out_activation='``"identity"``.')
+
+    _loss = "mse"
+    _loss_scale = 0.5  # scikit-learn halves the squared error
+
+    def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
+        """Train one epoch on ``(X, y)``, continuing from the current state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            With the first call's number of outputs.
+
+        Returns
+        -------
+        self
+        """
+        return self._train(X, y, epochs=1, keep=True, early_stopping=False)
+
+    def _check_xy(self, X: Any, y: Any, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
+        X, y = validate_data(self, X, y, reset=reset, dtype=np.float32, order="C", multi_output=True,
+                             y_numeric=True)
+        return X, y
+
+    def _initialize(self, n_features: int, y: np.ndarray) -> None:
+        # predictions take y's shape: (n_samples,) for a 1-D y, else (n_samples, n_outputs)
+        self._flat_y = y.ndim == 1
+        self._build(n_features, 1 if self._flat_y else int(y.shape[1]), "identity")
+
+    def _encode(self, y: np.ndarray) -> np.ndarray:
+        """Targets as float32 of shape (n_samples, n_outputs)."""
+        y = y.reshape(len(y), -1)
+        if y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y.shape[1]} outputs but this model has {self.n_outputs_}")
+        return np.ascontiguousarray(y, dtype=np.float32)
+
+    def _l2(self, batch_size: int) -> float:
+        return float(self.alpha) / (self.n_outputs_ * batch_size)
+
+    def _validation_score(self, X: np.ndarray, y: np.ndarray) -> float:
+        return float(r2_score(y.astype(np.float64), self.model_.predict_logits(X).astype(np.float64)))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions, float64 ndarray of y's shape at the first fit: (n_samples,) for a
+        1-D y, else (n_samples, n_outputs), even with one output (which scikit-learn's
+        MLPRegressor flattens, warning)."""
+        out = self._outputs(X)
+        return out.ravel() if self._flat_y else out
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
         return tags
