@@ -99,13 +99,19 @@ class MLP:
         seed = positive_int(seed, "seed", minimum=0)
         rates = _dropout_rates(dropout, len(sizes) - 2)
         self._net = _core.Network(sizes, activation, loss)
-        self._net.set_penalty(_penalty(l1, "l1"), _penalty(l2, "l2"))
+        self.set_penalty(l1, l2)
         self._net.set_dropout(list(rates), seed % 2**64)
-        self.activation, self.loss, self.l1, self.l2 = activation, loss, float(l1), float(l2)
+        self.activation, self.loss = activation, loss
         self.dropout, self.seed = rates, seed
         self._rng = np.random.default_rng(seed)
         self._optimizer: Optimizer | None = None
         self.set_weights(glorot_uniform(sizes, seed))
+
+    def set_penalty(self, l1: float = 0.0, l2: float = 0.0) -> None:
+        """Set the weight penalties (see the class's ``l1``, ``l2``), e.g. between fits."""
+        l1, l2 = _penalty(l1, "l1"), _penalty(l2, "l2")
+        self._net.set_penalty(l1, l2)
+        self.l1, self.l2 = l1, l2
 
     @property
     def is_classifier(self) -> bool:

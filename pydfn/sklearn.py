@@ -247,12 +247,6 @@ class _BaseMLP(BaseEstimator):
         self.t_ = 0
         self.loss_curve_: list[float] = []
 
-    def _set_l2(self, l2: float) -> None:
-        # alpha and the batch size may change between fits, and pydfn.MLP fixes its penalty when
-        # it is made: set it as checkpoint.from_arrays sets a model's state, through the core
-        self.model_._net.set_penalty(0.0, l2)
-        self.model_.l2 = l2
-
     def _fit_epochs(self: _Estimator, X: np.ndarray, y: np.ndarray, optimizer: Adam, epochs: int, *,
                     early_stopping: bool) -> _Estimator:
         # Keep the Adam the model holds moments for while its hyper-parameters stay the same.
@@ -268,7 +262,7 @@ class _BaseMLP(BaseEstimator):
                                  "the size of the data set.")
         n = X.shape[0]
         batch_size = min(200 if self.batch_size == "auto" else self.batch_size, n)
-        self._set_l2(self._l2(batch_size))
+        self.model_.set_penalty(l2=self._l2(batch_size))  # alpha and the batch size may change between fits
         best = -np.inf if early_stopping else np.inf  # validation score, else training loss
         scores: list[float] = []
         best_weights = None

@@ -106,3 +106,16 @@ def test_bad_options_and_targets_are_rejected(kwargs, y, error, match):
     with pytest.raises(error, match=match):
         model = pydfn.MLP([4, 5, 3], **kwargs)
         model.train_step(np.zeros((8, 4), np.float32), y, pydfn.Adam())
+
+
+def test_set_penalty_changes_the_cost_as_the_constructor_would(rng):
+    x, y = batch(rng, 9, "softmax_xent")
+    model = pydfn.MLP(SIZES, seed=4)
+    model.set_penalty(l1=0.003, l2=0.02)
+    assert (model.l1, model.l2) == (0.003, 0.02)
+    want = pydfn.MLP(SIZES, seed=4, l1=0.003, l2=0.02).loss_and_gradients(x, y)
+    got = model.loss_and_gradients(x, y)
+    assert got[0] == want[0] and all(np.array_equal(a, b) for a, b in zip(got[1], want[1]))
+    with pytest.raises(ValueError, match="l2 must be a finite number >= 0"):
+        model.set_penalty(l2=-1.0)
+    assert model.l2 == 0.02  # unchanged by the refused call
