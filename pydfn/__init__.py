@@ -1,11 +1,11 @@
 """pydfn: fast, reproducible training of deep feedforward networks on the CPU."""
 
 from . import callbacks, datasets, metrics, plot, reference
-from ._core import __version__, get_num_threads, set_num_threads
+from ._core import __version__
 from .checkpoint import load
 from .model import MLP
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
-from .system import info
+from .system import get_num_threads, info, set_num_threads
 from .training import History
 
 __all__ = ["MLP", "Adam", "AdamW", "SGD", "RMSProp", "Optimizer", "History", "load", "callbacks", "datasets", "metrics", "plot", "reference",

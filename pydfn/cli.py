@@ -23,7 +23,7 @@ from .callbacks import EarlyStopping, ReduceLROnPlateau
 from .checkpoint import load
 from .model import MLP
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
-from .system import info
+from .system import info, set_num_threads
 from .training import prepare_features
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if getattr(args, "threads", None):
-            _core.set_num_threads(args.threads)
+            set_num_threads(args.threads)
         return args.run(args)
     except KeyboardInterrupt:
         print("pydfn: interrupted; nothing saved", file=sys.stderr)
@@ -195,7 +195,7 @@ def _train(args: argparse.Namespace) -> int:
 
         root = distributed.rank() == 0
         if not args.threads:  # ranks sharing a node would oversubscribe its cores
-            _core.set_num_threads(max(1, (os.cpu_count() or 1) // distributed.ranks_per_node()))
+            set_num_threads(max(1, (os.cpu_count() or 1) // distributed.ranks_per_node()))
         if not root:
             sys.stdout = open(os.devnull, "w")  # only rank 0 reports
     out_dir = os.path.dirname(os.path.abspath(args.out))

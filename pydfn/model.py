@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import _core, checkpoint, training
-from ._validation import as_features, as_labels, as_targets, check_network_size, positive_int
+from ._validation import MAX_DIM, as_features, as_labels, as_targets, check_network_size, positive_int
 from .initializers import glorot_uniform
 from .optim import Optimizer
 
@@ -44,6 +44,11 @@ def _dropout_rates(dropout: Any, n_hidden: int) -> tuple[float, ...]:
         if not 0.0 <= r < 1.0:  # also refuses NaN
             raise ValueError(f"dropout rates must be in [0, 1), got {r}")
     return tuple(float(r) for r in rates)
+
+
+def _inference_batch(batch_size: Any) -> int:
+    """Rows per core call at inference: any int >= 1 (beyond the data, all of it in one call)."""
+    return min(positive_int(batch_size, "batch_size"), MAX_DIM)
 
 
 class MLP:
@@ -277,6 +282,8 @@ class MLP:
 
     def _epoch_order(self, n: int, shuffle: bool, seed: int | None) -> np.ndarray:
         """The order of an epoch's rows: int64 array of shape (n,)."""
+        if not isinstance(shuffle, (bool, np.bool_)):  # 'no' would be truthy
+            raise TypeError(f"shuffle must be True or False, got {type(shuffle).__name__}")
         if not shuffle:
             return np.arange(n, dtype=np.int64)
         rng = self._rng if seed is None else np.random.default_rng(positive_int(seed, "seed", minimum=0))
@@ -392,7 +399,7 @@ class MLP:
         """The output layer (logits, or regression predictions), ndarray of shape
         (n_samples, n_outputs), float32, computed in batches."""
         x = as_features(x, self.layer_sizes[0])
-        return self._net.predict_logits(x, positive_int(batch_size, "batch_size"))
+        return self._net.predict_logits(x, _inference_batch(batch_size))
 
     def predict_proba(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (softmax of the logits), ndarray of shape (n_samples, n_classes)."""
@@ -418,7 +425,7 @@ class MLP:
         mean absolute error (over all outputs) for regression.
         """
         x, y = self._check_xy(x, y)
-        batch_size = positive_int(batch_size, "batch_size")
+        batch_size = _inference_batch(batch_size)
         loss_sum, correct = self._net.evaluate(x, y, batch_size)
         cost = loss_sum / x.shape[0] + self._net.penalty()
         if self.is_classifier:

@@ -240,3 +240,16 @@ def test_grads_view_is_the_gradient_buffer_and_keeps_it_alive(rng):
     assert np.array_equal(model._net.get_grads(), view)
     del model
     assert np.isfinite(view).all()  # the view keeps the network's memory alive
+
+
+def test_inference_takes_any_batch_size_and_shuffle_must_be_a_bool(rng):
+    model = pydfn.MLP([4, 3, 2])
+    x, y = rng.standard_normal((5, 4)).astype(np.float32), np.array([0, 1, 0, 1, 1])
+    logits = model.predict_logits(x)
+    assert np.array_equal(model.predict_logits(x, batch_size=2**40), logits)  # beyond the data: one call
+    assert model.evaluate(x, y, batch_size=2**40) == model.evaluate(x, y)
+    for call in (lambda: model.train_epoch(x, y, pydfn.Adam(), batch_size=2, shuffle="no"),
+                 lambda: model.fit(x, y, pydfn.Adam(), batch_size=2, shuffle=None, verbose=0)):
+        with pytest.raises(TypeError, match="shuffle must be True or False, got"):
+            call()
+    assert np.array_equal(model.predict_logits(x), logits)  # nothing trained

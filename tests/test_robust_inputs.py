@@ -203,7 +203,7 @@ BAD = {
     "save None": ("m.save(None)", "TypeError", "expected str, bytes or os.PathLike"),
     "save missing folder": ("m.save(os.path.join(tmp, 'no', 'm.npz'))", "FileNotFoundError", "No such file"),
     # --- threads ----------------------------------------------------------------------
-    "set_num_threads 0": ("pydfn.set_num_threads(0)", "ValueError", "num_threads must be >= 1, got 0"),
+    "set_num_threads 0": ("pydfn.set_num_threads(0)", "ValueError", "threads must be >= 1, got 0"),
     # --- the command line: one line on stderr and an exit code, never a traceback ------
     "cli epochs": ("cli_run('train', '--epochs', '-1')", "SystemExit", "argument --epochs: must be >= 0, got -1"),
     "cli lr": ("cli_run('train', '--lr', 'nan')", "SystemExit", "argument --lr: must be > 0, got nan"),
@@ -261,3 +261,4 @@ def test_bad_input_is_a_clear_error(bad_results, case):
     assert "crash" not in record, record["crash"]
     assert record.get("error") == error, f"expected {error}, got {record}"
     assert re.search(match, record["message"]), record["message"]
+

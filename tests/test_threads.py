@@ -64,3 +64,16 @@ def test_more_threads_than_cores_gives_the_same_weights(threads):
         model.train_epoch(x, y, pydfn.Adam(), batch_size=16, seed=0)
         results.append(model.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(*results))
+
+
+@pytest.mark.parametrize("n, error, match", [
+    (0, ValueError, "threads must be >= 1, got 0"),
+    (2**40, ValueError, "threads must be <= 1024, got 1099511627776"),
+    (2.0, TypeError, "threads must be an integer, got float"),
+    (True, TypeError, "threads must be an integer, got bool"),
+])
+def test_bad_thread_counts_are_refused_and_change_nothing(n, error, match):
+    before = pydfn.get_num_threads()
+    with pytest.raises(error, match=match):
+        pydfn.set_num_threads(n)
+    assert pydfn.get_num_threads() == before
