@@ -1,19 +1,24 @@
 """Where a training epoch's time goes: the benchmark epoch under `perf`, its samples sorted by step.
 
 Runs the tutorial network (784-256-128-10, Adam, 54,000 samples) for a few
-epochs in a child process under ``perf record`` (a CPU-clock sample every
-250 us of running, plus every context switch with its call chain and every
-wake-up one of its threads makes), then puts
-each thread's time inside the timed epochs into one of the training step's
-parts: forward GEMMs, softmax-xent, the backward dX / dW(+Adam) / db(+Adam)
-kernels, the row gather, barriers (spinning, in the futex call, asleep in it
-until the last thread arrives, then woken but waiting for a core) and time
-taken off the CPU by other programs (the machine is shared). Prints
-thread-milliseconds per epoch and shares, and the hottest functions of each part.
+epochs in a child process under ``perf record`` (a CPU-clock sample every 250 us
+of running, every context switch with its call chain, every wake-up one of its
+threads makes), then puts each thread's time inside the timed epochs into one
+of the training step's parts: forward GEMMs, softmax-xent, the backward dX /
+dW(+Adam) / db(+Adam) kernels, the row gather, barriers (spinning, in the futex
+call, asleep in it until the last thread arrives, then woken but waiting for a
+core) and time taken off the CPU by other programs (the machine is shared).
+Prints thread-milliseconds per epoch, shares, each thread's part and the
+hottest functions of each part. Recording the switches slows the epoch a
+little (here ~8% with 1 thread, ~20% with 2): compare shares, not totals, with
+compare.py.
 
     python benchmarks/profile_epoch.py [--threads 2] [--batch 64] [--epochs 5] [--top 3]
     python benchmarks/profile_epoch.py --run-only --epochs 1   # just the epochs, e.g. under callgrind
     python benchmarks/profile_epoch.py --kernels --threads 1     # each kernel call alone, per layer
+
+--kernels needs no perf: it times each kernel of a step alone at the step's
+shapes through pydfn._core (with one thread, in CPU time) and scales to an epoch.
 
 Needs Linux `perf` and a _core with symbols: the default wheel is stripped, so
 build one for profiling (same -O3 as a release, plus symbols and frame
@@ -150,12 +155,19 @@ def kernel_table(batch: int, repeats: int) -> None:
     for l, (n_in, n_out) in enumerate(layers):
         rows += kernel_calls(core, l, l == len(layers) - 1, rand(batch, n_in), rand(n_in, n_out), rand(n_out),
                              rand(batch, n_out))
+    # Adam alone over every parameter (unfused: it also reads a stored gradient)
+    n_params = sum(a * b + b for a, b in layers)
+    params, s1, s2, grads = rand(n_params), np.zeros(n_params, np.float32), np.ones(n_params, np.float32), \
+        rand(n_params)
+    rows.append((f"adam_update alone, all {n_params:,} parameters", 0,
+                 lambda: core.adam_update(params, s1, s2, grads, 10, 1e-3, 0.9, 0.999, 1e-8)))
     print(f"kernels {core.isa()}, {pydfn.get_num_threads()} thread(s), batch {batch}; "
           f"call overhead {1e6 * overhead:.1f} us subtracted; {steps:.2f} steps per epoch")
     print(f"{'kernel call':<50} {'us/call':>8} {'ms/epoch':>9} {'GFLOP/s':>8}")
     for name, flop, fn in rows:
         seconds = max(best_seconds(fn) - overhead, 1e-9)
-        print(f"{name:<50} {1e6 * seconds:>8.1f} {1e3 * seconds * steps:>9.1f} {flop / seconds / 1e9:>8.1f}")
+        rate = f"{flop / seconds / 1e9:>8.1f}" if flop else f"{'':>8}"
+        print(f"{name:<50} {1e6 * seconds:>8.1f} {1e3 * seconds * steps:>9.1f} {rate}")
 
 
 # --- the parent: perf record, then sort the samples -----------------------------
@@ -242,6 +254,7 @@ def breakdown(script: str, windows: list[tuple[float, float]]):
     part_s: dict[int, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
     leaf_s: dict[tuple[str, str], float] = collections.defaultdict(float)
     last_sched: dict[int, tuple[str, list]] = {}
+    switches: dict[str, int] = collections.defaultdict(int)  # switch-outs inside the windows, by part
     out_since: dict[int, tuple[float, str]] = {}
     for tid, t, kind, rest, frames in records(script):
         if kind == "sample":
@@ -253,6 +266,8 @@ def breakdown(script: str, windows: list[tuple[float, float]]):
             last_sched[tid] = (rest, frames)
         elif kind == "switch-out":
             out_since[tid] = (t, classify_sleep(*last_sched.pop(tid, ("", []))))
+            if in_windows(t):
+                switches[out_since[tid][1]] += 1
         elif kind == "wakeup":  # recorded when a thread of ours wakes another (the barrier's last arrival)
             woken = int(re.search(r"pid=(\d+)", rest).group(1))
             if woken in out_since and out_since[woken][1] == BARRIER_SLEEP:
@@ -262,13 +277,9 @@ def breakdown(script: str, windows: list[tuple[float, float]]):
         elif kind == "switch-in" and tid in out_since:
             start, part = out_since.pop(tid)
             add_interval(part_s[tid], part, start, t)
-    # the threads of the epoch: not the BLAS threads NumPy starts, asleep throughout
-    tids = {tid for tid, parts in part_s.items() if any(p != OUTSIDE for p in parts)}
-    total: dict[str, float] = collections.defaultdict(float)
-    for tid in tids:
-        for part, seconds in part_s[tid].items():
-            total[part] += seconds
-    return total, leaf_s, sum(b - a for a, b in windows), tids
+    # the threads of the epoch, main thread first: not the BLAS threads NumPy starts, asleep throughout
+    tids = sorted(tid for tid, parts in part_s.items() if any(p != OUTSIDE for p in parts))
+    return {tid: part_s[tid] for tid in tids}, leaf_s, sum(b - a for a, b in windows), switches
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,21 +315,29 @@ def main(argv: list[str] | None = None) -> int:
         script = subprocess.run(["perf", "script", "-i", data, "--show-switch-events",
                                  "-F", "comm,tid,time,event,period,ip,sym,dso,trace"],
                                 check=True, capture_output=True, text=True).stdout
-    part_s, leaf_s, wall, tids = breakdown(script, windows)
+    per_thread, leaf_s, wall, switches = breakdown(script, windows)
+    part_s: dict[str, float] = collections.defaultdict(float)
+    for parts in per_thread.values():
+        for part, seconds in parts.items():
+            part_s[part] += seconds
     if not any(p.startswith(("forward", "backward")) for p in part_s):
         print("no sample fell in a kernel: is _core stripped? (see the build line in this script's help)")
-    n = len(windows)
+    n, threads = len(windows), len(per_thread)
     total = sum(part_s.values())
-    print(f"{n} epochs, {1e3 * wall / n:.1f} ms wall per epoch; {len(tids)} thread(s) seen; "
-          f"accounted thread time {1e3 * total / n:.1f} ms per epoch "
-          f"(wall x threads = {1e3 * wall * len(tids) / n:.1f})")
-    print(f"{'part':<52} {'thread-ms/epoch':>15} {'share':>6}   hottest functions")
+    print(f"{n} epochs, {1e3 * wall / n:.1f} ms wall per epoch; {threads} thread(s) seen; "
+          f"accounted thread time {1e3 * total / n:.1f} ms per epoch (wall x threads = {1e3 * wall * threads / n:.1f})")
+    per = "".join(f" {'t' + str(i) + ' ms':>8}" for i in range(threads)) if threads > 1 else ""
+    print(f"{'part (ms are thread-ms per epoch)':<52} {'ms':>8} {'share':>6}{per}   hottest functions")
     for part in ORDER:
         if part not in part_s:
             continue
         leaves = sorted(((s, leaf) for (p, leaf), s in leaf_s.items() if p == part), reverse=True)[:args.top]
         hot = ", ".join(f"{leaf} {100 * s / part_s[part]:.0f}%" for s, leaf in leaves)
-        print(f"{part:<52} {1e3 * part_s[part] / n:>15.1f} {100 * part_s[part] / total:>5.1f}%   {hot}")
+        cols = "".join(f" {1e3 * parts.get(part, 0.0) / n:>8.1f}" for parts in per_thread.values()) if per else ""
+        print(f"{part:<52} {1e3 * part_s[part] / n:>8.1f} {100 * part_s[part] / total:>5.1f}%{cols}   {hot}")
+    if switches:
+        print("switches off the CPU per epoch: " + ", ".join(f"{part} {count / n:,.0f}"
+                                                            for part, count in sorted(switches.items())))
     return 0
 
 
