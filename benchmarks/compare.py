@@ -10,8 +10,8 @@ ratios. NumPy's BLAS thread count is set with threadpoolctl.
 
 Then inference: the logits of 10,000 test-set-sized rows (predict_logits at its
 default batch of 1024; NumPy's forward in the same batches), median of
---repeats passes each, interleaved, same thread counts. --no-training skips the
-epoch table.
+--repeats passes each (each after one untimed pass), interleaved, same thread
+counts. --no-training skips the epoch table.
 
 --memory also reports each implementation's peak memory over one epoch (Linux:
 the peak RSS during the epoch minus the RSS before it, data and model loaded),
@@ -145,7 +145,11 @@ def measure_inference(threads: int, batch: int, repeats: int, x, with_torch: boo
     with threadpool_limits(threads, user_api="blas"):
         for _ in range(repeats):
             for name, run in runners.items():
-                time.sleep(0.3)  # as in measure(): idle workers asleep, each pass wakes its own
+                # As in measure(), the other implementation's workers fall asleep; then one
+                # untimed pass: a ~20 ms pass timed straight after an idle pause ran up to 2.5x
+                # slower here (cold core: caches, clock), which would swamp the kernels.
+                time.sleep(0.3)
+                run()
                 times[name].append(_timed(run))
     return {name: statistics.median(t) for name, t in times.items()}
 
