@@ -6,7 +6,12 @@ sizes 64 and 256, and prints the median of the repeats with GFLOP/s, the share
 of this machine's SGEMM peak (NumPy 4096x4096 matmul, same threads) and the
 ratios. NumPy's BLAS thread count is set with threadpoolctl.
 
-    python benchmarks/compare.py [--repeats 5] [--plot compare.png] [--memory]
+    python benchmarks/compare.py [--repeats 5] [--plot compare.png] [--memory] [--no-training]
+
+Then inference: the logits of 10,000 test-set-sized rows (predict_logits at its
+default batch of 1024; NumPy's forward in the same batches), median of
+--repeats passes each (each after one untimed pass), interleaved, same thread
+counts. --no-training skips the epoch table.
 
 --memory also reports each implementation's peak memory over one epoch (Linux:
 the peak RSS during the epoch minus the RSS before it, data and model loaded),
@@ -101,6 +106,54 @@ def measure(threads: int, batch: int, repeats: int, x, y, with_torch: bool) -> d
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+INFERENCE_SAMPLES = 10_000  # Fashion-MNIST's test set
+
+
+def pydfn_predict(x, batch):
+    model = pydfn.MLP(SIZES, seed=0)
+    model.predict_logits(x[:batch], batch_size=batch)  # warm the buffers
+    return lambda: model.predict_logits(x, batch_size=batch)
+
+
+def numpy_predict(x, batch):
+    model = ReferenceMLP(SIZES, seed=0)
+    return lambda: np.concatenate([model.forward(x[start:start + batch])[-1]
+                                   for start in range(0, len(x), batch)])
+
+
+def torch_predict(x, batch):
+    import torch
+    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
+                              torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    xt = torch.from_numpy(x)
+
+    def predict():
+        with torch.no_grad():
+            return torch.cat([net(xt[start:start + batch]) for start in range(0, len(xt), batch)])
+    return predict
+
+
+def measure_inference(threads: int, batch: int, repeats: int, x, with_torch: bool) -> dict[str, float]:
+    """Median seconds of one pass of predict_logits over x per implementation, interleaved."""
+    pydfn.set_num_threads(threads)
+    runners = {"pydfn": pydfn_predict(x, batch), "numpy": numpy_predict(x, batch)}
+    if with_torch:
+        import torch
+        torch.set_num_threads(threads)
+        runners["torch"] = torch_predict(x, batch)
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    with threadpool_limits(threads, user_api="blas"):
+        for _ in range(repeats):
+            for name, run in runners.items():
+                # As in measure(), the other implementation's workers fall asleep; then one
+                # untimed pass: a ~20 ms pass timed straight after an idle pause ran up to 2.5x
+                # slower here (cold core: caches, clock), which would swamp the kernels.
+                time.sleep(0.3)
+                run()
+                times[name].append(_timed(run))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 MEMORY_CHILD = """
 import sys
 sys.path.insert(0, {here!r})
@@ -138,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=str, default="64,256")
     parser.add_argument("--plot", metavar="PNG", help="also write a bar chart")
     parser.add_argument("--memory", action="store_true", help="also compare peak memory of one epoch")
+    parser.add_argument("--inference-batch", type=int, default=1024, help="predict_logits batch (its default)")
+    parser.add_argument("--no-training", action="store_true", help="skip the epoch table (inference only)")
     args = parser.parse_args(argv)
     cores = os.cpu_count() or 1
     thread_counts = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, cores})
@@ -158,11 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"{'threads':>7} {'batch':>5} {'impl':>6} {'s/epoch':>8} {'samples/s':>10} {'GFLOP/s':>8} "
               f"{'% peak':>7} {'vs numpy':>9}" + (f" {'vs torch':>9}" if with_torch else ""))
     rows = []
+    peaks = {}
     for threads in thread_counts:
-        peak = sgemm_peak(threads)
+        peak = peaks[threads] = sgemm_peak(threads)
         print(f"\nSGEMM peak with {threads} thread(s): {peak:.0f} GFLOP/s (NumPy 4096x4096 float32 matmul)")
         print(header)
-        for batch in batches:
+        for batch in [] if args.no_training else batches:
             medians = measure(threads, batch, args.repeats, x, y, with_torch)
             for name, seconds in medians.items():
                 rate = gflop / seconds
@@ -172,13 +228,34 @@ def main(argv: list[str] | None = None) -> int:
                     line += f" {medians['torch'] / seconds:>8.2f}x"
                 print(line)
                 rows.append((threads, batch, name, seconds))
+    inference(thread_counts, peaks, args.inference_batch, args.repeats, with_torch)
     if args.memory:
         print("\npeak memory of one epoch at batch 64, beyond the data (fresh interpreter each):")
         for name in ["pydfn", "numpy"] + (["torch"] if with_torch else []):
             print(f"  {name:>6}: {peak_memory_mib(name + '_epoch'):7.1f} MiB")
-    if args.plot:
+    if args.plot and rows:
         plot(rows, args.plot)
     return 0
+
+
+def inference(thread_counts: list[int], peaks: dict[int, float], batch: int, repeats: int,
+              with_torch: bool) -> None:
+    """The inference table: one forward pass over INFERENCE_SAMPLES rows."""
+    x, _ = synthetic_data(INFERENCE_SAMPLES, seed=1)
+    products = [a * b for a, b in zip(SIZES[:-1], SIZES[1:])]
+    gflop = 2 * sum(products) * INFERENCE_SAMPLES / 1e9
+    print(f"\ninference: predict_logits of {INFERENCE_SAMPLES:,} rows, batch {batch} ({gflop:.2f} GFLOP)")
+    print(f"{'threads':>7} {'impl':>6} {'ms/pass':>8} {'samples/s':>10} {'GFLOP/s':>8} {'% peak':>7} "
+          f"{'vs numpy':>9}" + (f" {'vs torch':>9}" if with_torch else ""))
+    for threads in thread_counts:
+        medians = measure_inference(threads, batch, repeats, x, with_torch)
+        for name, seconds in medians.items():
+            rate = gflop / seconds
+            line = (f"{threads:>7} {name:>6} {1e3 * seconds:>8.2f} {INFERENCE_SAMPLES / seconds:>10,.0f} "
+                    f"{rate:>8.1f} {100 * rate / peaks[threads]:>6.0f}% {medians['numpy'] / seconds:>8.2f}x")
+            if with_torch:
+                line += f" {medians['torch'] / seconds:>8.2f}x"
+            print(line)
 
 
 def plot(rows, path: str) -> None:
