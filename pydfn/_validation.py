@@ -33,10 +33,10 @@ def as_features(x: Any, n_features: int, *, name: str = "x", check_finite: bool 
         raise ValueError(f"{name} must have shape (n_samples, {n_features}), got {x.shape}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty: it must have at least one row")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if check_finite and not all_finite(x):
+    features: np.ndarray = np.ascontiguousarray(x, dtype=np.float32)
+    if check_finite and not all_finite(features):
         raise ValueError(f"{name} contains NaN or infinity (pass check_finite=False to skip this check)")
-    return x
+    return features
 
 
 def all_finite(x: np.ndarray, chunk: int = 1 << 20) -> bool:
@@ -65,11 +65,12 @@ def positive_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None
     """Return ``value`` as an int in [minimum, maximum], else raise TypeError/ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
-    return int(value)
+    number = int(value)
+    if number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {number}")
+    return number
 
 
 def as_targets(y: Any, n_outputs: int, n_samples: int, *, name: str = "y") -> np.ndarray:
@@ -86,10 +87,10 @@ def as_targets(y: Any, n_outputs: int, n_samples: int, *, name: str = "y") -> np
         raise ValueError(f"{name} must have shape (n_samples, {n_outputs}), got {y.shape}")
     if y.shape[0] != n_samples:
         raise ValueError(f"{name} has {y.shape[0]} rows but x has {n_samples} rows")
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    if not all_finite(y):
+    targets: np.ndarray = np.ascontiguousarray(y, dtype=np.float32)
+    if not all_finite(targets):
         raise ValueError(f"{name} contains NaN or infinity")
-    return y
+    return targets
 
 
 def num_params(sizes: Sequence[int]) -> int:

@@ -279,6 +279,13 @@ class ReduceLROnPlateau(Callback):
         ``(epoch, new lr)`` for each reduction; the new rate applies from the next epoch.
     """
 
+    _best: _Monitor
+    monitor: str
+    factor: float
+    min_lr: float
+    patience: int
+    verbose: bool
+
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 3,
                  min_delta: float = 0.0, min_lr: float = 0.0, mode: str = "auto", verbose: bool = False):
         if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < 1:

@@ -123,6 +123,7 @@ _SMALL_MEMBER = 64 << 20  # bytes: any entry that is not per-parameter (history,
 def _check_sizes(data: np.lib.npyio.NpzFile) -> None:
     """Refuse, before decompressing anything big, an archive whose entries could not
     belong to a network that fits in RAM: a few-kB zip bomb must not take gigabytes."""
+    assert data.zip is not None  # an NpzFile open for reading
     infos = {info.filename: info for info in data.zip.infolist()}
     info = infos.get("layer_sizes.npy")
     if info is None:
@@ -153,11 +154,11 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> MLP:
     if version not in (1, VERSION):
         raise ValueError(f"format version {version} (from pydfn {arrays['pydfn_version']}); "
                          f"this pydfn reads versions 1 and {VERSION}")
-    sizes = arrays["layer_sizes"]
-    if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
-        raise ValueError(f"layer_sizes must be a 1-D integer array, got {sizes.dtype} of shape {sizes.shape}")
+    stored = arrays["layer_sizes"]
+    if stored.ndim != 1 or stored.dtype.kind not in "iu":
+        raise ValueError(f"layer_sizes must be a 1-D integer array, got {stored.dtype} of shape {stored.shape}")
     options = _json_object(arrays["options"], "options") if version >= 2 else {}
-    sizes = check_network_size([int(s) for s in sizes])
+    sizes = check_network_size([int(s) for s in stored])
     n = num_params(sizes)
     for key in ("params", "adam_m", "adam_v"):  # checked before the model allocates anything
         a = arrays[key]

@@ -47,7 +47,7 @@ class Optimizer:
         """The constructor's arguments: ``type(self)(**opt.get_config())`` is an equal optimizer."""
         return {name: getattr(self, name) for name in self._fields}
 
-    def _config(self) -> tuple:
+    def _config(self) -> tuple[str, float, float, float, float, float, float, bool]:
         """``(kind, lr, beta1, beta2, eps, weight_decay, momentum, nesterov)``, as the core takes them."""
         c = self.get_config()
         return (self.kind, c["lr"], c.get("beta1", 0.9), c.get("beta2", c.get("alpha", 0.999)),
@@ -77,7 +77,7 @@ class Adam(Optimizer):
     """
 
     kind = "adam"
-    _fields = ("lr", "beta1", "beta2", "eps")
+    _fields: tuple[str, ...] = ("lr", "beta1", "beta2", "eps")
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         self.lr = _check("lr", _real(lr, "lr"), lr > 0, "a finite number > 0")
@@ -106,7 +106,7 @@ class AdamW(Adam):
     """
 
     kind = "adamw"
-    _fields = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    _fields: tuple[str, ...] = ("lr", "beta1", "beta2", "eps", "weight_decay")
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  weight_decay: float = 0.01):

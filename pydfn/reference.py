@@ -8,7 +8,7 @@ test asks for float64. It shares only the initialisation with the model.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -40,7 +40,8 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     h = h * np.uint32(0x85EBCA6B)
     h = h ^ (h >> np.uint32(13))
     h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
+    mixed: np.ndarray = h ^ (h >> np.uint32(16))
+    return mixed
 
 
 def dropout_keep_mask(seed: int, step: int, layer: int, rate: float, B: int, n: int) -> tuple[np.ndarray, np.float32]:
@@ -61,7 +62,8 @@ def dropout_keep_mask(seed: int, step: int, layer: int, rate: float, B: int, n: 
 
 
 # Hidden activations f and their derivatives written from the output h = f(z).
-ACTIVATIONS = {
+_Elementwise = Callable[[np.ndarray], np.ndarray]
+ACTIVATIONS: dict[str, tuple[_Elementwise, _Elementwise]] = {
     "relu": (lambda z: np.maximum(z, 0), lambda h: (h > 0).astype(h.dtype)),
     "tanh": (np.tanh, lambda h: 1 - h * h),
     "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda h: h * (1 - h)),
