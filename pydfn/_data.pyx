@@ -151,7 +151,9 @@ def shift_flip(const pixel_t[:, :, ::1] src not None, pixel_t[:, :, ::1] dst not
         return
     cdef const pixel_t* s = &src[0, 0, 0]
     cdef pixel_t* d = &dst[0, 0, 0]
-    cdef const int64_t* gather = NULL if rows is None else &rows[0]
+    cdef const int64_t* gather = NULL
+    if rows is not None:
+        gather = &rows[0]
     with nogil:
         for i in range(n):
             j = i if gather == NULL else gather[i]
@@ -160,22 +162,27 @@ def shift_flip(const pixel_t[:, :, ::1] src not None, pixel_t[:, :, ::1] dst not
 
 cdef inline void _shift_flip_one(pixel_t* dst, const pixel_t* src, Py_ssize_t h, Py_ssize_t w,
                                  Py_ssize_t dy, Py_ssize_t dx, bint flip) noexcept nogil:
-    # Output columns [c0, c1) come from the image; the rest of the row is zero fill.
-    cdef Py_ssize_t r, c, c0 = max(dx, 0), c1 = min(w + dx, w)
+    # Output rows [r0, r1) and columns [c0, c1) come from the image; the rest is zero fill.
+    # Few library calls per image, not per row: fit runs this on every training image each epoch.
+    cdef Py_ssize_t r, c, r0 = max(dy, 0), r1 = min(h + dy, h), c0 = max(dx, 0), c1 = min(w + dx, w)
     cdef pixel_t* out
     cdef const pixel_t* row
-    if c1 < c0:
-        c1 = c0 = 0
-    for r in range(h):
+    if r1 <= r0 or c1 <= c0:  # shifted entirely out of the frame
+        memset(dst, 0, h * w * sizeof(pixel_t))
+        return
+    memset(dst, 0, r0 * w * sizeof(pixel_t))
+    memset(dst + r1 * w, 0, (h - r1) * w * sizeof(pixel_t))
+    if not flip:
+        # Unflipped, dst[k] = src[k - dy*w - dx] over the flat index: one copy from the first
+        # kept pixel to the last; the columns it wraps into are zeroed just below.
+        memcpy(dst + r0 * w + c0, src + (r0 - dy) * w + c0 - dx, ((r1 - r0 - 1) * w + c1 - c0) * sizeof(pixel_t))
+    for r in range(r0, r1):
         out = dst + r * w
-        if r - dy < 0 or r - dy >= h:
-            memset(out, 0, w * sizeof(pixel_t))
-            continue
-        row = src + (r - dy) * w
-        memset(out, 0, c0 * sizeof(pixel_t))
+        for c in range(c0):
+            out[c] = 0
         if flip:
+            row = src + (r - dy) * w
             for c in range(c0, c1):
                 out[c] = row[w - 1 - (c - dx)]
-        elif c1 > c0:
-            memcpy(out + c0, row + c0 - dx, (c1 - c0) * sizeof(pixel_t))
-        memset(out + c1, 0, (w - c1) * sizeof(pixel_t))
+        for c in range(c1, w):
+            out[c] = 0
