@@ -241,13 +241,14 @@ class _EpochLoop:
         parts, start = [], time.perf_counter()
         while self.done < self.n_batches:
             t0 = time.perf_counter()
-            first = self.done * self.batch_size
-            rows = order[first:first + self.chunk * self.batch_size]
+            first, batches = self.done * self.batch_size, self.chunk
+            if self.augmenter:
+                batches = min(batches, self.augmenter.max_batches(self.batch_size))
+            rows = order[first:first + batches * self.batch_size]
+            x, y = self.x, self.y
             if self.augmenter:  # the core trains on the transformed rows, in the order gathered
-                x, y = self.augmenter.take(rows, first), self.y[rows]
+                x, y = self.augmenter.take(rows, first), y[rows]
                 rows = np.arange(len(rows), dtype=np.int64)
-            else:
-                x, y = self.x, self.y
             stats = self.model._train_on_order(x, y, rows, self.batch_size, self.optimizer)
             seconds = time.perf_counter() - t0
             self.done += len(stats)

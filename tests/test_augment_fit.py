@@ -8,6 +8,7 @@ from _training_data import blobs, weights_equal
 from conftest import one_batch_calls
 
 import pydfn
+from pydfn import augment as augment_module
 from pydfn.augment import Augment, EpochAugmenter
 from pydfn.checkpoint import load
 from pydfn.datasets import augment as augment_images
@@ -72,6 +73,15 @@ def test_results_do_not_depend_on_how_the_epoch_is_chunked(data, monkeypatch):
     chunked = pydfn.MLP(SIZES, seed=3)
     chunked.fit(x, y, pydfn.Adam(), epochs=2, batch_size=16, verbose=0, augment=Augment())
     assert weights_equal(whole, chunked)
+
+
+def test_each_call_transforms_at_most_a_buffer_of_rows(data, monkeypatch):
+    x, y = data
+    monkeypatch.setattr(augment_module, "BUFFER_BYTES", 3 * 16 * 36 * 4)  # 3 batches of 16 rows
+    model = pydfn.MLP(SIZES, seed=3)
+    calls = seen_rows(model, monkeypatch)
+    model.fit(x, y, pydfn.Adam(), epochs=1, batch_size=16, verbose=0, augment=Augment())
+    assert [len(c[1]) for c in calls] == [48] * 6 + [12]  # 300 rows
 
 
 def test_the_same_seed_gives_the_same_weights_and_another_differs(data):
