@@ -5,7 +5,7 @@ Bounds checks are off, so every function checks lengths and shapes itself before
 reads or writes; the loops then run with the GIL released.
 """
 
-from libc.stdint cimport int32_t, uint8_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from libc.string cimport memcpy, memset
 
 import numpy as np
@@ -116,54 +116,73 @@ def scale_to_float(const uint8_t[:, ::1] src not None, float[:, ::1] dst not Non
 
 def shift_flip(const pixel_t[:, :, ::1] src not None, pixel_t[:, :, ::1] dst not None,
                const int32_t[::1] dy not None, const int32_t[::1] dx not None,
-               const uint8_t[::1] flip not None):
+               const uint8_t[::1] flip not None, const int64_t[::1] rows=None):
     """Shift (zero fill) and optionally mirror each image, with the GIL released.
 
-    ``dst[i, r, c] = f(src[i])[r - dy[i], c - dx[i]]`` (0 outside the image), where
-    ``f`` mirrors left-right when ``flip[i]`` and is the identity otherwise.
+    ``dst[i, r, c] = f(src[j])[r - dy[i], c - dx[i]]`` (0 outside the image), where
+    ``j = rows[i]`` (``i`` without ``rows``) and ``f`` mirrors left-right when
+    ``flip[i]`` and is the identity otherwise.
 
     Parameters
     ----------
-    src : ndarray of uint8 or float32 of shape (n_images, height, width), C-contiguous
-    dst : ndarray of the same dtype and shape, C-contiguous, not overlapping ``src``
+    src : ndarray of uint8 or float32 of shape (n_src, height, width), C-contiguous
+    dst : ndarray of the same dtype of shape (n_images, height, width), C-contiguous, not overlapping ``src``
     dy, dx : ndarray of int32 of shape (n_images,)
         Down and right shifts in pixels (negative: up, left).
     flip : ndarray of uint8 of shape (n_images,)
         Nonzero mirrors the image before it is shifted.
+    rows : ndarray of int64 of shape (n_images,), optional
+        The images of ``src`` to transform, in [0, n_src): the gather is fused into
+        the one pass. Without it, ``n_src == n_images``.
     """
-    cdef Py_ssize_t n = src.shape[0], h = src.shape[1], w = src.shape[2], i
-    if dst.shape[0] != n or dst.shape[1] != h or dst.shape[2] != w:
+    cdef Py_ssize_t n = dst.shape[0], h = src.shape[1], w = src.shape[2], i, j
+    if dst.shape[1] != h or dst.shape[2] != w or (rows is None and src.shape[0] != n):
         raise ValueError(f"dst has shape ({dst.shape[0]}, {dst.shape[1]}, {dst.shape[2]}), "
-                         f"src has ({n}, {h}, {w})")
+                         f"src has ({src.shape[0]}, {h}, {w})")
     if dy.shape[0] != n or dx.shape[0] != n or flip.shape[0] != n:
         raise ValueError(f"dy, dx and flip need {n} entries, got {dy.shape[0]}, {dx.shape[0]}, {flip.shape[0]}")
+    if rows is not None:
+        if rows.shape[0] != n:
+            raise ValueError(f"rows needs {n} entries, got {rows.shape[0]}")
+        for i in range(n):
+            if rows[i] < 0 or rows[i] >= src.shape[0]:
+                raise ValueError(f"rows[{i}] = {rows[i]} is outside [0, {src.shape[0]})")
     if n == 0 or h == 0 or w == 0:
         return
     cdef const pixel_t* s = &src[0, 0, 0]
     cdef pixel_t* d = &dst[0, 0, 0]
+    cdef const int64_t* gather = NULL
+    if rows is not None:
+        gather = &rows[0]
     with nogil:
         for i in range(n):
-            _shift_flip_one(d + i * h * w, s + i * h * w, h, w, dy[i], dx[i], flip[i] != 0)
+            j = i if gather == NULL else gather[i]
+            _shift_flip_one(d + i * h * w, s + j * h * w, h, w, dy[i], dx[i], flip[i] != 0)
 
 
 cdef inline void _shift_flip_one(pixel_t* dst, const pixel_t* src, Py_ssize_t h, Py_ssize_t w,
                                  Py_ssize_t dy, Py_ssize_t dx, bint flip) noexcept nogil:
-    # Output columns [c0, c1) come from the image; the rest of the row is zero fill.
-    cdef Py_ssize_t r, c, c0 = max(dx, 0), c1 = min(w + dx, w)
+    # Output rows [r0, r1) and columns [c0, c1) come from the image; the rest is zero fill.
+    # Few library calls per image, not per row: fit runs this on every training image each epoch.
+    cdef Py_ssize_t r, c, r0 = max(dy, 0), r1 = min(h + dy, h), c0 = max(dx, 0), c1 = min(w + dx, w)
     cdef pixel_t* out
     cdef const pixel_t* row
-    if c1 < c0:
-        c1 = c0 = 0
-    for r in range(h):
+    if r1 <= r0 or c1 <= c0:  # shifted entirely out of the frame
+        memset(dst, 0, h * w * sizeof(pixel_t))
+        return
+    memset(dst, 0, r0 * w * sizeof(pixel_t))
+    memset(dst + r1 * w, 0, (h - r1) * w * sizeof(pixel_t))
+    if not flip:
+        # Unflipped, dst[k] = src[k - dy*w - dx] over the flat index: one copy from the first
+        # kept pixel to the last; the columns it wraps into are zeroed just below.
+        memcpy(dst + r0 * w + c0, src + (r0 - dy) * w + c0 - dx, ((r1 - r0 - 1) * w + c1 - c0) * sizeof(pixel_t))
+    for r in range(r0, r1):
         out = dst + r * w
-        if r - dy < 0 or r - dy >= h:
-            memset(out, 0, w * sizeof(pixel_t))
-            continue
-        row = src + (r - dy) * w
-        memset(out, 0, c0 * sizeof(pixel_t))
+        for c in range(c0):
+            out[c] = 0
         if flip:
+            row = src + (r - dy) * w
             for c in range(c0, c1):
                 out[c] = row[w - 1 - (c - dx)]
-        elif c1 > c0:
-            memcpy(out + c0, row + c0 - dx, (c1 - c0) * sizeof(pixel_t))
-        memset(out + c1, 0, (w - c1) * sizeof(pixel_t))
+        for c in range(c1, w):
+            out[c] = 0

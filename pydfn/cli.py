@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _core, datasets, metrics
 from ._validation import check_network_size
+from .augment import Augment
 from .callbacks import EarlyStopping, ReduceLROnPlateau
 from .checkpoint import load
 from .model import MLP
@@ -72,6 +73,25 @@ def _rates(text: str) -> float | list[float]:
     return rates[0] if len(rates) == 1 else rates
 
 
+def _augment(text: str) -> Augment:
+    """'shift=2,flip' -> Augment(shift=2, flip=True); what the spec leaves out is off."""
+    shift, flip = 0, False
+    seen: set[str] = set()
+    for part in text.split(","):
+        key, equals, value = part.strip().partition("=")
+        if key in seen:
+            raise argparse.ArgumentTypeError(f"{key} is given twice in {text!r}")
+        seen.add(key)
+        if key == "flip" and not equals:
+            flip = True
+        elif key == "shift" and value.isascii() and value.isdigit():
+            shift = int(value)
+        else:
+            raise argparse.ArgumentTypeError("expected shift=N (an integer N >= 0) and/or flip, comma-separated, "
+                                             f"like shift=2,flip; got {text!r}")
+    return Augment(shift, flip)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pydfn", description="Train and use MLPs on Fashion-MNIST, on the CPU.")
     parser.add_argument("--version", action="version", version=f"pydfn {_core.__version__}")
@@ -106,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--reduce-lr", type=_number(int, 1), metavar="PATIENCE",
                        help="divide the learning rate by 10 (twice at most) after PATIENCE epochs without a lower "
                             "validation loss")
+    train.add_argument("--augment", type=_augment, metavar="SPEC",
+                       help="train on randomly shifted (by up to N pixels) and mirrored images, drawn anew "
+                            "each epoch: shift=N, flip or shift=N,flip")
     train.add_argument("--early-stopping", type=_number(int, 1), metavar="PATIENCE",
                        help="stop after PATIENCE epochs without a lower validation loss; keep the best epoch")
     train.add_argument("--data", metavar="DIR", help=data_help)
@@ -223,13 +246,14 @@ def _train(args: argparse.Namespace) -> int:
           + (f" per rank - {distributed.size()} MPI ranks" if args.distributed else ""))
     print(f"Fashion-MNIST from {where}: {len(x_train)} train, {len(x_val) if validation else 0} validation "
           f"(seed {args.seed}), {len(x_test)} test")
-    print(f"{model!r} - {optimizer!r} - batch {args.batch_size} - {_plural(args.epochs, 'epoch')}", flush=True)
+    print(f"{model!r} - {optimizer!r} - batch {args.batch_size} - {_plural(args.epochs, 'epoch')}"
+          + (f" - {args.augment!r}" if args.augment else ""), flush=True)
     callbacks: list[Any] = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
     if args.reduce_lr:
         callbacks.append(ReduceLROnPlateau(patience=args.reduce_lr, min_lr=optimizer.lr / 100, verbose=True))
     history = model.fit(x_train, y_train, optimizer, epochs=args.epochs, batch_size=args.batch_size,
                         validation_data=validation, callbacks=callbacks, verbose=args.verbose,
-                        distributed=args.distributed)
+                        distributed=args.distributed, augment=args.augment)
 
     y_pred = _report_test(model, x_test, y_test)  # on every rank: cheap, and it keeps the code one path
     times = history.history.get("time", [])

@@ -463,13 +463,30 @@ def augment(images: Any, *, max_shift: int = 2, flip: bool = True, seed: Any = N
     elif np.may_share_memory(out, images):
         raise ValueError("out must not overlap images")
     n = images.shape[0]
-    rng = np.random.default_rng(seed)
-    dy = rng.integers(-max_shift, max_shift + 1, size=n, dtype=np.int32)
-    dx = rng.integers(-max_shift, max_shift + 1, size=n, dtype=np.int32)
-    flips = (rng.random(n) < 0.5) if flip else np.zeros(n, dtype=bool)
+    dy, dx, flips = draw_shift_flip(np.random.default_rng(seed), n, max_shift, flip)
     shape3 = (n, height, width)
-    _data.shift_flip(images.reshape(shape3), out.reshape(shape3), dy, dx, flips.view(np.uint8))
+    _data.shift_flip(images.reshape(shape3), out.reshape(shape3), dy, dx, flips)
     return out
+
+
+def draw_shift_flip(rng: np.random.Generator, n: int, max_shift: int, flip: bool
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The random transforms of :func:`augment` for ``n`` images, drawn from ``rng``.
+
+    Returns
+    -------
+    dy, dx : ndarray of int32 of shape (n,)
+        Shifts down and right, uniform in ``[-max_shift, max_shift]``.
+    flips : ndarray of uint8 of shape (n,)
+        1 (mirror) with probability 1/2 when ``flip``, else all 0.
+    """
+    if not max_shift:  # draw nothing: a no-op augmentation leaves rng, hence later epochs, untouched
+        dy = dx = np.zeros(n, dtype=np.int32)
+    else:
+        dy = rng.integers(-max_shift, max_shift + 1, size=n, dtype=np.int32)
+        dx = rng.integers(-max_shift, max_shift + 1, size=n, dtype=np.int32)
+    flips = (rng.random(n) < 0.5) if flip else np.zeros(n, dtype=bool)
+    return dy, dx, flips.view(np.uint8)
 
 
 def train_val_split(x: Any, y: Any, val_fraction: float = 0.1, seed: int = 2

@@ -5,7 +5,8 @@ Run the same script on every rank (``mpiexec -n 4 python train.py``, or
 distributed=True)``. Then:
 
 - rank 0's weights, Adam state and shuffling generator are broadcast first, so
-  every rank starts from the same model and draws the same epoch orders;
+  every rank starts from the same model and draws the same epoch orders (and
+  the same shifts and flips with ``augment=``);
 - each global minibatch of ``batch_size`` rows (the rows a 1-process run would
   use) is split into contiguous shares, rank r taking rows
   ``[r*m//N, (r+1)*m//N)`` of a batch of m rows;
@@ -59,6 +60,7 @@ except ImportError as exc:  # the message the user sees from fit(distributed=Tru
                       "pip install 'pydfn[mpi]' (mpi4py and the mpich wheel)") from exc
 
 if TYPE_CHECKING:
+    from .augment import EpochAugmenter
     from .callbacks import CallbackList
     from .model import MLP
     from .optim import Adam
@@ -125,12 +127,12 @@ class DataParallelLoop:
     """
 
     def __init__(self, model: MLP, x: np.ndarray, y: np.ndarray, optimizer: Adam, batch_size: int,
-                 callbacks: CallbackList):
+                 callbacks: CallbackList, augmenter: EpochAugmenter | None):
         self.comm = MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.timeout = timeout_seconds()
         self.model, self.x, self.y, self.optimizer = model, x, y, optimizer
-        self.batch_size, self.callbacks = batch_size, callbacks
+        self.batch_size, self.callbacks, self.augmenter = batch_size, callbacks, augmenter
         self.n_batches = -(-x.shape[0] // batch_size)
         self.epoch = -1
         self._pending: tuple[str, float] | None = None  # the collective under way and since when
@@ -222,15 +224,19 @@ class DataParallelLoop:
         done = self.model._net.get_optimizer_state()[2] - self.first_step
         return f"in epoch {self.epoch + 1}, after batch {done} of {self.n_batches}"
 
-    def _step(self, rows: np.ndarray, hyper: tuple[Any, ...]) -> tuple[float, float, int]:
-        """One synchronous step on global batch ``rows``; returns this rank's (loss sum, correct, rows)."""
+    def _step(self, rows: np.ndarray, first: int, hyper: tuple[Any, ...]) -> tuple[float, float, int]:
+        """One synchronous step on global batch ``rows`` (positions ``first, ...`` of the epoch's
+        order); returns this rank's (loss sum, correct, rows)."""
         m = len(rows)
         lo, hi = self.rank * m // self.size, (self.rank + 1) * m // self.size
         net, grads = self.model._net, self.grads
         loss_sum = correct = 0.0
         if hi > lo:
             xb, yb = self._xb[:hi - lo], self._yb[:hi - lo]
-            np.take(self.x, rows[lo:hi], axis=0, out=xb)
+            if self.augmenter:  # every rank drew the same transforms from the broadcast generator
+                xb = self.augmenter.take(rows[lo:hi], first + lo)
+            else:
+                np.take(self.x, rows[lo:hi], axis=0, out=xb)
             np.take(self.y, rows[lo:hi], axis=0, out=yb)
             # Accuracy needs the predictions, which compute_gradients does not return: one forward pass.
             loss_sum, correct = net.evaluate(xb, yb, hi - lo)
@@ -256,13 +262,15 @@ class DataParallelLoop:
         self.callbacks.on_epoch_begin(epoch)
         hyper = self.model._use(self.optimizer)
         order = self.model._epoch_order(self.x.shape[0], shuffle, None)  # the same on every rank
+        if self.augmenter:
+            self.augmenter.new_epoch(self.model._rng, len(order))
         B, totals, start = self.batch_size, np.zeros(2), time.perf_counter()
         while self.done < self.n_batches:
             count = min(CHUNK_BATCHES, self.n_batches - self.done)
             stats = np.zeros((count, 3))  # per batch: loss sum, correct, rows — summed across ranks
             for i in range(count):
-                rows = order[(self.done + i) * B:(self.done + i + 1) * B]
-                stats[i] = self._step(rows, hyper)
+                first = (self.done + i) * B
+                stats[i] = self._step(order[first:first + B], first, hyper)
             self._allreduce(stats, "the metrics allreduce")
             self.done += count
             totals += stats[:, :2].sum(axis=0)

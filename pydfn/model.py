@@ -10,6 +10,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import _core, checkpoint, training
+from .augment import Augment
 from ._validation import MAX_DIM, as_features, as_labels, as_targets, check_network_size, positive_int
 from .initializers import glorot_uniform
 from .optim import Optimizer
@@ -313,7 +314,7 @@ class MLP:
     def fit(self, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 64,
             validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
             seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1,
-            distributed: bool = False) -> training.History:
+            distributed: bool = False, augment: Augment | None = None) -> training.History:
         """Train for a number of epochs, validating after each; each epoch runs in C++.
 
         Parameters
@@ -354,6 +355,14 @@ class MLP:
             their gradients averaged before one identical Adam step. Only rank 0
             runs the callbacks. Needs ``pip install 'pydfn[mpi]'``; see
             :mod:`pydfn.distributed`.
+        augment : pydfn.Augment, optional
+            Train on randomly shifted and mirrored copies of the images, drawn anew
+            each epoch from the model's generator (so ``seed`` and checkpoints
+            reproduce them); validation data is never augmented. The rows of ``x``
+            must be images (``Augment.image_shape``, or square by default). The
+            transform runs in Cython between the C++ calls, on each call's rows (a
+            buffer of about 8 MB): on two idle cores it adds about 12% to an epoch
+            of the tutorial network.
 
         Returns
         -------
@@ -386,7 +395,7 @@ class MLP:
         return training.fit(self, x, y, optimizer, epochs=epochs, batch_size=batch_size,
                             validation_data=validation_data, validation_split=validation_split,
                             shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
-                            distributed=distributed)
+                            distributed=distributed, augment=augment)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model to ``path`` (.npz) atomically: architecture, loss, activation, penalties, dropout,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 
 from ._validation import as_features, positive_int
+from .augment import Augment, EpochAugmenter
 from .callbacks import CallbackList
 from .datasets import prepare_images
 
@@ -126,7 +127,7 @@ def _check_validation(model: MLP, x: np.ndarray, y: np.ndarray, validation_data:
 def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 64,
         validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
         seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1,
-        distributed: bool = False) -> History:
+        distributed: bool = False, augment: Augment | None = None) -> History:
     """Train ``model``; see :meth:`pydfn.MLP.fit`, which documents the arguments and behaviour."""
     # Every check first, so a mistake fails now rather than after an epoch.
     n_features = model.layer_sizes[0]
@@ -145,6 +146,7 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     if not isinstance(distributed, (bool, np.bool_)):
         raise TypeError(f"distributed must be True or False, got {type(distributed).__name__}")
+    augmenter = None if augment is None else EpochAugmenter(augment, x)
     loop_type: Any = _EpochLoop
     if distributed:
         from .distributed import DataParallelLoop as loop_type, as_rank_0, rank  # needs mpi4py: pydfn[mpi]
@@ -164,7 +166,7 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
     model.history = history
     if seed is not None:
         model._rng = np.random.default_rng(seed)  # saved in checkpoints, so a resumed fit continues it
-    loop = loop_type(model, x, y, optimizer, batch_size, cbs)
+    loop = loop_type(model, x, y, optimizer, batch_size, cbs, augmenter)
     with loop:  # distributed: a failure on one rank stops them all
         try:
             for epoch in range(epochs):
@@ -195,9 +197,9 @@ class _EpochLoop:
     """Runs one epoch as a few C++ calls, each sized to last about CHUNK_SECONDS."""
 
     def __init__(self, model: MLP, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, batch_size: int,
-                 callbacks: CallbackList):
+                 callbacks: CallbackList, augmenter: EpochAugmenter | None):
         self.model, self.x, self.y, self.optimizer = model, x, y, optimizer
-        self.batch_size, self.callbacks = batch_size, callbacks
+        self.batch_size, self.callbacks, self.augmenter = batch_size, callbacks, augmenter
         self.n_batches = math.ceil(x.shape[0] / batch_size)
         self.chunk = FIRST_CHUNK  # then sized from the measured speed
         self.epoch, self.done = -1, 0
@@ -234,11 +236,20 @@ class _EpochLoop:
         self.first_step = self.model._net.get_optimizer_state()[2]
         self.callbacks.on_epoch_begin(epoch)
         order = self.model._epoch_order(self.x.shape[0], shuffle, None)
+        if self.augmenter:
+            self.augmenter.new_epoch(self.model._rng, len(order))
         parts, start = [], time.perf_counter()
         while self.done < self.n_batches:
             t0 = time.perf_counter()
-            rows = order[self.done * self.batch_size:(self.done + self.chunk) * self.batch_size]
-            stats = self.model._train_on_order(self.x, self.y, rows, self.batch_size, self.optimizer)
+            first, batches = self.done * self.batch_size, self.chunk
+            if self.augmenter:
+                batches = min(batches, self.augmenter.max_batches(self.batch_size))
+            rows = order[first:first + batches * self.batch_size]
+            x, y = self.x, self.y
+            if self.augmenter:  # the core trains on the transformed rows, in the order gathered
+                x, y = self.augmenter.take(rows, first), y[rows]
+                rows = np.arange(len(rows), dtype=np.int64)
+            stats = self.model._train_on_order(x, y, rows, self.batch_size, self.optimizer)
             seconds = time.perf_counter() - t0
             self.done += len(stats)
             parts.append(stats)

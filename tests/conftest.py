@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import pydfn
-from pydfn import _core, datasets
+from pydfn import _core, datasets, training
 
 BATCHES = [1, 3, 17, 63, 64, 65]
 WIDTHS = [1, 10, 17, 128, 257, 784]
@@ -30,6 +30,17 @@ def threads():
     before = pydfn.get_num_threads()
     yield
     pydfn.set_num_threads(before)
+
+
+def one_batch_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make fit cut every epoch into one-batch C++ calls."""
+    monkeypatch.setattr(training, "FIRST_CHUNK", 1)
+    monkeypatch.setattr(training, "CHUNK_SECONDS", 1e-12)
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    one_batch_calls(monkeypatch)
 
 
 def product_error_bound(a_abs_b_abs, k):

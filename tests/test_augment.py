@@ -50,6 +50,30 @@ def test_kernel_rejects_mismatched_shapes():
         _data.shift_flip(images, np.zeros_like(images), ok, np.zeros(3, np.int32), np.zeros(2, np.uint8))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_kernel_gathers_rows_in_the_same_pass(dtype):
+    images = np.random.default_rng(9).integers(1, 256, (10, 5, 6)).astype(dtype)
+    rows = np.array([7, 0, 7, 9, 3], np.int64)  # any order, repeats allowed
+    dy, dx = np.array([0, 1, -2, 5, 0], np.int32), np.array([1, 0, -1, 0, 0], np.int32)
+    flip = np.array([1, 0, 1, 0, 0], np.uint8)
+    out = np.full((5, 5, 6), 7, dtype)
+    _data.shift_flip(images, out, dy, dx, flip, rows)
+    for i, j in enumerate(rows):
+        np.testing.assert_array_equal(out[i], reference_shift_flip(images[j], dy[i], dx[i], flip[i]))
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([0, 10], r"rows\[1\] = 10 is outside \[0, 10\)"),
+    ([-1, 0], r"rows\[0\] = -1 is outside \[0, 10\)"),
+    ([0, 1, 2], "rows needs 2 entries, got 3"),
+])
+def test_kernel_rejects_bad_rows(rows, message):
+    images, ok = np.zeros((10, 3, 3), np.float32), np.zeros(2, np.int32)
+    with pytest.raises(ValueError, match=message):
+        _data.shift_flip(images, np.zeros((2, 3, 3), np.float32), ok, ok, np.zeros(2, np.uint8),
+                         np.array(rows, np.int64))
+
+
 def drawn_params(images, out, max_shift):
     """For each image, the (dy, dx, flip) that maps it to its output; asserts there is one."""
     found = []

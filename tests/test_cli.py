@@ -116,6 +116,29 @@ def test_flags_reach_the_model_and_the_fit(fake_data, capsys):
     assert all(np.array_equal(a, b) for a, b in zip(same.get_weights(), model.get_weights()))
 
 
+@pytest.mark.parametrize("spec, expected", [
+    ("shift=2,flip", pydfn.Augment(2, True)), ("shift=2", pydfn.Augment(2, False)), ("flip", pydfn.Augment(0, True)),
+    (" flip , shift=1 ", pydfn.Augment(1, True)), ("shift=0", pydfn.Augment(0, False)),
+])
+def test_augment_specs(spec, expected):
+    assert cli._augment(spec) == expected
+
+
+def test_augment_reaches_the_fit(fake_data, capsys):
+    code, out, _ = run(capsys, "train", "--epochs", "2", "--hidden", "16", "--augment", "shift=1,flip",
+                       "--val-fraction", "0.25", "--out", "m.npz", "--verbose", "0")
+    assert code == 0
+    assert out.splitlines()[2].endswith(" - batch 64 - 2 epochs - Augment(shift=1, flip=True)")
+    (x, y), _ = datasets.load_fashion_mnist()
+    x_train, x_val, y_train, y_val = datasets.train_val_split(x, y, 0.25, seed=2)
+    same = pydfn.MLP([784, 16, 10], seed=2)
+    same.fit(x_train, y_train, pydfn.Adam(), epochs=2, validation_data=(x_val, y_val), verbose=0,
+             augment=pydfn.Augment(1, True))
+    model = load("m.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(same.get_weights(), model.get_weights()))
+    assert model.history.history["val_loss"] == same.history.history["val_loss"]
+
+
 def test_no_validation_and_no_hidden_layer(fake_data, capsys):
     code, out, _ = run(capsys, "train", "--epochs", "1", "--val-fraction", "0", "--hidden", "")
     assert code == 0 and ": 600 train, 0 validation" in out and "val_loss" not in out
@@ -150,6 +173,15 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(fake_data, capsys):
     (["train", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
     (["train", "--early-stopping", "0"], "argument --early-stopping: must be >= 1, got 0"),
     (["train", "--verbose", "3"], r"argument --verbose: invalid choice: 3"),
+    (["train", "--augment", "rotate"], r"argument --augment: expected shift=N \(an integer N >= 0\) and/or flip, "
+                                       "comma-separated, like shift=2,flip; got 'rotate'"),
+    (["train", "--augment", "shift"], "argument --augment: expected shift=N .* got 'shift'"),
+    (["train", "--augment", "shift=-1"], "argument --augment: expected shift=N .* got 'shift=-1'"),
+    (["train", "--augment", "shift=two,flip"], "argument --augment: expected shift=N .* got 'shift=two,flip'"),
+    (["train", "--augment", "flip=1"], "argument --augment: expected shift=N .* got 'flip=1'"),
+    (["train", "--augment", ""], "argument --augment: expected shift=N .* got ''"),
+    (["train", "--augment", "shift=1,"], "argument --augment: expected shift=N .* got 'shift=1,'"),
+    (["train", "--augment", "flip,shift=1,flip"], "argument --augment: flip is given twice in 'flip,shift=1,flip'"),
     (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["fly"], "invalid choice: 'fly'"),
     ([], "the following arguments are required"),

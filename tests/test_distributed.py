@@ -41,11 +41,13 @@ def report(text):  # a file per rank: mpiexec may interleave the ranks' stdout
 # 257 rows: batches of 63 split 31/32 and end with 5 rows (2/3); batches of 64 end with
 # one row, which only rank 1 of 2 gets. Each rank starts from its own seed: the
 # broadcast of rank 0's weights must undo that.
+AUGMENT = pydfn.Augment(1, True, image_shape=(4, 5))  # CONSISTENCY's, when $AUGMENT is set
 CONSISTENCY = SETUP + """
+augment = pydfn.Augment(1, True, image_shape=(4, 5)) if os.environ.get("AUGMENT") else None
 for batch in (63, 64):
     model = pydfn.MLP([20, 16, 5], seed=rank)
     hist = model.fit(x, y, pydfn.Adam(lr=0.01), epochs=2, batch_size=batch, seed=3, verbose=0,
-                     validation_split=0.2, distributed=True)
+                     validation_split=0.2, distributed=True, augment=augment)
     np.save(f"{out}/w{batch}-{rank}.npy", model._net.get_params())
     with open(f"{out}/h{batch}-{rank}.json", "w") as f:
         json.dump({k: v for k, v in hist.history.items() if k != "time"}, f)
@@ -68,7 +70,7 @@ def reports(tmp_path, ranks: int = 2) -> list[str]:
     return [(tmp_path / f"r-{r}.txt").read_text() for r in range(ranks)]
 
 
-def single_process(batch: int) -> tuple[np.ndarray, list[float]]:
+def single_process(batch: int, augment: pydfn.Augment | None = None) -> tuple[np.ndarray, list[float]]:
     """What CONSISTENCY trains, in this process with train_step: weights and per-epoch losses."""
     rng = np.random.default_rng(0)
     x = rng.random((257, 20), dtype=np.float32)
@@ -79,10 +81,14 @@ def single_process(batch: int) -> tuple[np.ndarray, list[float]]:
     losses = []
     for _ in range(2):
         order = model._epoch_order(len(x), True, None)
+        xs, ys = x[order], y[order]
+        if augment:  # the epoch's transforms come next from the same generator
+            xs = pydfn.datasets.augment(xs, max_shift=augment.shift, flip=augment.flip, seed=model._rng,
+                                        image_shape=augment.image_shape)
         total = 0.0
         for start in range(0, len(x), batch):
-            rows = order[start:start + batch]
-            total += model.train_step(x[rows], y[rows], opt) * len(rows)
+            xb, yb = xs[start:start + batch], ys[start:start + batch]
+            total += model.train_step(xb, yb, opt) * len(yb)
         losses.append(total / len(x))
     return model._net.get_params(), losses
 
@@ -114,6 +120,22 @@ def test_one_rank_is_bitwise_train_step(tmp_path):
         # The loss is summed per row by a forward pass, not from the step's mean: rounding apart.
         np.testing.assert_allclose(json.loads((tmp_path / f"h{batch}-0.json").read_text())["loss"], losses,
                                    rtol=1e-6)
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_augment_transforms_each_row_as_one_process_does(tmp_path, ranks):
+    result, _ = run_mpi(CONSISTENCY, ranks, tmp_path, env={"AUGMENT": "1"})
+    assert result.returncode == 0, result.stderr
+    for batch in (63, 64):
+        weights = [np.load(tmp_path / f"w{batch}-{r}.npy") for r in range(ranks)]
+        expected, _ = single_process(batch, AUGMENT)
+        assert not np.array_equal(expected, single_process(batch)[0])  # the augmentation changed the run
+        if ranks == 1:
+            np.testing.assert_array_equal(weights[0], expected)
+        else:  # as without augmentation: bitwise alike across ranks, equal to rounding to one process
+            np.testing.assert_array_equal(weights[0], weights[1])
+            np.testing.assert_allclose(weights[0], expected, rtol=0, atol=2e-5)
 
 
 # A long fit that one rank leaves in the middle; PYDFN_MPI_TIMEOUT bounds the others' wait.

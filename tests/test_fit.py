@@ -24,13 +24,6 @@ def data():
     return blobs(600)
 
 
-@pytest.fixture
-def tiny_chunks(monkeypatch):
-    """Make fit cut every epoch into one-batch C++ calls."""
-    monkeypatch.setattr(training, "FIRST_CHUNK", 1)
-    monkeypatch.setattr(training, "CHUNK_SECONDS", 1e-12)
-
-
 def test_fit_learns_and_records_keras_history(data):
     x, y = data
     model = pydfn.MLP(SIZES, seed=1)
