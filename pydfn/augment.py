@@ -98,7 +98,7 @@ class EpochAugmenter:
 
     def max_batches(self, batch_size: int) -> int:
         """The most batches of ``batch_size`` rows one call should take (at least one)."""
-        return max(1, BUFFER_BYTES // (4 * self.x.shape[1] * batch_size))
+        return max(1, BUFFER_BYTES // (4 * int(self.x.shape[1]) * batch_size))
 
     def new_epoch(self, rng: np.random.Generator, n: int) -> None:
         """Draw the transforms of the ``n`` rows of an epoch's order from ``rng`` (the model's)."""

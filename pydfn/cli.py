@@ -61,7 +61,7 @@ def _hidden(text: str) -> list[int]:
 
 
 def _fraction(text: str) -> float:
-    value = _number(float, 0.0)(text)
+    value: float = _number(float, 0.0)(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
@@ -170,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "threads", None):
             set_num_threads(args.threads)
-        return args.run(args)
+        code: int = args.run(args)
+        return code
     except KeyboardInterrupt:
         print("pydfn: interrupted; nothing saved", file=sys.stderr)
         return EXIT_INTERRUPTED

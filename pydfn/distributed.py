@@ -293,7 +293,8 @@ class DataParallelLoop:
 
     def agree(self, reason: str | None) -> str | None:
         """Rank 0's decision to stop (its callbacks ran) on every rank."""
-        return self._bcast_object(reason, "the stop decision")
+        decision: str | None = self._bcast_object(reason, "the stop decision")
+        return decision
 
     # --- success or failure --------------------------------------------------------
 

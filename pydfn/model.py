@@ -22,9 +22,10 @@ LOSSES = ("softmax_xent", "mse", "mae")
 def _penalty(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return float(value)
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {number}")
+    return number
 
 
 def _dropout_rates(dropout: Any, n_hidden: int) -> tuple[float, ...]:
@@ -42,7 +43,7 @@ def _dropout_rates(dropout: Any, n_hidden: int) -> tuple[float, ...]:
     for i, r in enumerate(rates):
         if isinstance(r, bool) or not isinstance(r, numbers.Real):
             raise TypeError(f"dropout[{i}] must be a number, got {type(r).__name__}")
-        if not 0.0 <= r < 1.0:  # also refuses NaN
+        if not 0.0 <= float(r) < 1.0:  # also refuses NaN
             raise ValueError(f"dropout rates must be in [0, 1), got {r}")
     return tuple(float(r) for r in rates)
 
@@ -187,7 +188,7 @@ class MLP:
 
     # --- training ----------------------------------------------------------------
 
-    def _use(self, optimizer: Optimizer) -> tuple:
+    def _use(self, optimizer: Optimizer) -> tuple[str, float, float, float, float, float, float, bool]:
         """The optimizer's arguments for the core; a new optimizer starts with fresh state."""
         if not isinstance(optimizer, Optimizer):
             raise TypeError("optimizer must be a pydfn optimizer (Adam, AdamW, SGD, RMSProp), "

@@ -214,7 +214,7 @@ def test_optimizer_hyperparameters_changed_later_are_still_checked(rng):
 def test_threads_setting(threads):
     pydfn.set_num_threads(1)
     assert pydfn.get_num_threads() == 1
-    with pytest.raises(ValueError, match="num_threads must be >= 1"):
+    with pytest.raises(ValueError, match="threads must be >= 1"):
         pydfn.set_num_threads(0)
 
 
