@@ -56,7 +56,8 @@ PARTS = [
     ("softmax-xent forward", ("softmax_xent_forward",)),
     ("softmax-xent backward", ("softmax_xent_backward",)),
     ("backward dX: sgemm_nt_mask x2", ("sgemm_nt_mask",)),
-    ("backward dW+Adam: sgemm_tn x3", ("sgemm_tn",)),
+    ("backward dW: sgemm_tn x3", ("sgemm_tn",)),
+    ("optimizer step on each W: opt_update x3", ("opt_update",)),
     ("backward db+Adam: column_sums x3", ("column_sums",)),
     ("gather of the batch rows", ("MLP::gather",)),
     ("loss sum, step (thread 0)", ("sum_in_order", "count_correct", "opt_step")),
@@ -110,12 +111,12 @@ def kernel_calls(core, l: int, last: bool, x, w, b, dy) -> list:
     """(name, FLOP, call) of layer l's kernels: x (B, in), w (in, out), b (out), dy (B, out)."""
     import numpy as np
     (batch, n_in), n_out = x.shape, w.shape[1]
-    m, v, flop = np.zeros_like(w), np.ones_like(w), 2 * batch * n_in * n_out
+    flop = 2 * batch * n_in * n_out
+    p, m, v, g = w.ravel().copy(), np.zeros(w.size, np.float32), np.ones(w.size, np.float32), w.ravel().copy()
     rows = [(f"forward  sgemm_nn_bias_relu L{l} {batch}x{n_in}x{n_out}", flop,
              lambda: core.sgemm_nn(x, w, b, not last)),
-            (f"backward sgemm_tn (dW alone)  L{l}", flop, lambda: core.sgemm_tn(x, dy)),
-            (f"backward sgemm_tn_adam (dW+Adam) L{l}", flop,
-             lambda: core.sgemm_tn_adam(w, m, v, x, dy, 10, 1e-3, 0.9, 0.999, 1e-8)),
+            (f"backward sgemm_tn (dW)  L{l}", flop, lambda: core.sgemm_tn(x, dy)),
+            (f"backward adam_update (W) L{l}", 0, lambda: core.adam_update(p, m, v, g, 10, 1e-3, 0.9, 0.999, 1e-8)),
             (f"backward column_sums (db) L{l}", batch * n_out, lambda: core.column_sums(dy))]
     if l > 0:
         rows.append((f"backward sgemm_nt_mask (dX) L{l}", flop, lambda: core.sgemm_nt(dy, w, x)))
@@ -125,8 +126,7 @@ def kernel_calls(core, l: int, last: bool, x, w, b, dy) -> list:
 def kernel_table(batch: int, repeats: int) -> None:
     """Each kernel call of a training step timed alone through pydfn._core (in the
     current thread count), scaled to an epoch; the call overhead (a 1x16 column
-    sum) is subtracted. sgemm_tn alone vs sgemm_tn_adam gives the fused Adam's cost,
-    but sgemm_tn alone also pays for its fresh (in, out) output array's page faults."""
+    sum) is subtracted. sgemm_tn also pays for its fresh (in, out) output array's page faults."""
     import timeit
 
     import numpy as np

@@ -263,30 +263,10 @@ PYBIND11_MODULE(_core, m) {
               py::array_t<float> C({M, N});
               float* c = C.mutable_data();
               const auto& k = kernels_named(kernels);
-              run_kernels(k, [&] { k.sgemm_tn(c, A.data(), B.data(), M, N, K, nullptr); });
+              run_kernels(k, [&] { k.sgemm_tn(c, A.data(), B.data(), M, N, K); });
               return C;
           },
           py::arg("A"), py::arg("B"), py::arg("kernels") = "best", "C(M,N) = A(K,M)ᵀ·B(K,N).");
-    m.def("sgemm_tn_adam",
-          [](FloatArray W, FloatArray m_, FloatArray v, const FloatArray& A, const FloatArray& B,
-             int64_t t, float lr, float beta1, float beta2, float eps, const std::string& kernels) {
-              check_shape(A, "A", {-1, -1});
-              check_shape(B, "B", {A.shape(0), -1});
-              const int K = int(A.shape(0)), M = int(A.shape(1)), N = int(B.shape(1));
-              check_shape(W, "W", {M, N});
-              check_shape(m_, "m", {M, N});
-              check_shape(v, "v", {M, N});
-              check(t >= 1, "t must be >= 1");
-              const pydfn::OptTarget adam{m_.mutable_data(), v.mutable_data(),
-                                         pydfn::opt_step(adam_config(lr, beta1, beta2, eps), t)};
-              float* w = W.mutable_data();
-              const auto& k = kernels_named(kernels);
-              run_kernels(k, [&] { k.sgemm_tn(w, A.data(), B.data(), M, N, K, &adam); });
-          },
-          py::arg("W"), py::arg("m"), py::arg("v"), py::arg("A"), py::arg("B"), py::arg("t"),
-          py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
-          py::arg("kernels") = "best",
-          "One Adam step t on W(M,N), in place, with gradient A(K,M)ᵀ·B(K,N) (fused).");
     m.def("column_sums",
           [](const FloatArray& dy, const std::string& kernels) {
               check_shape(dy, "dy", {-1, -1});

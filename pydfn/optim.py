@@ -2,8 +2,8 @@
 the model it trains, in the C++ core, and is saved with it.
 
 Each follows PyTorch's update rule and defaults exactly; every step is one pass
-over the flat parameter buffer in the C++ core, fused into the backward pass
-during ``fit``/``train_epoch``.
+over the flat parameter buffer in the C++ core; during ``fit``/``train_epoch``
+each layer's step runs as soon as its gradient is complete, in the backward pass.
 """
 
 from __future__ import annotations

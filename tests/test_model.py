@@ -219,8 +219,8 @@ def test_threads_setting(threads):
 
 
 def test_epoch_with_fused_adam_equals_train_steps_bit_for_bit(rng):
-    # train_epoch applies Adam inside the backward pass; train_step computes the
-    # gradients, then updates: the same arithmetic, so the same bits.
+    # train_epoch applies Adam to each layer inside the backward pass; train_step
+    # computes all the gradients, then updates: the same arithmetic, so the same bits.
     x, y = data(rng, 5 * 16 + 7)
     epoch, steps = pydfn.MLP(SIZES, seed=3), pydfn.MLP(SIZES, seed=3)
     adam_e, adam_s = pydfn.Adam(), pydfn.Adam()

@@ -51,17 +51,18 @@ void dense_forward(const Kernels& kernels, float* y, const float* x, const float
 void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, const float* dy,
                     const float* x, const float* h, const float* W, Activation f_x, int B, int in,
                     int out) {
-    kernels.sgemm_tn(dW, x, dy, in, out, B, nullptr);
+    kernels.sgemm_tn(dW, x, dy, in, out, B);
     kernels.column_sums(db, dy, B, out, nullptr);
     if (dx) backward_dx(kernels, dx, dy, h, W, f_x, B, in, out);
 }
 
-void dense_backward_opt(const Kernels& kernels, float* dx, float* W, float* b,
+void dense_backward_opt(const Kernels& kernels, float* dx, float* W, float* b, float* dW_scratch,
                         const OptTarget& opt_W, const OptTarget& opt_b, const float* dy,
                         const float* x, const float* h, Activation f_x, int B, int in, int out) {
     // dx first: it needs W before this step's update.
     if (dx) backward_dx(kernels, dx, dy, h, W, f_x, B, in, out);
-    kernels.sgemm_tn(W, x, dy, in, out, B, &opt_W);
+    kernels.sgemm_tn(dW_scratch, x, dy, in, out, B);
+    kernels.opt_update(W, opt_W.s1, opt_W.s2, dW_scratch, int64_t(in) * out, opt_W.step);
     kernels.column_sums(b, dy, B, out, &opt_b);
 }
 

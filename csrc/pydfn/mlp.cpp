@@ -156,7 +156,7 @@ void MLP::backward(const float* x, Targets y, int B, int64_t mask_step, const Op
         const Activation f_x = l > 0 ? activation_ : Activation::none;
         const int64_t w = weight_offset(l), b = bias_offset(l);
         if (step)
-            dense_backward_opt(kernels_, dx_or_null, params() + w, params() + b,
+            dense_backward_opt(kernels_, dx_or_null, params() + w, params() + b, grads() + w,
                                {opt_s1() + w, opt_s2() + w, step_W},
                                {opt_s1() + b, opt_s2() + b, step_b}, dy, input, h, f_x, B, sizes_[l],
                                sizes_[l + 1]);

@@ -38,10 +38,8 @@ struct Kernels {
     // C(M,N) = A(M,K)·B(N,K)ᵀ, and C = 0 where mask(M,N) <= 0 (mask may be null).
     void (*sgemm_nt_mask)(float* C, const float* A, const float* B, const float* mask, int M,
                           int N, int K);
-    // C(M,N) = A(K,M)ᵀ·B(K,N); with opt, C holds parameters that take one
-    // optimizer step with that product as their gradient.
-    void (*sgemm_tn)(float* C, const float* A, const float* B, int M, int N, int K,
-                     const OptTarget* opt);
+    // C(M,N) = A(K,M)ᵀ·B(K,N).
+    void (*sgemm_tn)(float* C, const float* A, const float* B, int M, int N, int K);
     // db(N) = Σ_rows dy(B,N), in row order; with opt, db holds parameters that
     // take one optimizer step with that sum as their gradient.
     void (*column_sums)(float* db, const float* dy, int B, int N, const OptTarget* opt);
