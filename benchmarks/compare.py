@@ -221,12 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         for batch in [] if args.no_training else batches:
             medians = measure(threads, batch, args.repeats, x, y, with_torch)
             for name, seconds in medians.items():
-                rate = gflop / seconds
-                line = (f"{threads:>7} {batch:>5} {name:>6} {seconds:>8.3f} {EPOCH_SAMPLES / seconds:>10,.0f} "
-                        f"{rate:>8.1f} {100 * rate / peak:>6.0f}% {medians['numpy'] / seconds:>8.2f}x")
-                if with_torch:
-                    line += f" {medians['torch'] / seconds:>8.2f}x"
-                print(line)
+                print(f"{threads:>7} {batch:>5} {name:>6} {seconds:>8.3f} "
+                      + rates(seconds, EPOCH_SAMPLES, gflop, peak, medians))
                 rows.append((threads, batch, name, seconds))
     inference(thread_counts, peaks, args.inference_batch, args.repeats, with_torch)
     if args.memory:
@@ -250,12 +246,17 @@ def inference(thread_counts: list[int], peaks: dict[int, float], batch: int, rep
     for threads in thread_counts:
         medians = measure_inference(threads, batch, repeats, x, with_torch)
         for name, seconds in medians.items():
-            rate = gflop / seconds
-            line = (f"{threads:>7} {name:>6} {1e3 * seconds:>8.2f} {INFERENCE_SAMPLES / seconds:>10,.0f} "
-                    f"{rate:>8.1f} {100 * rate / peaks[threads]:>6.0f}% {medians['numpy'] / seconds:>8.2f}x")
-            if with_torch:
-                line += f" {medians['torch'] / seconds:>8.2f}x"
-            print(line)
+            print(f"{threads:>7} {name:>6} {1e3 * seconds:>8.2f} "
+                  + rates(seconds, INFERENCE_SAMPLES, gflop, peaks[threads], medians))
+
+
+def rates(seconds: float, samples: int, gflop: float, peak: float, medians: dict[str, float]) -> str:
+    """A row's samples/s, GFLOP/s, % of peak and ratios to NumPy (and PyTorch, when measured)."""
+    rate = gflop / seconds
+    line = f"{samples / seconds:>10,.0f} {rate:>8.1f} {100 * rate / peak:>6.0f}% {medians['numpy'] / seconds:>8.2f}x"
+    if "torch" in medians:
+        line += f" {medians['torch'] / seconds:>8.2f}x"
+    return line
 
 
 def plot(rows, path: str) -> None:
