@@ -108,14 +108,15 @@ class ReferenceMLP:
 
     def forward(self, x: np.ndarray) -> list[np.ndarray]:
         """Activations ``[x, h1, ..., output]``; hidden ones are activation outputs."""
-        return self.forward_train(x, None)[0]
+        return self.forward_train(x, self.masks(None, len(x)))[0]
 
-    def forward_train(self, x: np.ndarray, step: int | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def forward_train(self, x: np.ndarray, masks: list[tuple[np.ndarray, np.float32] | None],
+                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Activations ``[x, h1, ..., output]`` and each layer's input: ``h`` after
-        training step ``step``'s dropout (None: no dropout)."""
+        the hidden layers' dropout ``masks`` (from :meth:`masks`)."""
         acts, inputs = [x], [x]
         n_layers = len(self.params) // 2
-        for l, mask in enumerate(self.masks(step, len(x)) + [None]):
+        for l, mask in enumerate(masks + [None]):
             h = inputs[-1] @ self.params[2 * l] + self.params[2 * l + 1]
             acts.append(self.f(h) if l + 1 < n_layers else h)
             inputs.append(acts[-1] if mask is None else np.where(mask[0], acts[-1] * mask[1], 0))
@@ -140,14 +141,14 @@ class ReferenceMLP:
 
     def loss(self, x: np.ndarray, y: np.ndarray, step: int | None = None) -> float:
         """The cost: mean loss of the batch + penalty (with step ``step``'s dropout, if given)."""
-        return self.data_loss(self.forward_train(x, step)[0][-1], y)[0] + self.penalty()
+        return self.data_loss(self.forward_train(x, self.masks(step, len(x)))[0][-1], y)[0] + self.penalty()
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray,
                        step: int | None = None) -> tuple[float, list[np.ndarray]]:
         """The cost (mean loss + penalty) and its gradients ``[dW1, db1, ...]``, with
         training step ``step``'s dropout masks (None: no dropout)."""
-        acts, inputs = self.forward_train(x, step)
         masks = self.masks(step, len(x))
+        acts, inputs = self.forward_train(x, masks)
         loss, dy = self.data_loss(acts[-1], y)
         grads: list[np.ndarray] = []
         for l in reversed(range(len(self.params) // 2)):
