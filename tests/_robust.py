@@ -66,3 +66,10 @@ def run_fuzz_script(script: str, examples: int, seed: str, corpus) -> None:
     out = subprocess.run([sys.executable, "-c", script, str(examples), seed], capture_output=True, text=True,
                          timeout=max(600, examples / 10), cwd=tempfile.gettempdir(), env=env)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-5000:]
+
+
+def replay_corpus(setup: str, call: str, files) -> None:
+    """Each saved failing input (``call.format(path=...)`` after ``setup``) must raise ValueError."""
+    results = run_cases(setup, {p.name: call.format(path=str(p)) for p in files})
+    for name, record in results.items():
+        assert record.get("error") == "ValueError", (name, record)
