@@ -64,8 +64,10 @@ const Kernels& kernels_best();
 // the ISA files include nothing with inline code).
 void sync_threads();
 
-// A buffer of at least `floats` floats owned by the calling thread, valid
-// until its next call; it only grows, so steady-state training allocates nothing.
-float* thread_scratch(size_t floats);
+// A buffer of at least `floats` floats owned by the calling thread, one per
+// use, valid until that use's next call; it only grows, so steady-state
+// training allocates nothing.
+enum class Scratch { b_panel, a_rows };
+float* thread_scratch(Scratch use, size_t floats);
 
 }  // namespace pydfn

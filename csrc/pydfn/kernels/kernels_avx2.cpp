@@ -4,4 +4,5 @@
 #define PYDFN_VEC_BYTES 32
 #define PYDFN_MR 6
 #define PYDFN_NRV 2
+#define PYDFN_PACK_A 0
 #include "pydfn/kernels/kernels_impl.inc"

@@ -4,6 +4,7 @@
 #define PYDFN_VEC_BYTES 64
 #define PYDFN_MR 6
 #define PYDFN_NRV 4
+#define PYDFN_PACK_A 0
 // GCC 12 warns, wrongly, that _mm512_sqrt_ps reads an uninitialised value (its
 // "undefined" source vector is deliberately so).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

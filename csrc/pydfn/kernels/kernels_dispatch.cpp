@@ -18,10 +18,11 @@ const Kernels& kernels_best() {
     return best;
 }
 
-float* thread_scratch(size_t floats) {
-    thread_local Buffer scratch;  // grows to the largest panel, then is reused
-    scratch.grow_to(floats);
-    return scratch.data();
+float* thread_scratch(Scratch use, size_t floats) {
+    thread_local Buffer scratch[2];  // each grows to the largest panel, then is reused
+    Buffer& buffer = scratch[use == Scratch::a_rows];
+    buffer.grow_to(floats);
+    return buffer.data();
 }
 
 }  // namespace pydfn

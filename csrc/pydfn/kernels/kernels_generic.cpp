@@ -4,4 +4,5 @@
 #define PYDFN_VEC_BYTES 16
 #define PYDFN_MR 4
 #define PYDFN_NRV 2
+#define PYDFN_PACK_A 1
 #include "pydfn/kernels/kernels_impl.inc"
