@@ -1,5 +1,6 @@
 // A dense layer y = f(x·W + b), its backward pass, and the activations f.
-// Like the kernels, these share work between the threads of a parallel_region().
+// Like the kernels, these share work between the threads of a parallel_region()
+// and do not wait for them at the end unless said so.
 #pragma once
 #include "pydfn/kernels/kernels.hpp"
 
@@ -11,7 +12,7 @@ namespace pydfn {
 // standard library's tanh/exp for full float accuracy.
 enum class Activation : int { none = 0, relu = 1, tanh = 2, sigmoid = 3 };
 
-// y (B,out) = f(x (B,in) · W (in,out) + b (out)).
+// y (B,out) = f(x (B,in) · W (in,out) + b (out)); sync_threads() before reading y.
 void dense_forward(const Kernels& kernels, float* y, const float* x, const float* W,
                    const float* b, Activation f, int B, int in, int out);
 
@@ -21,7 +22,8 @@ void dense_forward(const Kernels& kernels, float* y, const float* x, const float
 // came between them):
 //   dW (in,out) = xᵀ·dy,  db (out) = Σ_rows dy,
 //   dx (B,in) = (dy·Wᵀ) ⊙ f_x'(h), f_x' written from f_x's output h (none: 1).
-// dx may be null (the input layer needs no dx).
+// dx may be null (the input layer needs no dx). dx, dW and db are complete
+// for every thread on return.
 void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, const float* dy,
                     const float* x, const float* h, const float* W, Activation f_x, int B, int in,
                     int out);
@@ -30,7 +32,9 @@ void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, con
 // db is applied straight from registers; dW goes through dW_scratch (in,out),
 // then one streaming pass updates W, which measured faster than applying it
 // tile by tile. Gives the same bits as dense_backward, then add_penalty on W,
-// then an optimizer update.
+// then an optimizer update. dx and b are complete for every thread on return;
+// W's update is not (sync_threads() before reading W), so the layer below can
+// start its products meanwhile.
 void dense_backward_opt(const Kernels& kernels, float* dx, float* W, float* b, float* dW_scratch,
                         const OptTarget& opt_W, const OptTarget& opt_b, const float* dy,
                         const float* x, const float* h, Activation f_x, int B, int in, int out);

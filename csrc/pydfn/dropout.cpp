@@ -3,8 +3,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "pydfn/threads.hpp"
-
 namespace pydfn {
 
 namespace {
@@ -31,7 +29,6 @@ void apply_mask(float* dst, const float* src, const DropoutMask& mask, int B, in
             std::memcpy(d + j, &bits, sizeof bits);
         }
     }
-    sync_threads();
 }
 
 }  // namespace

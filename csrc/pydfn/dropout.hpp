@@ -3,7 +3,8 @@
 // only on (seed, step, layer, row, col), never on the thread that computes it
 // or on what ran before, so training stays bitwise identical for any thread
 // count, reproducible from the seed, and a resumed run draws the same masks.
-// The loops share rows between the threads of a parallel_region().
+// Rows are shared between the threads of a parallel_region(), which sync_threads()
+// before reading the results (threads.hpp).
 #pragma once
 #include <cstdint>
 

@@ -75,7 +75,6 @@ void MLP::penalty_parts() {
         }
         penalty_parts_[b] = double(l1_) * abs_sum + double(l2_) * sq_sum;
     }
-    sync_threads();
 }
 
 double MLP::sum_penalty_parts() const {
@@ -122,8 +121,11 @@ void MLP::forward(const float* x, int B, int64_t mask_step) {
     for (int l = 0; l < num_layers(); l++) {
         dense_forward(kernels_, layer_output(l), layer_input(l, x, mask_step), params() + weight_offset(l),
                       params() + bias_offset(l), activation_of(l), B, sizes_[l], sizes_[l + 1]);
-        if (drops(l, mask_step))
+        sync_threads();
+        if (drops(l, mask_step)) {
             dropout_forward(dropped_output(l), layer_output(l), mask_of(l, mask_step), B, sizes_[l + 1]);
+            sync_threads();
+        }
     }
 }
 
@@ -135,14 +137,20 @@ void MLP::loss_forward(Targets y, int B) {
         regression_loss_forward(losses_.data(), out, y.values, loss_, B, sizes_.back());
 }
 
-void MLP::backward(const float* x, Targets y, int B, int64_t mask_step, const OptStep* step) {
+void MLP::loss_forward_backward(Targets y, int B) {
+    loss_forward(y, B);
+    // Row loops over the rows loss_forward gave this thread: no barrier between.
+    if (loss_ == Loss::softmax_xent)
+        softmax_xent_backward(dbuf_a_.data(), probs_.data(), y.labels, 1.0f / float(B), B,
+                              sizes_.back());
+    else
+        regression_loss_backward(dbuf_a_.data(), layer_output(num_layers() - 1), y.values, loss_,
+                                 1.0f / float(B), B, sizes_.back());
+}
+
+void MLP::backward(const float* x, int B, int64_t mask_step, const OptStep* step) {
     float* dy = dbuf_a_.data();
     float* dx = dbuf_b_.data();
-    if (loss_ == Loss::softmax_xent)
-        softmax_xent_backward(dy, probs_.data(), y.labels, 1.0f / float(B), B, sizes_.back());
-    else
-        regression_loss_backward(dy, layer_output(num_layers() - 1), y.values, loss_,
-                                 1.0f / float(B), B, sizes_.back());
     OptStep step_W{}, step_b{};
     if (step) {
         step_W = step_b = *step;
@@ -163,8 +171,10 @@ void MLP::backward(const float* x, Targets y, int B, int64_t mask_step, const Op
         else
             dense_backward(kernels_, dx_or_null, grads() + w, grads() + b, dy, input, h,
                            params() + w, f_x, B, sizes_[l], sizes_[l + 1]);
-        if (l > 0 && drops(l - 1, mask_step))
+        if (l > 0 && drops(l - 1, mask_step)) {
             dropout_backward(dx, mask_of(l - 1, mask_step), B, sizes_[l]);
+            sync_threads();
+        }
         std::swap(dy, dx);
     }
 }
@@ -207,8 +217,9 @@ double MLP::compute_gradients(const float* x, Targets y, int B) {
     parallel_region([&] {
         if (penalized) penalty_parts();
         forward(x, B, step_ + 1);
-        loss_forward(y, B);
-        backward(x, y, B, step_ + 1, nullptr);
+        loss_forward_backward(y, B);
+        sync_threads();
+        backward(x, B, step_ + 1, nullptr);
         if (penalized)
             for (int l = 0; l < num_layers(); l++)
                 kernels_.add_penalty(grads() + weight_offset(l), params() + weight_offset(l),
@@ -233,37 +244,35 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int64_t num_batches = (n + batch_size - 1) / batch_size;
     const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
+    const int64_t first_step = step_;
     int64_t applied = 0;
-    bool diverged = false;
-    OptStep step{};
-    // One parallel region for the whole epoch: the threads meet at the
-    // worksharing loops' barriers, never fork or join per batch.
+    // One parallel region for the whole epoch: the threads meet at
+    // sync_threads(), never fork or join per batch.
     parallel_region([&] {
         for (int64_t b = 0; b < num_batches; b++) {
             const int64_t start = b * batch_size;
             const int B = int(std::min<int64_t>(batch_size, n - start));
             const Targets batch = gather(X, y, order + start, B);
-            const int64_t mask_step = step_ + 1;  // read before thread 0 counts the step
+            const int64_t t = first_step + b + 1;  // this batch's optimizer step, if it is taken
             if (penalized) penalty_parts();  // of the weights this batch's cost is measured at
-            forward(x_batch_.data(), B, mask_step);
-            loss_forward(batch, B);
+            forward(x_batch_.data(), B, t);
+            loss_forward_backward(batch, B);
+            sync_threads();
+            // Every thread sums the losses, in the same order: all reach the same
+            // decision without another barrier.
+            double loss = sum_in_order(losses_.data(), B) / B;
+            if (penalized) loss += sum_penalty_parts();
             if (thread_index() == 0) {
-                double loss = sum_in_order(losses_.data(), B) / B;
-                if (penalized) loss += sum_penalty_parts();
                 if (batch_loss) batch_loss[b] = float(loss);
                 if (batch_correct) batch_correct[b] = count_correct(batch.labels, B);
-                if (std::isfinite(loss)) {
-                    step = opt_step(config, ++step_);
-                    applied++;
-                } else {
-                    diverged = true;
-                }
             }
-            sync_threads();  // the barrier here publishes step and diverged to every thread
-            if (diverged) break;
-            backward(x_batch_.data(), batch, B, mask_step, &step);
+            if (!std::isfinite(loss)) break;
+            if (thread_index() == 0) applied++;
+            const OptStep step = opt_step(config, t);
+            backward(x_batch_.data(), B, t, &step);
         }
     });
+    step_ = first_step + applied;
     return applied;
 }
 
@@ -304,6 +313,7 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y
                 batch.values = y.values + start * out;
             forward(X + start * in, B, 0);
             loss_forward(batch, B);
+            sync_threads();
             if (thread_index() == 0) {
                 *loss_sum += sum_in_order(losses_.data(), B);
                 *correct += count_correct(batch.labels, B);

@@ -84,12 +84,15 @@ class MLP {
   private:
     void reserve(int B);
     // The pieces of a step; each must be entered by every thread of a parallel region.
+    // forward's outputs are complete on return, the losses' are not (sync_threads()
+    // first); backward's gradients are, but not the input layer's W update.
     // mask_step: the step whose dropout masks apply (training), or 0 for none.
     void forward(const float* x, int B, int64_t mask_step);
     void loss_forward(Targets y, int B);  // per-row losses (and probabilities)
-    // Gradients into grads(), or, given a step, applied to the parameters as
-    // soon as each is computed (never stored).
-    void backward(const float* x, Targets y, int B, int64_t mask_step, const OptStep* step);
+    void loss_forward_backward(Targets y, int B);  // and the loss's gradient dy, into dbuf_a_
+    // From dy in dbuf_a_: gradients into grads(), or, given a step, applied to
+    // the parameters as soon as each is computed (never stored).
+    void backward(const float* x, int B, int64_t mask_step, const OptStep* step);
     void penalty_parts();  // per-block sums of the penalty into penalty_parts_
     double sum_penalty_parts() const;
     Targets gather(const float* X, Targets y, const int64_t* rows, int B);

@@ -1,7 +1,5 @@
 #include "pydfn/regression_loss.hpp"
 
-#include "pydfn/threads.hpp"
-
 #include <cmath>
 
 namespace pydfn {
@@ -18,7 +16,6 @@ void regression_loss_forward(float* losses, const float* z, const float* t, Loss
         }
         losses[i] = sum / float(n);
     }
-    sync_threads();
 }
 
 void regression_loss_backward(float* dz, const float* z, const float* t, Loss loss, float scale,
@@ -34,7 +31,6 @@ void regression_loss_backward(float* dz, const float* z, const float* t, Loss lo
             d[j] = loss == Loss::mse ? (2.0f * s) * e : (e > 0.0f ? s : (e < 0.0f ? -s : 0.0f));
         }
     }
-    sync_threads();
 }
 
 }  // namespace pydfn

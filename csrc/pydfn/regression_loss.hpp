@@ -2,7 +2,8 @@
 //   mse: loss_i = mean_j (z_ij − t_ij)²;   mae: loss_i = mean_j |z_ij − t_ij|
 // and the batch loss is the mean of the rows' losses, i.e. the mean over all
 // B·n elements (as PyTorch's MSELoss/L1Loss and Keras define it).
-// Rows are shared between the threads of a parallel_region().
+// Rows are shared between the threads of a parallel_region(), which sync_threads()
+// before reading the results (threads.hpp).
 #pragma once
 #include <cstdint>
 

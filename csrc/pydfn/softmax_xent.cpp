@@ -2,8 +2,6 @@
 
 #include <cmath>
 
-#include "pydfn/threads.hpp"
-
 namespace pydfn {
 
 void softmax_xent_forward(float* losses, float* probs, const float* logits, const int32_t* y,
@@ -23,7 +21,6 @@ void softmax_xent_forward(float* losses, float* probs, const float* logits, cons
         for (int j = 0; j < C; j++) p[j] *= inv;
         losses[i] = std::log(sum) - (z[y[i]] - zmax);
     }
-    sync_threads();
 }
 
 void softmax_xent_backward(float* dlogits, const float* probs, const int32_t* y, float scale,
@@ -35,7 +32,6 @@ void softmax_xent_backward(float* dlogits, const float* probs, const int32_t* y,
         for (int j = 0; j < C; j++) d[j] = p[j] * scale;
         d[y[i]] -= scale;
     }
-    sync_threads();
 }
 
 double sum_in_order(const float* values, int64_t n) {

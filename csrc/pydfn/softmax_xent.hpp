@@ -1,5 +1,6 @@
 // Softmax cross-entropy computed from logits (max subtracted, log-sum-exp:
-// never softmax then log). Rows are shared between the threads of a parallel_region().
+// never softmax then log). Rows are shared between the threads of a parallel_region(), which sync_threads()
+// before reading the results (threads.hpp).
 #pragma once
 #include <cstdint>
 

@@ -66,6 +66,12 @@ int thread_index();
 
 // Waits until every thread of the current parallel region gets here; makes
 // what each wrote before visible to all. A no-op outside a region.
+//
+// pydfn's shared loops do not wait at their end: the caller places this
+// barrier where a thread reads what another wrote. Two row loops over the
+// same B rows need none between them: `schedule(static)` gives each thread
+// the same rows in both (OpenMP guarantees it for loops of equal trip count
+// in one region), so a thread only reads rows it wrote itself.
 void sync_threads();
 
 // Marks the calling thread as a member of a region using `barrier`, and

@@ -6,12 +6,13 @@
 //   backward  dW(M,N) = X(K,M)ᵀ · dY(K,N)                        (tn)
 // and the optimizer update (optim.hpp) over a flat buffer.
 //
-// Fast kernels share their work through `omp for nowait` loops, each followed by
-// sync_threads(): call them from inside parallel_region() (threads.hpp), where
-// every thread calls them, or from serial code. Each output element is
-// computed by one thread in a fixed order, so results do not depend on the
-// thread count. The reference kernels are naive loops,
-// serial only, kept as the oracle for tests.
+// Fast kernels share their work through `omp for nowait` loops and do not wait
+// for the other threads at the end: call them from inside parallel_region()
+// (threads.hpp), where every thread calls them, then sync_threads() before any
+// thread reads what they wrote (or call them from serial code). Each output
+// element is computed by one thread in a fixed order, so results do not depend
+// on the thread count. The reference kernels are naive loops, serial only,
+// kept as the oracle for tests.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -59,10 +60,6 @@ const Kernels& kernels_avx512();
 const Kernels* kernels_for(Isa isa);
 // The kernels training uses: the best this CPU runs (see best_isa()).
 const Kernels& kernels_best();
-
-// The barrier of the current parallel region (threads.hpp; declared here so
-// the ISA files include nothing with inline code).
-void sync_threads();
 
 // A buffer of at least `floats` floats owned by the calling thread, one per
 // use, valid until that use's next call; it only grows, so steady-state
