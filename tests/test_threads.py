@@ -66,6 +66,26 @@ def test_more_threads_than_cores_gives_the_same_weights(threads):
     assert all(np.array_equal(a, b) for a, b in zip(*results))
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("loss", ["softmax_xent", "mse"])
+def test_every_layer_path_gives_the_same_bits_for_any_thread_count(threads, activation, loss):
+    # Each path places its own barriers (tanh/sigmoid passes, dropout masks, the
+    # penalty, a regression loss): a missing one shows up as threads disagreeing.
+    rng = np.random.default_rng(0)
+    x = rng.random((500, 40), dtype=np.float32)
+    y = rng.integers(0, 7, 500) if loss == "softmax_xent" else rng.random((500, 3), dtype=np.float32)
+    results = []
+    for n in (1, 2, 3):
+        pydfn.set_num_threads(n)
+        model = pydfn.MLP([40, 33, 17, 7 if loss == "softmax_xent" else 3], seed=1,
+                          activation=activation, loss=loss, dropout=0.3, l2=1e-3)
+        for _ in range(2):
+            model.train_epoch(x, y, pydfn.Adam(), batch_size=37, seed=2)
+        results.append(model.get_weights() + [model.predict_logits(x)])
+    for other in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(results[0], other))
+
+
 @pytest.mark.parametrize("n, error, match", [
     (0, ValueError, "threads must be >= 1, got 0"),
     (2**40, ValueError, "threads must be <= 1024, got 1099511627776"),
