@@ -11,7 +11,8 @@ ratios. NumPy's BLAS thread count is set with threadpoolctl.
 Then inference: the logits of 10,000 test-set-sized rows (predict_logits at its
 default batch of 1024; NumPy's forward in the same batches), median of
 --repeats passes each (each after one untimed pass), interleaved, same thread
-counts. --no-training skips the epoch table.
+counts. --no-training skips the epoch table. And latency: one predict_logits call
+on 1, 16 and 64 rows (a server's requests), the mean of 300 calls in a row.
 
 --memory also reports each implementation's peak memory over one epoch (Linux:
 the peak RSS during the epoch minus the RSS before it, data and model loaded),
@@ -133,8 +134,10 @@ def torch_predict(x, batch):
     return predict
 
 
-def measure_inference(threads: int, batch: int, repeats: int, x, with_torch: bool) -> dict[str, float]:
-    """Median seconds of one pass of predict_logits over x per implementation, interleaved."""
+def measure_inference(threads: int, batch: int, repeats: int, x, with_torch: bool,
+                      calls: int = 1) -> dict[str, float]:
+    """Median seconds of one pass of predict_logits over x per implementation, interleaved
+    (each sample the mean of `calls` passes in a row)."""
     pydfn.set_num_threads(threads)
     runners = {"pydfn": pydfn_predict(x, batch), "numpy": numpy_predict(x, batch)}
     if with_torch:
@@ -150,7 +153,7 @@ def measure_inference(threads: int, batch: int, repeats: int, x, with_torch: boo
                 # slower here (cold core: caches, clock), which would swamp the kernels.
                 time.sleep(0.3)
                 run()
-                times[name].append(_timed(run))
+                times[name].append(_timed(lambda: [run() for _ in range(calls)]) / calls)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -225,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                       + rates(seconds, EPOCH_SAMPLES, gflop, peak, medians))
                 rows.append((threads, batch, name, seconds))
     inference(thread_counts, peaks, args.inference_batch, args.repeats, with_torch)
+    latency(thread_counts, args.repeats, with_torch)
     if args.memory:
         print("\npeak memory of one epoch at batch 64, beyond the data (fresh interpreter each):")
         for name in ["pydfn", "numpy"] + (["torch"] if with_torch else []):
@@ -248,6 +252,25 @@ def inference(thread_counts: list[int], peaks: dict[int, float], batch: int, rep
         for name, seconds in medians.items():
             print(f"{threads:>7} {name:>6} {1e3 * seconds:>8.2f} "
                   + rates(seconds, INFERENCE_SAMPLES, gflop, peaks[threads], medians))
+
+
+LATENCY_ROWS = (1, 16, 64)
+
+
+def latency(thread_counts: list[int], repeats: int, with_torch: bool, calls: int = 300) -> None:
+    """The latency table: one predict_logits call on a few rows, as a server makes them."""
+    x, _ = synthetic_data(max(LATENCY_ROWS), seed=1)
+    print(f"\nlatency: one predict_logits call on a few rows (mean of {calls} calls, median of {repeats})")
+    print(f"{'threads':>7} {'rows':>5} {'impl':>6} {'us/call':>8} {'vs numpy':>9}"
+          + (f" {'vs torch':>9}" if with_torch else ""))
+    for threads in thread_counts:
+        for rows in LATENCY_ROWS:
+            medians = measure_inference(threads, rows, repeats, x[:rows], with_torch, calls)
+            for name, seconds in medians.items():
+                line = f"{threads:>7} {rows:>5} {name:>6} {1e6 * seconds:>8.1f} {medians['numpy'] / seconds:>8.2f}x"
+                if "torch" in medians:
+                    line += f" {medians['torch'] / seconds:>8.2f}x"
+                print(line)
 
 
 def rates(seconds: float, samples: int, gflop: float, peak: float, medians: dict[str, float]) -> str:
