@@ -148,11 +148,13 @@ def measure_inference(threads: int, batch: int, repeats: int, x, with_torch: boo
     with threadpool_limits(threads, user_api="blas"):
         for _ in range(repeats):
             for name, run in runners.items():
-                # As in measure(), the other implementation's workers fall asleep; then one
-                # untimed pass: a ~20 ms pass timed straight after an idle pause ran up to 2.5x
-                # slower here (cold core: caches, clock), which would swamp the kernels.
+                # As in measure(), the other implementation's workers fall asleep; then as
+                # many untimed passes as timed: a ~20 ms pass timed straight after an idle
+                # pause ran up to 2.5x slower here (cold core: caches, clock; the idle
+                # virtual core takes a while to be given a real one again).
                 time.sleep(0.3)
-                run()
+                for _ in range(calls):
+                    run()
                 times[name].append(_timed(lambda: [run() for _ in range(calls)]) / calls)
     return {name: statistics.median(t) for name, t in times.items()}
 
