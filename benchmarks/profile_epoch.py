@@ -5,7 +5,7 @@ epochs in a child process under ``perf record`` (a CPU-clock sample every 250 us
 of running, every context switch with its call chain, every wake-up one of its
 threads makes), then puts each thread's time inside the timed epochs into one
 of the training step's parts: forward GEMMs, softmax-xent, the backward dX /
-dW(+Adam) / db(+Adam) kernels, the row gather, barriers (spinning, in the futex
+dW / db(+Adam) kernels, each W's Adam step, the row gather, barriers (spinning, in the futex
 call, asleep in it until the last thread arrives, then woken but waiting for a
 core) and time taken off the CPU by other programs (the machine is shared).
 Prints thread-milliseconds per epoch, shares, each thread's part and the
@@ -48,8 +48,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PERIOD_NS = 250_000  # CPU-clock sampling period
 
 # The parts of a step, matched against a sample's call chain from the leaf up;
-# the first rule with a matching frame wins, so barriers come first (they are
-# called from inside every kernel). (label, substrings of the frame's symbol).
+# the first rule with a matching frame wins, so barriers come first (their
+# chains also hold the step code that called them). (label, substrings of the frame's symbol).
 PARTS = [
     ("barrier: spin", ("TeamBarrier::wait", "pydfn::sync_threads")),
     ("forward: sgemm_nn_bias_relu x3", ("sgemm_nn_bias_relu",)),
@@ -60,7 +60,7 @@ PARTS = [
     ("optimizer step on each W: opt_update x3", ("opt_update",)),
     ("backward db+Adam: column_sums x3", ("column_sums",)),
     ("gather of the batch rows", ("MLP::gather",)),
-    ("loss sum, step (thread 0)", ("sum_in_order", "count_correct", "opt_step")),
+    ("loss sum and step (each thread), accuracy (thread 0)", ("sum_in_order", "count_correct", "opt_step")),
 ]
 BARRIER_KERNEL = "barrier: futex syscall (on CPU)"
 BARRIER_SLEEP = "barrier: asleep in futex until woken (off CPU)"
