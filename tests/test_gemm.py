@@ -83,6 +83,24 @@ def test_kernels_are_bitwise_thread_count_invariant(kernels, rng, threads):
             assert np.array_equal(x, y)
 
 
+@pytest.mark.parametrize("kernels", FAST_KERNELS)
+def test_every_tile_height_gives_each_row_the_bits_it_gets_in_a_full_batch(kernels, rng):
+    # Tiles come in every height up to the register tile's (4 or 6 rows): rows
+    # 1..13 use each at least once, alone and after full tiles. A row's result
+    # must not depend on which rows share its tile: predict_logits relies on it.
+    A, B, bias = rand(rng, 13, 70), rand(rng, 70, 35), rand(rng, 35)
+    X, dY = rand(rng, 20, 13), rand(rng, 20, 35)  # tn: C's rows are X's columns
+    full = (_core.sgemm_nn(A, B, bias, True, kernels=kernels),
+            _core.sgemm_nt(A, B.T.copy(), kernels=kernels),
+            _core.sgemm_tn(X, dY, kernels=kernels))
+    exact_nn = np.maximum(A.astype(np.float64) @ B + bias, 0)
+    assert_product(full[0], exact_nn, product_error_bound(np.abs(A) @ np.abs(B) + np.abs(bias), 71))
+    for m in range(1, 14):
+        assert np.array_equal(_core.sgemm_nn(A[:m], B, bias, True, kernels=kernels), full[0][:m])
+        assert np.array_equal(_core.sgemm_nt(A[:m], B.T.copy(), kernels=kernels), full[1][:m])
+        assert np.array_equal(_core.sgemm_tn(X[:, :m].copy(), dY, kernels=kernels), full[2][:m])
+
+
 def test_shape_mismatch_is_a_value_error(rng):
     with pytest.raises(ValueError, match=r"B must have shape \(5, any\), got \(4, 3\)"):
         _core.sgemm_nn(rand(rng, 2, 5), rand(rng, 4, 3))
