@@ -199,6 +199,15 @@ Targets MLP::gather(const float* X, Targets y, const int64_t* rows, int B) {
     return batch;
 }
 
+void MLP::prefetch_rows(const float* X, const int64_t* rows, int B) const {
+    const int64_t bytes = int64_t(sizes_[0]) * sizeof(float);
+#pragma omp for schedule(static) nowait
+    for (int i = 0; i < B; i++) {
+        const char* row = reinterpret_cast<const char*>(X + rows[i] * sizes_[0]);
+        for (int64_t at = 0; at < bytes; at += 64) __builtin_prefetch(row + at, 0, 2);
+    }
+}
+
 int64_t MLP::count_correct(const int32_t* y, int B) const {
     if (!y) return 0;
     const int classes = sizes_.back();
@@ -269,6 +278,8 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
             if (!std::isfinite(loss)) break;
             if (thread_index() == 0) applied++;
             const OptStep step = opt_step(config, t);
+            if (b + 1 < num_batches)
+                prefetch_rows(X, order + start + B, int(std::min<int64_t>(batch_size, n - start - B)));
             backward(x_batch_.data(), B, t, &step);
         }
     });
