@@ -17,6 +17,8 @@ import pytest
 
 import pydfn
 
+from _subprocess import run_python
+
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
 needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
                                reason="needs mpi4py and mpiexec: pip install 'pydfn[mpi]'")
@@ -215,10 +217,8 @@ def test_without_mpi4py_the_error_names_the_extra():
             "    pydfn.MLP([3, 2]).fit(x, y, pydfn.Adam(), batch_size=2, verbose=0, distributed=True)\n"
             "except ImportError as exc:\n"
             "    print(exc)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=tempfile.gettempdir())
-    assert "distributed training needs mpi4py and an MPI library: pip install 'pydfn[mpi]'" in result.stdout, \
-        result.stderr
+    assert "distributed training needs mpi4py and an MPI library: pip install 'pydfn[mpi]'" in \
+        run_python(code, timeout=60)
 
 
 def test_distributed_must_be_a_bool():

@@ -12,7 +12,6 @@ import pytest
 from _training_data import blobs, weights_equal
 
 import pydfn
-from pydfn import training
 from pydfn.callbacks import Callback, Progress
 from pydfn.checkpoint import load
 

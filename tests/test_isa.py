@@ -6,13 +6,12 @@ once, at import), so a crash there fails the test rather than the run.
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
 from pydfn import _core
+
+from _subprocess import run_python
 
 ALL_ISAS = ["generic", "avx2", "avx512"]
 
@@ -40,12 +39,7 @@ print(json.dumps({
 
 
 def run_with_cap(cap):
-    env = dict(os.environ, PYDFN_MAX_ISA=cap)
-    # Run outside the repository, so the child imports the installed package.
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
-                         timeout=120, cwd=tempfile.gettempdir())
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return json.loads(run_python(CHILD, PYDFN_MAX_ISA=cap))
 
 
 @pytest.mark.parametrize("isa", ALL_ISAS)

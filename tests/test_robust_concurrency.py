@@ -6,10 +6,8 @@ a timeout, so a deadlock or crash fails the test instead of the run."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
+
+from _subprocess import run_python
 
 COMMON = """
 import json, threading
@@ -31,10 +29,7 @@ def flat(model):
 
 
 def run(code: str, timeout: float = 120) -> dict:
-    out = subprocess.run([sys.executable, "-c", COMMON + code], capture_output=True, text=True,
-                         timeout=timeout, cwd=tempfile.gettempdir(), env=dict(os.environ, OMP_NUM_THREADS="2"))
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return json.loads(run_python(COMMON + code, timeout, OMP_NUM_THREADS="2"))
 
 
 def test_two_models_in_two_threads_equal_training_them_one_after_the_other():

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
+from _subprocess import run_python
+
 
 def run(code: str, timeout: float = 300, **env: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                         cwd=tempfile.gettempdir(), env=dict(os.environ, **env))
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return json.loads(run_python(code, timeout, **env))
 
 
 @pytest.mark.skipif(bool(os.environ.get("PYDFN_SANITIZED")), reason="ASan's shadow memory inflates the RSS")

@@ -3,12 +3,11 @@ against scikit-learn's, regression quality, pipelines, grid search (Fashion-MNIS
 pickling, and the thread pool seen by threadpoolctl."""
 
 import pickle
-import subprocess
-import sys
-import tempfile
 
 import numpy as np
 import pytest
+
+from _subprocess import run_python
 
 pytest.importorskip("sklearn")
 
@@ -32,14 +31,6 @@ def one_thread(threads):
     # These problems are tiny: one thread runs them ~10x faster on a busy machine,
     # and results do not depend on the thread count.
     pydfn.set_num_threads(1)
-
-
-def run_python(code, timeout=120):
-    """Run code in a fresh interpreter outside the repository (so it imports the installed pydfn)."""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                         cwd=tempfile.gettempdir())
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 def small_problem(n=300, n_classes=3):

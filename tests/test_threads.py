@@ -1,22 +1,13 @@
 """Threads: the count, fork safety and oversubscription never change results or hang."""
 
 import os
-import subprocess
-import sys
-import tempfile
 
 import numpy as np
 import pytest
 
+from _subprocess import run_python
+
 import pydfn
-
-
-def run_python(code, timeout=120, **env):
-    """Run code in a fresh interpreter outside the repository (so it imports the installed pydfn)."""
-    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **env), capture_output=True,
-                         text=True, timeout=timeout, cwd=tempfile.gettempdir())
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 TRAIN = """
