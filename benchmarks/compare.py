@@ -16,12 +16,13 @@ How it measures:
   first-touch cost; reported apart) and then --epochs timed epochs. A cell's figure is
   the median of all its timed epochs (rounds x epochs) with their min-max; "x pydfn" is
   the median (min-max) over the rounds of the peer's median over pydfn's in that round.
+  "CPU s" is the median CPU time of the child (all its threads) per timed epoch: on a
+  shared machine, where other programs take the cores, the one-thread rows' CPU seconds
+  are the steadier figure (at 2 threads they include spin-waiting).
 - Threads: each library's own setting (pydfn.set_num_threads, threadpoolctl for NumPy's
   BLAS, torch.set_num_threads with one inter-op thread, XLA_FLAGS for JAX's one-thread run,
   OMP/OPENBLAS/MKL_NUM_THREADS in the environment), and the child pins itself with
   os.sched_setaffinity to its first N allowed cores before it imports any of them.
-  CPU/wall (the child's CPU seconds over wall seconds in the timed epochs) shows the
-  threads each system really used.
 - The SGEMM peak is NumPy's float32 4096x4096 matmul on the same threads, the best of 3
   after one untimed, in a child of its own each round; % of peak uses the best round.
 - The children run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (removed from their
@@ -138,6 +139,9 @@ def status_kib(field: str) -> int:
 
 # --- the parent: launches the children, interleaved, then the tables ---------------------
 
+TIMEOUT = [600.0]  # seconds a child may take (--timeout)
+
+
 def run_child(mode: str, threads: int, system: str = "pydfn", **options) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -150,7 +154,10 @@ def run_child(mode: str, threads: int, system: str = "pydfn", **options) -> dict
     for key, value in options.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
     # cwd: the repository root would shadow the installed pydfn with its source folder
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=HERE)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=HERE, timeout=TIMEOUT[0])
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result within {TIMEOUT[0]:.0f} s (the child was stopped)"}
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["exit code %d" % done.returncode])[-1]}
     return json.loads(done.stdout.splitlines()[-1])
@@ -178,10 +185,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="PyTorch's Adam implementation (fused measured faster here)")
     parser.add_argument("--markdown", action="store_true", help="also print the epoch table as Markdown")
     parser.add_argument("--plot", metavar="PNG", help="also write a bar chart")
+    parser.add_argument("--save", metavar="JSON", help="also write every child's raw result")
+    parser.add_argument("--load", metavar="JSON", help="print the tables of a --save'd run, measuring nothing")
     parser.add_argument("--memory", action="store_true", help="also compare peak memory of one epoch")
     parser.add_argument("--inference-batch", type=int, default=1024, help="predict_logits batch (its default)")
     parser.add_argument("--no-training", action="store_true", help="skip the epoch table")
     parser.add_argument("--no-inference", action="store_true", help="skip the inference and latency tables")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds a child process may take")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each child's result as it comes")
     parser.add_argument("--child", choices=["peak", "epoch", "infer", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--system", default="pydfn", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
@@ -192,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import systems
     from workload import EPOCH_SAMPLES, flops_per_sample
+    TIMEOUT[0] = args.timeout
     cores = len(os.sched_getaffinity(0))
     thread_counts = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, cores})
     batches = [int(b) for b in args.batches.split(",")]
@@ -207,27 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"children run without {' and '.join(UNSET)} "
           f"(here: {', '.join(k + '=' + os.environ.get(k, 'unset') for k in UNSET)})")
 
-    peaks: dict[int, list[float]] = {t: [] for t in thread_counts}
-    epochs: dict[tuple, list[dict]] = {}
-    inference: dict[tuple, list[dict]] = {}
-    for r in range(args.rounds):
-        for threads in thread_counts:
-            result = run_child("peak", threads)
-            if "error" in result:
-                sys.exit(f"the SGEMM peak child failed: {result['error']}")
-            peaks[threads].append(result["gflops"])
-            if r == 0:
-                print(f"NumPy BLAS with {threads} thread(s): {result['blas']}")
-            for batch in [] if args.no_training else batches:
-                for name in rotated(names, r):
-                    epochs.setdefault((threads, batch, name), []).append(
-                        run_child("epoch", threads, name, batch=batch, epochs=args.epochs,
-                                  torch_adam=args.torch_adam))
-            for name in [] if args.no_inference else rotated(names, r):
-                inference.setdefault((threads, name), []).append(
-                    run_child("infer", threads, name, inference_batch=args.inference_batch))
-        print(f"round {r + 1} of {args.rounds} done", flush=True)
-
+    if args.load:
+        peaks, epochs, inference = load(args.load)
+        thread_counts, batches = sorted(peaks), sorted({b for _, b, _ in epochs})
+        names = [n for n in SYSTEM_ORDER if any(k[-1] == n for k in [*epochs, *inference])]
+    else:
+        peaks, epochs, inference = measure(args, thread_counts, batches, names)
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump({"peaks": peaks, "epochs": [[*k, v] for k, v in epochs.items()],
+                       "inference": [[*k, v] for k, v in inference.items()]}, f)
     best_peak = {t: max(p) for t, p in peaks.items()}
     for threads in thread_counts:
         print(f"\nSGEMM peak with {threads} thread(s): best {best_peak[threads]:.0f} GFLOP/s, rounds "
@@ -251,6 +252,40 @@ def main(argv: list[str] | None = None) -> int:
 SYSTEM_ORDER = ["pydfn", "pydfn-bf16", "numpy", "torch", "jax"]
 
 
+def measure(args, thread_counts, batches, names) -> tuple[dict, dict, dict]:
+    """Runs the children, round after round: the SGEMM peaks, the epochs, the inference passes."""
+    peaks: dict[int, list[float]] = {t: [] for t in thread_counts}
+    epochs: dict[tuple, list[dict]] = {}
+    inference: dict[tuple, list[dict]] = {}
+    for r in range(args.rounds):
+        for threads in thread_counts:
+            result = run_child("peak", threads)
+            if "error" in result:
+                sys.exit(f"the SGEMM peak child failed: {result['error']}")
+            peaks[threads].append(result["gflops"])
+            if r == 0:
+                print(f"NumPy BLAS with {threads} thread(s): {result['blas']}")
+            for batch in [] if args.no_training else batches:
+                for name in rotated(names, r):
+                    result = run_child("epoch", threads, name, batch=batch, epochs=args.epochs,
+                                       torch_adam=args.torch_adam)
+                    epochs.setdefault((threads, batch, name), []).append(result)
+                    if args.verbose:
+                        print(f"  round {r + 1}, {threads} thread(s), batch {batch}, {name}: {result}", flush=True)
+            for name in [] if args.no_inference else rotated(names, r):
+                inference.setdefault((threads, name), []).append(
+                    run_child("infer", threads, name, inference_batch=args.inference_batch))
+        print(f"round {r + 1} of {args.rounds} done", flush=True)
+    return peaks, epochs, inference
+
+
+def load(path: str) -> tuple[dict, dict, dict]:
+    with open(path) as f:
+        saved = json.load(f)
+    return ({int(t): p for t, p in saved["peaks"].items()}, {tuple(e[:-1]): e[-1] for e in saved["epochs"]},
+            {tuple(e[:-1]): e[-1] for e in saved["inference"]})
+
+
 def version(name: str) -> str:
     module = {"pydfn-bf16": "pydfn"}.get(name, name)
     from importlib.metadata import PackageNotFoundError
@@ -268,25 +303,30 @@ def epoch_table(epochs, thread_counts, batches, names, peak, gflop, samples) -> 
         for batch in batches:
             print(f"\n{threads} thread(s), batch {batch}: seconds per epoch, median [min-max] of the timed epochs")
             print(f"{'system':>10} {'s/epoch':>21} {'warm-up s':>9} {'samples/s':>10} {'GFLOP/s':>8} "
-                  f"{'% peak':>7} {'CPU/wall':>8} {'x pydfn (per round)':>22}")
-            base = [statistics.median(r["epochs"]) if "epochs" in r else None
-                    for r in epochs.get((threads, batch, "pydfn"), [])]
+                  f"{'% peak':>7} {'CPU s':>6} {'x pydfn (per round)':>22} {'x pydfn in CPU s':>22}")
+            base = [r if "epochs" in r else None for r in epochs.get((threads, batch, "pydfn"), [])]
             for name in names:
                 results = epochs.get((threads, batch, name), [])
                 errors = [r["error"] for r in results if "error" in r]
-                if errors:
-                    print(f"{name:>10} failed: {errors[0]}")
+                done = [r for r in results if "epochs" in r]
+                if not done:
+                    print(f"{name:>10} failed: {errors[0] if errors else 'not run'}")
                     continue
-                times = [t for r in results for t in r["epochs"]]
+                times = [t for r in done for t in r["epochs"]]
                 med = statistics.median(times)
-                cpu = sum(c for r in results for c in r["cpu"]) / sum(times)
-                ratios = [statistics.median(r["epochs"]) / b for r, b in zip(results, base) if b]
-                summary[threads, batch, name] = (med, min(times), max(times), ratios)
-                warm = statistics.median(r["warmup"] for r in results)
+                cpu = statistics.median(c for r in done for c in r["cpu"])
+                pairs = [(r, b) for r, b in zip(results, base) if b and "epochs" in r]
+                ratios = [statistics.median(r["epochs"]) / statistics.median(b["epochs"]) for r, b in pairs]
+                cpu_ratios = [statistics.median(r["cpu"]) / statistics.median(b["cpu"]) for r, b in pairs]
+                summary[threads, batch, name] = (med, min(times), max(times), ratios, cpu, cpu_ratios)
+                warm = statistics.median(r["warmup"] for r in done)
                 rate = gflop / med
-                ratio = median_range(ratios, fmt=".2f") if name != "pydfn" and ratios else ""
+                ratio, cpu_ratio = (median_range(r, fmt=".2f") if name != "pydfn" and r else ""
+                                    for r in (ratios, cpu_ratios))
                 print(f"{name:>10} {median_range(times):>21} {warm:>9.3f} {samples / med:>10,.0f} {rate:>8.1f} "
-                      f"{100 * rate / peak[threads]:>6.0f}% {cpu:>8.2f} {ratio:>22}")
+                      f"{100 * rate / peak[threads]:>6.0f}% {cpu:>6.2f} {ratio:>22} {cpu_ratio:>22}")
+                if errors:
+                    print(f"{'':>10} ({len(errors)} of {len(results)} rounds failed: {errors[0]})")
             peers = [(summary[threads, batch, n][0], n) for n in names
                      if not n.startswith("pydfn") and (threads, batch, n) in summary]
             if peers:
@@ -304,11 +344,24 @@ def markdown(summary, thread_counts, batches, names) -> None:
             if (*cell, name) not in summary:
                 row.append("—")
                 continue
-            med, lo, hi, ratios = summary[(*cell, name)]
+            med, lo, hi, ratios, _, _ = summary[(*cell, name)]
             text = f"{med:.3f} s ({lo:.3f}–{hi:.3f})"
             if name != "pydfn" and ratios:
                 text += f", {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
             row.append(text)
+        print(f"| {name} | " + " | ".join(row) + " |")
+    print("\nCPU seconds per epoch (median; all the child's threads), and x pydfn in CPU seconds:")
+    print("\n| system | " + " | ".join(f"batch {b}, {t} thr" for t, b in cells) + " |")
+    print("|---|" + "---:|" * len(cells))
+    for name in names:
+        row = []
+        for cell in cells:
+            if (*cell, name) not in summary:
+                row.append("—")
+                continue
+            cpu, ratios = summary[(*cell, name)][4:]
+            row.append(f"{cpu:.2f} s" + (f", {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+                                         if name != "pydfn" and ratios else ""))
         print(f"| {name} | " + " | ".join(row) + " |")
 
 
