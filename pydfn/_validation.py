@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from typing import Any, Sequence
@@ -59,6 +60,36 @@ def as_labels(y: Any, n_classes: int, n_samples: int, *, name: str = "y") -> np.
         bad = y[(y < 0) | (y >= n_classes)][0]
         raise ValueError(f"{name} must hold labels in [0, {n_classes}), found {bad}")
     return np.ascontiguousarray(y, dtype=np.int32)
+
+
+def real(value: Any, name: str) -> float:
+    """Return ``value`` as a float, else raise a TypeError naming it (bools are refused:
+    ``True`` is not a rate)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def nonnegative_real(value: Any, name: str) -> float:
+    """Return ``value`` as a finite float >= 0, else raise TypeError/ValueError naming it."""
+    number = real(value, name)
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {number}")
+    return number
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` as a bool; a TypeError for anything else ('no' would be truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def as_y(y: Any, classifier: bool, n_outputs: int, n_samples: int, *, name: str = "y") -> np.ndarray:
+    """Labels (n_samples,) int32 for a classifier, else targets (n_samples, n_outputs) float32."""
+    if classifier:
+        return as_labels(y, n_outputs, n_samples, name=name)
+    return as_targets(y, n_outputs, n_samples, name=name)
 
 
 def positive_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:

@@ -21,11 +21,10 @@ from . import _core, datasets, metrics
 from ._validation import check_network_size
 from .augment import Augment
 from .callbacks import EarlyStopping, ReduceLROnPlateau
-from .checkpoint import load
-from .model import MLP
+from .model import MLP, load
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
+from .preprocessing import prepare_features
 from .system import info, set_num_threads
-from .training import prepare_features
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -229,7 +228,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.plots:
         from . import plot
 
-        plot._pyplot()  # fail now, not after training, when matplotlib is missing
+        plot.pyplot()  # fail now, not after training, when matplotlib is missing
         os.makedirs(args.plots, exist_ok=True)
         plt_module = plot
 

@@ -24,13 +24,13 @@ def data():
 def seen_rows(model, monkeypatch):
     """Record copies of the (x, y, order) each C++ call of ``model``'s fit trains on."""
     calls = []
-    train = model._train_on_order
+    train = model.engine.train
 
     def spy(x, y, order, *args):
         calls.append((x[order].copy(), y[order].copy()))
         return train(x, y, order, *args)
 
-    monkeypatch.setattr(model, "_train_on_order", spy)
+    monkeypatch.setattr(model.engine, "train", spy)
     return calls
 
 
@@ -50,7 +50,7 @@ def test_the_core_trains_on_datasets_augment_of_the_epoch_order(data, monkeypatc
         expected.append(augment_images(x[orders[-1]], max_shift=2, flip=True, seed=rng, image_shape=(6, 6)))
     np.testing.assert_array_equal(np.concatenate([c[0] for c in calls]), np.concatenate(expected))
     np.testing.assert_array_equal(np.concatenate([c[1] for c in calls]), y[np.concatenate(orders)])
-    assert model._rng.bit_generator.state == rng.bit_generator.state  # fit drew nothing else
+    assert model.engine.rng.bit_generator.state == rng.bit_generator.state  # fit drew nothing else
     assert not np.array_equal(expected[0], x[orders[0]])  # the images did change
 
 

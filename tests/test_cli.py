@@ -106,7 +106,7 @@ def test_flags_reach_the_model_and_the_fit(fake_data, capsys):
     model = load("m.npz")
     assert model.layer_sizes == [784, 16, 8, 10] and model.optimizer.lr == 0.01
     assert model.history.params["samples"] == 450 and model.history.params["batch_size"] == 100
-    assert model._net.get_optimizer_state()[2] == 2 * 5  # 450 rows in batches of 100, twice
+    assert model.optimizer_step == 2 * 5  # 450 rows in batches of 100, twice
     assert not any(line.startswith("Epoch") for line in out.splitlines())
     # seed 5 seeds the split, the weights and the shuffling
     (x, y), _ = datasets.load_fashion_mnist()

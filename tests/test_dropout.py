@@ -150,7 +150,7 @@ def test_checkpoint_keeps_dropout_and_resumes_exactly(rng, tmp_path):
     (SIZES, -0.1, ValueError, r"must be in \[0, 1\)"),
     (SIZES, float("nan"), ValueError, r"must be in \[0, 1\)"),
     (SIZES, [0.1], ValueError, r"one rate per hidden layer \(2\), got 1"),
-    (SIZES, [0.1, "0.2"], TypeError, r"dropout\[1\] must be a number"),
+    (SIZES, [0.1, "0.2"], TypeError, r"dropout\[1\] must be a real number"),
     (SIZES, "0.2", TypeError, "dropout must be a number or a sequence"),
     (SIZES, True, TypeError, "dropout must be a number or a sequence"),
     ([4, 2], 0.5, ValueError, "dropout needs hidden layers"),
