@@ -290,7 +290,11 @@ PYBIND11_MODULE(_core, m) {
     m.def("hardware_isa", [] { return std::string(pydfn::isa_name(pydfn::hardware_isa())); },
           "The best ISA of this CPU, ignoring PYDFN_MAX_ISA.");
 
-    m.def("sgemm_nn",
+    // Kernels and optimizer steps one call at a time, for the tests and benchmarks
+    // (pydfn._core.testing): not the API.
+    py::module_ testing = m.def_submodule("testing", "The core's kernels one call at a time, for tests and "
+                                                     "benchmarks: not pydfn's API.");
+    testing.def("sgemm_nn",
           [](const FloatArray& A, const FloatArray& B, std::optional<FloatArray> bias, bool relu,
              const std::string& kernels) {
               check_shape(A, "A", {-1, -1});
@@ -306,7 +310,7 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("A"), py::arg("B"), py::arg("bias") = py::none(), py::arg("relu") = false,
           py::arg("kernels") = "best", "C(M,N) = A(M,K)·B(K,N) + bias, then ReLU if relu.");
-    m.def("sgemm_nt",
+    testing.def("sgemm_nt",
           [](const FloatArray& A, const FloatArray& B, std::optional<FloatArray> mask,
              const std::string& kernels) {
               check_shape(A, "A", {-1, -1});
@@ -322,7 +326,7 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("A"), py::arg("B"), py::arg("mask") = py::none(), py::arg("kernels") = "best",
           "C(M,N) = A(M,K)·B(N,K)ᵀ, zero where mask <= 0.");
-    m.def("sgemm_tn",
+    testing.def("sgemm_tn",
           [](const FloatArray& A, const FloatArray& B, const std::string& kernels) {
               check_shape(A, "A", {-1, -1});
               check_shape(B, "B", {A.shape(0), -1});
@@ -334,7 +338,7 @@ PYBIND11_MODULE(_core, m) {
               return C;
           },
           py::arg("A"), py::arg("B"), py::arg("kernels") = "best", "C(M,N) = A(K,M)ᵀ·B(K,N).");
-    m.def("column_sums",
+    testing.def("column_sums",
           [](const FloatArray& dy, const std::string& kernels) {
               check_shape(dy, "dy", {-1, -1});
               const int B = int(dy.shape(0)), N = int(dy.shape(1));
@@ -345,7 +349,7 @@ PYBIND11_MODULE(_core, m) {
               return db;
           },
           py::arg("dy"), py::arg("kernels") = "best", "db(N) = sum of the rows of dy(B,N).");
-    m.def("dense_backward",
+    testing.def("dense_backward",
           [](const FloatArray& dy, const FloatArray& x, const FloatArray& W, bool mask_relu,
              bool need_dx, const std::string& kernels) {
               check_shape(x, "x", {-1, -1});
@@ -367,7 +371,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("dy"), py::arg("x"), py::arg("W"), py::arg("mask_relu"),
           py::arg("need_dx") = true, py::arg("kernels") = "best",
           "(dx, dW, db) of a dense layer; dx is masked where x <= 0 if mask_relu.");
-    m.def("softmax_xent_forward",
+    testing.def("softmax_xent_forward",
           [](const FloatArray& logits, const LabelArray& y) {
               check_shape(logits, "logits", {-1, -1});
               const int B = int(logits.shape(0)), C = int(logits.shape(1));
@@ -381,7 +385,7 @@ PYBIND11_MODULE(_core, m) {
               return std::make_tuple(losses, probs);
           },
           py::arg("logits"), py::arg("y"), "(per-row losses (B,), probs (B,C)).");
-    m.def("softmax_xent_backward",
+    testing.def("softmax_xent_backward",
           [](const FloatArray& probs, const LabelArray& y, float scale) {
               check_shape(probs, "probs", {-1, -1});
               const int B = int(probs.shape(0)), C = int(probs.shape(1));
@@ -395,7 +399,7 @@ PYBIND11_MODULE(_core, m) {
               return d;
           },
           py::arg("probs"), py::arg("y"), py::arg("scale"));
-    m.def("adam_update",
+    testing.def("adam_update",
           [](FloatArray params, FloatArray m_, FloatArray v, const FloatArray& grads, int64_t t,
              float lr, float beta1, float beta2, float eps, const std::string& kernels) {
               const py::ssize_t n = params.size();
@@ -413,7 +417,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
           py::arg("kernels") = "best", "One Adam step t, in place on params, m and v.");
 
-    m.def("opt_update",
+    testing.def("opt_update",
           [](FloatArray params, FloatArray s1, FloatArray s2, const FloatArray& grads, int64_t t,
              const pydfn::OptConfig& config, float l1, float l2, const std::string& kernels) {
               const py::ssize_t n = params.size();
@@ -435,7 +439,7 @@ PYBIND11_MODULE(_core, m) {
           "One optimizer step t, in place on params, s1 and s2, with the penalty's gradient "
           "l1·sign(params) + 2·l2·params added to grads.");
 
-    m.def("dropout_keep_mask",
+    testing.def("dropout_keep_mask",
           [](uint64_t seed, int64_t step, int layer, float rate, int B, int n) {
               check(rate >= 0.0f && rate < 1.0f, "rate must be in [0, 1)");
               check(B >= 0 && n >= 0, "B and n must be >= 0");

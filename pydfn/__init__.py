@@ -1,6 +1,6 @@
 """pydfn: fast, reproducible training of deep feedforward networks on the CPU."""
 
-from . import callbacks, datasets, metrics, plot, reference
+from . import callbacks, checkpoint, datasets, metrics, plot, reference
 from ._core import __version__
 from .augment import Augment
 from .history import History

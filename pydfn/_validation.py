@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -90,6 +91,17 @@ def as_y(y: Any, classifier: bool, n_outputs: int, n_samples: int, *, name: str 
     if classifier:
         return as_labels(y, n_outputs, n_samples, name=name)
     return as_targets(y, n_outputs, n_samples, name=name)
+
+
+def renamed(new: Any, old: Any, new_name: str, old_name: str, default: Any) -> Any:
+    """The value of an argument renamed from ``old_name`` to ``new_name``: the old spelling
+    still works, with a DeprecationWarning; giving both is a TypeError."""
+    if old is None:
+        return default if new is None else new
+    if new is not None:
+        raise TypeError(f"give {new_name} or its old name {old_name}, not both")
+    warnings.warn(f"{old_name} is deprecated: call it {new_name}", DeprecationWarning, stacklevel=3)
+    return old
 
 
 def positive_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _data
-from ._validation import positive_int
+from ._validation import positive_int, renamed
 
 # Rows transformed per C++ call: the buffer stays small enough to be reused from
 # the heap and to sit in the L3 cache when the core reads it. A fresh buffer of
@@ -127,19 +127,20 @@ class EpochAugmenter:
         return out
 
 
-def augment(images: Any, *, max_shift: int = 2, flip: bool = True, seed: Any = None,
-            image_shape: tuple[int, int] = (28, 28), out: np.ndarray | None = None) -> np.ndarray:
+def augment(images: Any, *, shift: int | None = None, flip: bool = True, seed: Any = None,
+            image_shape: tuple[int, int] = (28, 28), out: np.ndarray | None = None,
+            max_shift: int | None = None) -> np.ndarray:
     """Randomly shift (zero fill) and mirror images, for one epoch of training.
 
     Each image is mirrored left-right with probability 1/2 (when ``flip``), then
-    shifted by whole pixels ``dy, dx`` drawn uniformly from ``[-max_shift, max_shift]``.
+    shifted by whole pixels ``dy, dx`` drawn uniformly from ``[-shift, shift]``.
     The work runs in Cython with the GIL released.
 
     Parameters
     ----------
     images : ndarray of uint8 or float32 of shape (n_images, height, width) or (n_images, height * width)
-    max_shift : int, default 2
-        Largest shift in pixels, along each axis.
+    shift : int, default 2
+        Largest shift in pixels, along each axis (as :class:`Augment`'s ``shift``).
     flip : bool, default True
         Mirror half of the images left-right.
     seed : int, numpy Generator or None
@@ -148,6 +149,8 @@ def augment(images: Any, *, max_shift: int = 2, flip: bool = True, seed: Any = N
         (height, width) of each image when ``images`` is 2-D.
     out : ndarray like ``images``, optional
         C-contiguous, not overlapping ``images``; written and returned.
+    max_shift : int, optional
+        Deprecated: the old name of ``shift``.
 
     Returns
     -------
@@ -156,7 +159,7 @@ def augment(images: Any, *, max_shift: int = 2, flip: bool = True, seed: Any = N
     images = np.ascontiguousarray(images)
     if images.dtype not in (np.uint8, np.float32):
         raise TypeError(f"images must be uint8 or float32, got dtype {images.dtype}")
-    max_shift = positive_int(max_shift, "max_shift", minimum=0)
+    shift = positive_int(renamed(shift, max_shift, "shift", "max_shift", 2), "shift", minimum=0)
     height, width = images.shape[1:] if images.ndim == 3 else image_shape
     if images.ndim not in (2, 3) or height * width != math.prod(images.shape[1:]):
         raise ValueError(f"images must have shape (n, {height}, {width}) or (n, {height * width}), "
@@ -169,27 +172,27 @@ def augment(images: Any, *, max_shift: int = 2, flip: bool = True, seed: Any = N
     elif np.may_share_memory(out, images):
         raise ValueError("out must not overlap images")
     n = images.shape[0]
-    dy, dx, flips = draw_shift_flip(np.random.default_rng(seed), n, max_shift, flip)
+    dy, dx, flips = draw_shift_flip(np.random.default_rng(seed), n, shift, flip)
     shape3 = (n, height, width)
     _data.shift_flip(images.reshape(shape3), out.reshape(shape3), dy, dx, flips)
     return out
 
 
-def draw_shift_flip(rng: np.random.Generator, n: int, max_shift: int, flip: bool
+def draw_shift_flip(rng: np.random.Generator, n: int, shift: int, flip: bool
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The random transforms of :func:`augment` for ``n`` images, drawn from ``rng``.
 
     Returns
     -------
     dy, dx : ndarray of int32 of shape (n,)
-        Shifts down and right, uniform in ``[-max_shift, max_shift]``.
+        Shifts down and right, uniform in ``[-shift, shift]``.
     flips : ndarray of uint8 of shape (n,)
         1 (mirror) with probability 1/2 when ``flip``, else all 0.
     """
-    if not max_shift:  # draw nothing: a no-op augmentation leaves rng, hence later epochs, untouched
+    if not shift:  # draw nothing: a no-op augmentation leaves rng, hence later epochs, untouched
         dy = dx = np.zeros(n, dtype=np.int32)
     else:
-        dy = rng.integers(-max_shift, max_shift + 1, size=n, dtype=np.int32)
-        dx = rng.integers(-max_shift, max_shift + 1, size=n, dtype=np.int32)
+        dy = rng.integers(-shift, shift + 1, size=n, dtype=np.int32)
+        dx = rng.integers(-shift, shift + 1, size=n, dtype=np.int32)
     flips = (rng.random(n) < 0.5) if flip else np.zeros(n, dtype=bool)
     return dy, dx, flips.view(np.uint8)

@@ -27,7 +27,7 @@ class Callback:
     """Base class of the callbacks; override the hooks you need.
 
     During a fit, ``self.model`` is the model being trained and ``self.history``
-    its :class:`~pydfn.training.History` (``history.params`` holds ``epochs``,
+    its :class:`~pydfn.history.History` (``history.params`` holds ``epochs``,
     ``batch_size``, ``samples``, ``val_samples`` and the recorded ``metrics``).
     """
 

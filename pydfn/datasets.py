@@ -275,6 +275,16 @@ def _not_found(tried: list[str]) -> FileNotFoundError:
 def _locate(path: str | os.PathLike[str] | None, download: bool
             ) -> tuple[Path, dict[str, tuple[Path, np.ndarray | None]]]:
     registry = _load_registry()
+    if path is not None:  # an explicit path is used or refused, never silently replaced
+        given = Path(path).expanduser()
+        try:
+            found = _verify_dir(given, registry)
+        except (OSError, ValueError) as exc:
+            raise FileNotFoundError(f"no verified Fashion-MNIST in {given}, the path given: {exc} "
+                                    "(give a folder holding the four files, or no path to search "
+                                    "$PYDFN_DATA, the cache and the system package)") from None
+        _save_registry(registry)
+        return given, found
     tried = []
     for label, directory in _places(path):
         if directory is None:
@@ -326,7 +336,8 @@ def load_fashion_mnist(path: str | os.PathLike[str] | None = None, *, download: 
     Parameters
     ----------
     path : str or path-like, optional
-        A directory holding the four files (gzipped or not); looked in first.
+        A directory holding the four files (gzipped or not). When given, it is the
+        only place looked in: a missing or corrupt copy there raises, naming the reason.
     download : bool, default True
         Download into the user cache when no local copy is found.
 

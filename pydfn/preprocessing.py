@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import _data
-from ._validation import as_features, as_labels, positive_int
+from ._validation import as_features, as_labels, positive_int, real, renamed
 
 
 def prepare_images(images: Any, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -67,20 +67,22 @@ def prepare_features(x: Any, n_features: int, name: str = "x") -> np.ndarray:
     return as_features(arr, n_features, name=name)
 
 
-def train_val_split(x: Any, y: Any, val_fraction: float = 0.1, seed: int = 2
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def train_val_split(x: Any, y: Any, validation_split: float | None = None, seed: int = 2, *,
+                    val_fraction: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Shuffle and split off a validation set, like the tutorial's scikit-learn call.
 
     Gives the same split as ``sklearn.model_selection.train_test_split(x, y,
-    test_size=val_fraction, random_state=seed)`` without needing scikit-learn.
+    test_size=validation_split, random_state=seed)`` without needing scikit-learn.
 
     Parameters
     ----------
     x : array-like of shape (n_samples, ...)
     y : array-like of shape (n_samples,)
-    val_fraction : float, default 0.1
+    validation_split : float, default 0.1
         Share of the samples in the validation set (rounded up), in (0, 1).
     seed : int, default 2
+    val_fraction : float, optional
+        Deprecated: the old name of ``validation_split``.
 
     Returns
     -------
@@ -90,11 +92,13 @@ def train_val_split(x: Any, y: Any, val_fraction: float = 0.1, seed: int = 2
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
         raise ValueError(f"x and y need the same number of samples, got shapes {x.shape} and {y.shape}")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    n_val = math.ceil(val_fraction * len(x))
+    validation_split = real(renamed(validation_split, val_fraction, "validation_split", "val_fraction", 0.1),
+                            "validation_split")
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+    n_val = math.ceil(validation_split * len(x))
     if n_val >= len(x):
-        raise ValueError(f"val_fraction={val_fraction} leaves no training sample out of {len(x)}")
+        raise ValueError(f"validation_split={validation_split} leaves no training sample out of {len(x)}")
     # scikit-learn's ShuffleSplit: a legacy RandomState permutation, validation rows first.
     order = np.random.RandomState(positive_int(seed, "seed", minimum=0)).permutation(len(x))
     val, train = order[:n_val], order[n_val:]

@@ -85,7 +85,7 @@ def single_process(batch: int, augment: pydfn.Augment | None = None) -> tuple[np
         order = model.engine.epoch_order(len(x), True)
         xs, ys = x[order], y[order]
         if augment:  # the epoch's transforms come next from the same generator
-            xs = pydfn.datasets.augment(xs, max_shift=augment.shift, flip=augment.flip, seed=model.engine.rng,
+            xs = pydfn.datasets.augment(xs, shift=augment.shift, flip=augment.flip, seed=model.engine.rng,
                                         image_shape=augment.image_shape)
         total = 0.0
         for start in range(0, len(x), batch):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import pydfn
-from pydfn import _core, load
+from pydfn import load
+from pydfn._core import testing
 from pydfn.reference import ReferenceAdam, ReferenceAdamW, ReferenceMLP, ReferenceRMSProp, ReferenceSGD
 
 from conftest import FAST_KERNELS
@@ -54,7 +55,7 @@ def test_kernel_matches_reference(kernels, n, case, penalty, rng):
     ref = make_ref(ref_p)
     for t in range(1, 8):
         g = rng.standard_normal(n).astype(np.float32) * 10 ** rng.uniform(-3, 0)
-        _core.opt_update(p, s1, s2, g, t, opt.core_config(), l1=l1, l2=l2, kernels=kernels)
+        testing.opt_update(p, s1, s2, g, t, opt.core_config(), l1=l1, l2=l2, kernels=kernels)
         w = ref_p[0]
         ref.step(ref_p, [g + l1 * np.sign(w) + 2 * l2 * w])
     np.testing.assert_allclose(p, ref_p[0], rtol=2e-5, atol=2e-6)
