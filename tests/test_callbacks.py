@@ -7,7 +7,7 @@ from _training_data import blobs, weights_equal
 import pydfn
 from pydfn.callbacks import EarlyStopping, ModelCheckpoint, Progress, ReduceLROnPlateau
 from pydfn.checkpoint import load
-from pydfn.training import History
+from pydfn.history import History
 
 SIZES = [20, 32, 4]
 
