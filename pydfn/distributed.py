@@ -253,11 +253,20 @@ class DataParallelLoop:
         engine.apply_update()
         return float(loss_sum), float(correct), hi - lo
 
+    def _share_optimizer_settings(self) -> None:
+        """Rank 0's optimizer hyper-parameters on every rank: its callbacks (a learning-rate
+        schedule) may have changed them, and every rank must take the same step."""
+        optimizer = self.engine.optimizer
+        assert optimizer is not None  # fit bound it
+        for name, value in self._bcast_object(optimizer.get_config(), "the optimizer's settings").items():
+            setattr(optimizer, name, value)
+
     def run(self, epoch: int, shuffle: bool) -> tuple[float, float, float]:
         """Train one epoch on every rank; return its global loss, accuracy and seconds (the slowest rank's)."""
         self.epoch, self.done = epoch, 0
         self.first_step = self.engine.step
         self.callbacks.on_epoch_begin(epoch)
+        self._share_optimizer_settings()
         order = self.engine.epoch_order(self.x.shape[0], shuffle)  # the same on every rank
         if self.augmenter:
             self.augmenter.new_epoch(self.engine.rng, len(order))
@@ -304,6 +313,7 @@ class DataParallelLoop:
                 params = self.engine.get_params()
                 self._bcast(params, "the final weight broadcast")  # EarlyStopping restored them on rank 0 only
                 self.engine.set_params(params)
+                self._share_optimizer_settings()  # and a schedule's last change
             elif not isinstance(exc, FloatingPointError):  # raised by every rank at the same step: no abort
                 traceback.print_exception(kind, exc, tb, file=sys.stderr)
                 self._abort(f"{kind.__name__}: {exc}")

@@ -283,3 +283,21 @@ def test_rank_0s_early_stopping_stops_every_rank_with_its_restored_weights(tmp_p
     assert texts[0] == texts[1]
     assert "restored the weights of epoch" in texts[0]
     np.testing.assert_array_equal(np.load(tmp_path / "w-0.npy"), np.load(tmp_path / "w-1.npy"))
+
+
+SCHEDULE = SETUP + """
+from pydfn.callbacks import ReduceLROnPlateau
+model = pydfn.MLP([20, 16, 5], seed=2)
+opt = pydfn.Adam(lr=0.01)
+schedule = ReduceLROnPlateau("loss", factor=0.5, patience=1, min_delta=10.0)  # halves the rate after each epoch
+model.fit(x, y, opt, epochs=3, verbose=0, distributed=True, callbacks=[schedule])
+report(repr(opt.lr))
+"""
+
+
+@needs_mpi
+def test_rank_0s_learning_rate_schedule_reaches_every_rank(tmp_path):
+    # The callbacks run on rank 0 only: the other ranks must step with the rate it set.
+    result, _ = run_mpi(SCHEDULE, 2, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert reports(tmp_path) == [repr(0.0025)] * 2
