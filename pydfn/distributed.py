@@ -15,7 +15,8 @@ distributed=True)``. Then:
   step sums them into the global batch's mean gradient (also when the last batch
   splits unevenly); every rank then takes the same Adam step;
 - training and validation metrics are summed across ranks; only rank 0 runs the
-  callbacks (progress, checkpoints, early stopping), its decision to stop is
+  callbacks (progress, checkpoints, early stopping, schedules), its decision to
+  stop and its optimizer's hyper-parameters (a schedule's learning rate) are
   broadcast, and at the end its weights are broadcast (EarlyStopping may have
   restored older ones);
 - a rank that fails stops them all: an exception that not every rank raised
