@@ -231,12 +231,18 @@ print(json.dumps({"isa": _core.isa(),
 
 
 def test_every_isa_trains_in_bf16_alike():
-    """Without AVX512_BF16 (or capped below it by PYDFN_MAX_ISA) the same rounding runs on
-    float instructions: thread invariant, and the same sums as vdpbf16ps, so the same bits
-    (at worst, where a sum underflows, the hardware's flush to zero differs)."""
+    """Without AVX512_BF16 (or capped below it by PYDFN_MAX_ISA) the same rounding and the
+    same sums, in vdpbf16ps's order, run on float instructions: every such kernel set gives
+    the same bits, thread invariant. vdpbf16ps itself flushes subnormal sums to zero and may
+    round inside a pair differently on some CPUs: close, not necessarily equal."""
     results = {isa: json.loads(run_python(CHILD, PYDFN_MAX_ISA=isa)) for isa in FAST_KERNELS}
-    best = results[FAST_KERNELS[-1]]
     for isa, result in results.items():
         assert result["isa"] == isa and result["thread_invariant"], isa
-        for a, b in zip(result["weights"], best["weights"]):
-            assert np.allclose(a, b, rtol=1e-5, atol=1e-6), isa
+    emulated = [isa for isa in FAST_KERNELS if isa != "avx512bf16"]
+    first = results[emulated[0]]["weights"]
+    for isa in emulated[1:]:
+        assert results[isa]["weights"] == first, isa
+    if "avx512bf16" in results:
+        for a, b in zip(results["avx512bf16"]["weights"], first):
+            a, b = np.array(a), np.array(b)
+            assert np.linalg.norm(a - b) <= 1e-2 * np.linalg.norm(b)
