@@ -90,7 +90,11 @@ void dense_backward_opt(const Kernels& kernels, float* dx, float* W, float* b, f
     backward_products(kernels, dx, dW_scratch, dy, x, h, W, f_x, B, in, out, bf16);
     kernels.column_sums(b, dy, B, out, &opt_b);
     sync_threads();  // dW is whole, and dx's reads of W are done
-    kernels.opt_update(W, opt_W.s1, opt_W.s2, dW_scratch, int64_t(in) * out, opt_W.step);
+    if (bf16.dy_pairs)
+        kernels.opt_update_pack_bf16(W, opt_W.s1, opt_W.s2, dW_scratch, in, out, opt_W.step,
+                                     bf16.W_pairs, bf16_ld(out), dx ? bf16.Wt_pairs : nullptr, bf16_ld(in));
+    else
+        kernels.opt_update(W, opt_W.s1, opt_W.s2, dW_scratch, int64_t(in) * out, opt_W.step);
     if (dx && has_elementwise_pass(f_x)) {
         activation_backward(dx, h, f_x, B, in);
         sync_threads();

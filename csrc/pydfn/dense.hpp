@@ -21,8 +21,8 @@ enum class Activation : int { none = 0, relu = 1, tanh = 2, sigmoid = 3 };
 struct Bf16Operands {
     const uint32_t* x_rows = nullptr;    // x (B,in), pairs along in: forward's A
     const uint32_t* x_pairs = nullptr;   // x paired along the batch: dW's A
-    const uint32_t* W_pairs = nullptr;   // W (in,out) paired along in: forward's B
-    const uint32_t* Wt_pairs = nullptr;  // Wᵀ (out,in) paired along out: dx's B
+    uint32_t* W_pairs = nullptr;   // W (in,out) paired along in: forward's B (repacked by
+    uint32_t* Wt_pairs = nullptr;  // Wᵀ (out,in) paired along out: dx's B  dense_backward_opt)
     const uint32_t* dy_rows = nullptr;   // dy (B,out), pairs along out: dx's A
     const uint32_t* dy_pairs = nullptr;  // dy paired along the batch: dW's B
 };
@@ -52,7 +52,8 @@ void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, con
 // db is applied straight from registers; dW goes through dW_scratch (in,out),
 // then one streaming pass updates W, which measured faster than applying it
 // tile by tile. Gives the same bits as dense_backward, then add_penalty on W,
-// then an optimizer update. dx and b are complete for every thread on return;
+// then an optimizer update (with bf16, then W repacked into W_pairs and, with dx,
+// Wᵀ into Wt_pairs). dx and b are complete for every thread on return;
 // W's update is not (sync_threads() before reading W), so the layer below can
 // start its products meanwhile.
 void dense_backward_opt(const Kernels& kernels, float* dx, float* W, float* b, float* dW_scratch,

@@ -330,13 +330,15 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
     // One parallel region for the whole epoch: the threads meet at
     // sync_threads(), never fork or join per batch.
     parallel_region([&] {
+        // bf16: packed here once (the first gather's barrier comes before any read), then
+        // by each layer's optimizer step as it updates W.
+        if (bf16()) pack_weights(true);
         for (int64_t b = 0; b < num_batches; b++) {
             const int64_t start = b * batch_size;
             const int B = int(std::min<int64_t>(batch_size, n - start));
             const Targets batch = gather(X, y, order + start, B);
             const int64_t t = first_step + b + 1;  // this batch's optimizer step, if it is taken
             if (penalized) penalty_parts();  // of the weights this batch's cost is measured at
-            if (bf16()) pack_weights(true);  // once per step, after the last update (gather synced)
             forward(x_batch_.data(), B, t);
             loss_forward_backward(batch, B);
             sync_threads();

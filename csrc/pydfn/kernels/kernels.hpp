@@ -79,6 +79,13 @@ struct Kernels {
     // dst(⌈K/2⌉, ld) = S(K,N) paired along K: dst[p*ld + j] = (S[2p,j], S[2p+1,j]), zero
     // where j >= N (up to ld); S is src(K,N), or src(N,K) transposed.
     void (*pack_bf16_pairs)(uint32_t* dst, int ld, const float* src, int K, int N, bool transposed);
+    // opt_update on W (rows, cols), then W packed as pack_bf16_pairs packs it for the
+    // next forward product (w_pairs, stride ld) and, if wt_pairs, Wᵀ for dx (stride
+    // ldt; its padding columns are left as they are): the same bits as opt_update
+    // and the packs, without reading W again. A thread per pair of rows.
+    void (*opt_update_pack_bf16)(float* W, float* s1, float* s2, const float* grads, int rows,
+                                 int cols, const OptStep& step, uint32_t* w_pairs, int ld,
+                                 uint32_t* wt_pairs, int ldt);
 };
 
 const Kernels& kernels_ref();

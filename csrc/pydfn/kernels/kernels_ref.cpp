@@ -125,6 +125,13 @@ void ref_bf16gemm(const Bf16Gemm& g) {
         }
 }
 
+void ref_update_pack_bf16(float* W, float* s1, float* s2, const float* grads, int rows, int cols,
+                          const OptStep& step, uint32_t* w_pairs, int ld, uint32_t* wt_pairs, int ldt) {
+    ref_update(W, s1, s2, grads, int64_t(rows) * cols, step);
+    kernels_generic().pack_bf16_pairs(w_pairs, ld, W, rows, cols, false);
+    if (wt_pairs) kernels_generic().pack_bf16_pairs(wt_pairs, ldt, W, cols, rows, true);
+}
+
 }  // namespace
 
 // The packing is a layout, not arithmetic: the reference uses the generic kernels' (its
@@ -132,7 +139,7 @@ void ref_bf16gemm(const Bf16Gemm& g) {
 const Kernels& kernels_ref() {
     static const Kernels kernels{"reference", ref_nn, ref_nt, ref_tn, ref_column_sums, ref_update,
                                  ref_add_penalty, ref_bf16gemm, kernels_generic().pack_bf16_rows,
-                                 kernels_generic().pack_bf16_pairs};
+                                 kernels_generic().pack_bf16_pairs, ref_update_pack_bf16};
     return kernels;
 }
 
