@@ -124,15 +124,16 @@ class Engine:
     ----------
     sizes : list of int
         Checked layer sizes.
-    activation, loss : str
+    activation, loss, precision : str
     dropout : sequence of float
         One rate per hidden layer.
     seed : int >= 0
         Seeds the shuffling generator and the dropout masks.
     """
 
-    def __init__(self, sizes: list[int], *, activation: str, loss: str, dropout: Sequence[float], seed: int):
-        self._net = _core.Network(sizes, activation, loss)
+    def __init__(self, sizes: list[int], *, activation: str, loss: str, precision: str, dropout: Sequence[float],
+                 seed: int):
+        self._net = _core.Network(sizes, activation, loss, precision)
         self._net.set_dropout(list(dropout), seed % 2**64)
         self._rng = np.random.default_rng(seed)
         self._optimizer: Optimizer | None = None

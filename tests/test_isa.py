@@ -14,7 +14,7 @@ from pydfn._core import testing
 
 from _subprocess import run_python
 
-ALL_ISAS = ["generic", "avx2", "avx512"]
+ALL_ISAS = ["generic", "avx2", "avx512", "avx512bf16"]
 
 CHILD = r"""
 import json, numpy as np, pydfn
