@@ -10,7 +10,7 @@ import numpy as np
 from ._validation import as_labels, positive_int
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     """matplotlib.pyplot with a non-interactive backend, or a clear ImportError."""
     try:
         import matplotlib
@@ -53,7 +53,7 @@ def sample_grid(images: Any, labels: Any, rows: int = 2, cols: int = 2) -> Any:
     rows, cols = positive_int(rows, "rows"), positive_int(cols, "cols")
     count = min(len(images), rows * cols)
     vmax = 255 if images.dtype == np.uint8 else 1.0
-    fig, axes = _pyplot().subplots(rows, cols, squeeze=False, figsize=(2.2 * cols, 2.4 * rows))
+    fig, axes = pyplot().subplots(rows, cols, squeeze=False, figsize=(2.2 * cols, 2.4 * rows))
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < count:
@@ -83,9 +83,9 @@ def training_curves(history: Any, *, monitor: str = "val_loss", figsize: tuple[f
     matplotlib.figure.Figure
         Two axes: loss (left) and accuracy (right). Save it with ``fig.savefig("curves.png")``.
     """
-    from .training import History
+    from .history import History
 
-    plt = _pyplot()
+    plt = pyplot()
     if isinstance(history, History):
         logs, epochs = history.history, [e + 1 for e in history.epoch]
     elif isinstance(history, dict):
@@ -135,7 +135,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, class_names: Any = None, norma
 
     n_classes = None if class_names is None else len(class_names)
     cm = metrics.confusion_matrix(y_true, y_pred, n_classes)
-    plt = _pyplot()
+    plt = pyplot()
     shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
     names = list(class_names) if class_names is not None else [str(i) for i in range(len(cm))]
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")

@@ -7,7 +7,7 @@ import pytest
 
 import pydfn
 from pydfn import plot
-from pydfn.training import History
+from pydfn.history import History
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -26,7 +26,7 @@ def needs_matplotlib():
 def fake_history(val_loss):
     history = History({"metrics": ["loss", "accuracy", "val_loss", "val_accuracy", "time"]})
     for epoch, v in enumerate(val_loss):
-        history._append(epoch, {"loss": 1 / (epoch + 1), "accuracy": 0.5 + epoch / 100,
+        history.record(epoch, {"loss": 1 / (epoch + 1), "accuracy": 0.5 + epoch / 100,
                                 "val_loss": v, "val_accuracy": 0.6, "time": 1.0})
     return history
 
