@@ -14,6 +14,7 @@ from .augment import Augment
 from ._validation import MAX_DIM, as_features, as_labels, as_targets, check_network_size, positive_int
 from .initializers import glorot_uniform
 from .optim import Optimizer
+from .summary import format_summary
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 LOSSES = ("softmax_xent", "mse", "mae")
@@ -144,6 +145,11 @@ class MLP:
         if any(self.dropout):
             extra += f", dropout={list(self.dropout)!r}"
         return f"MLP({self.layer_sizes}{extra})"
+
+    def summary(self) -> None:
+        """Print a Keras-like table: each layer's sizes, activation, dropout and parameters,
+        the totals and memory, and the precision, kernels and threads it runs with."""
+        print(format_summary(self))
 
     # --- weights -----------------------------------------------------------------
 
