@@ -253,6 +253,57 @@ class ModelCheckpoint(Callback):
         return None
 
 
+class CSVLogger(Callback):
+    """Write one row per epoch to a CSV file: ``epoch`` (from 1, as the progress lines
+    count), the recorded metrics (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
+    ``time``: those of ``history.params["metrics"]``) and the learning rate ``lr``.
+
+    Each row is written and flushed as its epoch ends, so an interrupted fit keeps the
+    rows of every completed epoch.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file.
+    append : bool, default False
+        Add rows to an existing file (e.g. when resuming from a checkpoint) instead of
+        starting it anew. An existing file must then have the same header, else
+        ``ValueError`` before the first epoch, and the file is left as it was.
+    separator : str, default ","
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, append: bool = False, separator: str = ","):
+        if not isinstance(separator, str) or len(separator) != 1 or separator in "\r\n\"":
+            raise ValueError(f"separator must be one character other than a quote or line break, got {separator!r}")
+        self.path, self.append, self.separator = os.fspath(path), bool(append), separator
+        self._columns: list[str] = []
+
+    def on_train_begin(self) -> None:
+        self._columns = ["epoch", *self.history.params["metrics"], "lr"]
+        header = self.separator.join(self._columns) + "\n"
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"CSVLogger: the folder {folder!r} does not exist")
+        if self.append and os.path.isfile(self.path) and os.path.getsize(self.path) > 0:
+            with open(self.path, encoding="utf-8", newline="") as f:
+                first = f.readline()
+            if first != header:
+                raise ValueError(f"CSVLogger: {self.path!r} has the header {first.rstrip()!r}, this fit writes "
+                                 f"{header.rstrip()!r}: append to a file with the same columns, or append=False")
+            return
+        with open(self.path, "w", encoding="utf-8", newline="") as f:
+            f.write(header)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
+        optimizer = self.model.optimizer
+        values = {"epoch": epoch + 1, **logs, "lr": optimizer.lr if optimizer is not None else float("nan")}
+        row = self.separator.join(repr(float(values[c])) if c != "epoch" else str(values[c])
+                                  for c in self._columns)
+        with open(self.path, "a", encoding="utf-8", newline="") as f:
+            f.write(row + "\n")
+        return None
+
+
 class ReduceLROnPlateau(Callback):
     """Multiply the optimizer's learning rate by ``factor`` when a metric has stopped
     improving: the classic step-down schedule, as Keras's callback of that name.

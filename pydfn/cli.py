@@ -232,7 +232,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.plots:
         from . import plot
 
-        plot.pyplot()  # fail now, not after training, when matplotlib is missing
+        plot.new_figure()  # fail now, not after training, when matplotlib is missing
         os.makedirs(args.plots, exist_ok=True)
         plt_module = plot
 

@@ -16,6 +16,7 @@ from .augment import Augment
 from .history import History
 from .initializers import glorot_uniform
 from .optim import Optimizer
+from .summary import format_summary
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 PRECISIONS = ("fp32", "bf16")
@@ -167,6 +168,11 @@ class MLP:
         if any(self.dropout):
             extra += f", dropout={list(self.dropout)!r}"
         return f"MLP({self.layer_sizes}{extra})"
+
+    def summary(self) -> None:
+        """Print a Keras-like table: each layer's sizes, activation, dropout and parameters,
+        the totals and memory, and the precision, kernels and threads it runs with."""
+        print(format_summary(self))
 
     # --- weights -----------------------------------------------------------------
 

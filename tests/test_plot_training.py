@@ -9,6 +9,8 @@ import pydfn
 from pydfn import plot
 from pydfn.history import History
 
+from _subprocess import run_python
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -93,3 +95,25 @@ def test_without_matplotlib_the_error_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     with pytest.raises(ImportError, match=r'pip install "pydfn\[plot\]"'):
         plot.training_curves({"loss": [1.0], "accuracy": [0.5]})
+
+
+def test_plots_leave_the_users_backend_and_pyplot_alone(tmp_path):
+    """A notebook's (here: a custom) backend survives every plot function, and pyplot does not
+    track pydfn's figures: a notebook shows a returned figure once, and plt.show() shows only
+    the user's own figures."""
+    needs_matplotlib()
+    (tmp_path / "users_backend.py").write_text(
+        "from matplotlib.backends.backend_agg import FigureCanvasAgg as FigureCanvas\n")
+    out = run_python(
+        "import matplotlib\n"
+        "matplotlib.use('module://users_backend')\n"
+        "import matplotlib.pyplot as plt\n"
+        "import numpy as np\n"
+        "from pydfn import plot\n"
+        "mine = plt.figure()\n"
+        "figs = [plot.training_curves({'loss': [1.0, 0.5], 'accuracy': [0.5, 0.7]}),\n"
+        "        plot.confusion_matrix([0, 1, 1], [0, 1, 0]),\n"
+        "        plot.sample_grid(np.zeros((2, 28, 28), np.uint8), [0, 1])]\n"
+        "print(matplotlib.get_backend(), plt.get_fignums(), [len(f.axes) > 0 for f in figs])\n",
+        PYTHONPATH=str(tmp_path))
+    assert out.split("\n")[0] == "module://users_backend [1] [True, True, True]"
