@@ -66,7 +66,8 @@ class BatchLogs:
     @property
     def accuracy(self) -> np.ndarray:
         """Each minibatch's accuracy (0 for regression)."""
-        return self.correct / self.size
+        accuracy: np.ndarray = self.correct / self.size
+        return accuracy
 
     def __len__(self) -> int:
         return len(self.table)
