@@ -396,8 +396,8 @@ def inference_table(inference, thread_counts, names, batch: int) -> None:
 
 
 def plot(summary, path: str, names: list[str]) -> None:
-    from pydfn.plot import _pyplot
-    plt = _pyplot()
+    from pydfn.plot import pyplot
+    plt = pyplot()
     cells = sorted({(t, b) for t, b, _ in summary})
     names = [n for n in names if any((*c, n) in summary for c in cells)]
     fig, ax = plt.subplots(figsize=(8, 4))

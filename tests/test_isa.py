@@ -10,10 +10,11 @@ import os
 import pytest
 
 from pydfn import _core
+from pydfn._core import testing
 
 from _subprocess import run_python
 
-ALL_ISAS = ["generic", "avx2", "avx512"]
+ALL_ISAS = ["generic", "avx2", "avx512", "avx512bf16"]
 
 CHILD = r"""
 import json, numpy as np, pydfn
@@ -71,4 +72,4 @@ def test_missing_isa_kernels_are_refused():
         pytest.skip("this CPU runs every ISA pydfn has")
     import numpy as np
     with pytest.raises(ValueError, match="cannot run on this CPU"):
-        _core.sgemm_nn(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), kernels=missing[0])
+        testing.sgemm_nn(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), kernels=missing[0])
