@@ -396,11 +396,11 @@ def inference_table(inference, thread_counts, names, batch: int) -> None:
 
 
 def plot(summary, path: str, names: list[str]) -> None:
-    from pydfn.plot import pyplot
-    plt = pyplot()
+    from pydfn.plot import new_figure
     cells = sorted({(t, b) for t, b, _ in summary})
     names = [n for n in names if any((*c, n) in summary for c in cells)]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig = new_figure(figsize=(8, 4))
+    ax = fig.subplots()
     width = 0.8 / len(names)
     for k, name in enumerate(names):
         values = [summary[(*c, name)][0] if (*c, name) in summary else 0 for c in cells]
