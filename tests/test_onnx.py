@@ -163,6 +163,7 @@ def test_cli_export_errors(tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 5 epochs are enough here
 def test_sklearn_estimators_export(tmp_path):
     sklearn_mlp = pytest.importorskip("pydfn.sklearn")
     x, y = blobs(n=300, n_features=20, n_classes=3, seed=4)
