@@ -70,22 +70,19 @@ def onnx_model(model: MLP, *, probabilities: bool = False, class_names: Sequence
 
     weights = model.get_weights()
     initializers, nodes = [], []
-    x = "input"
-    for layer in range(len(sizes) - 1):
-        w, b = (np.ascontiguousarray(a, dtype=np.float32) for a in weights[2 * layer:2 * layer + 2])
-        initializers += [numpy_helper.from_array(w, f"W{layer + 1}"), numpy_helper.from_array(b, f"b{layer + 1}")]
-        last = layer == len(sizes) - 2
-        y = ("logits" if not probabilities else "last_layer") if last else f"dense{layer + 1}"
-        nodes.append(helper.make_node("Gemm", [x, f"W{layer + 1}", f"b{layer + 1}"], [y], name=f"dense{layer + 1}"))
-        if not last:
-            nodes.append(helper.make_node(_ACTIVATION_OPS[model.activation], [y], [f"act{layer + 1}"],
-                                          name=f"act{layer + 1}"))
-            y = f"act{layer + 1}"
+    x, n_layers = "input", len(sizes) - 1
+    for i in range(1, n_layers + 1):  # layer i: x·W{i} + b{i}, then the activation but after the last
+        w, b = (np.ascontiguousarray(a, dtype=np.float32) for a in weights[2 * i - 2:2 * i])
+        initializers += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(b, f"b{i}")]
+        y = "logits" if i == n_layers else f"dense{i}"
+        nodes.append(helper.make_node("Gemm", [x, f"W{i}", f"b{i}"], [y], name=f"dense{i}"))
+        if i < n_layers:
+            nodes.append(helper.make_node(_ACTIVATION_OPS[model.activation], [y], [f"act{i}"], name=f"act{i}"))
+            y = f"act{i}"
         x = y
-    output = "logits"
+    output = "probabilities" if probabilities else "logits"
     if probabilities:
-        output = "probabilities"
-        nodes.append(helper.make_node("Softmax", [x], [output], axis=1, name="softmax"))
+        nodes.append(helper.make_node("Softmax", ["logits"], [output], axis=1, name="softmax"))
 
     float32 = onnx.TensorProto.FLOAT
     graph = helper.make_graph(
