@@ -31,7 +31,8 @@ def info() -> dict[str, Any]:
     -------
     dict
         ``version``; ``kernels``: the instruction set of the kernels in use
-        (``"avx512"``, ``"avx2"`` or ``"generic"``); ``cpu_kernels``: the best this CPU
+        (``"avx512bf16"`` (AVX-512 with bf16 dot products), ``"avx512"``, ``"avx2"`` or
+        ``"generic"``); ``cpu_kernels``: the best this CPU
         could run; ``max_isa``: the ``PYDFN_MAX_ISA`` cap, or None; ``threads``: the
         core's thread count; ``openmp``: whether the core was built with OpenMP.
     """

@@ -13,7 +13,7 @@ from pydfn import _core
 
 from _subprocess import run_python
 
-ALL_ISAS = ["generic", "avx2", "avx512"]
+ALL_ISAS = ["generic", "avx2", "avx512", "avx512bf16"]
 
 CHILD = r"""
 import json, numpy as np, pydfn

@@ -31,8 +31,9 @@ Isa detect() {
     const bool avx2 = b & bit_AVX2;
     const bool avx512 = (b & bit_AVX512F) && (b & bit_AVX512DQ) && (b & bit_AVX512BW) &&
                         (b & bit_AVX512VL);
-    if (avx2 && avx512 && os_zmm) return Isa::avx512;
-    return avx2 ? Isa::avx2 : Isa::generic;
+    if (!(avx2 && avx512 && os_zmm)) return avx2 ? Isa::avx2 : Isa::generic;
+    const bool bf16 = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));  // AVX512_BF16
+    return bf16 ? Isa::avx512bf16 : Isa::avx512;
 }
 #else
 Isa detect() { return Isa::generic; }
@@ -41,9 +42,9 @@ Isa detect() { return Isa::generic; }
 Isa cap_from_env(Isa isa) {
     const char* cap = std::getenv("PYDFN_MAX_ISA");
     if (cap == nullptr) return isa;
-    for (Isa lower : {Isa::generic, Isa::avx2})
+    for (Isa lower : {Isa::generic, Isa::avx2, Isa::avx512})
         if (std::strcmp(cap, isa_name(lower)) == 0 && int(lower) < int(isa)) return lower;
-    return isa;  // "avx512", or an unknown value: no cap
+    return isa;  // "avx512bf16", or an unknown value: no cap
 }
 
 }  // namespace
@@ -60,6 +61,7 @@ Isa best_isa() {
 
 const char* isa_name(Isa isa) {
     switch (isa) {
+        case Isa::avx512bf16: return "avx512bf16";
         case Isa::avx512: return "avx512";
         case Isa::avx2: return "avx2";
         default: return "generic";

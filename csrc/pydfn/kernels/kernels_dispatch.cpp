@@ -7,6 +7,7 @@ namespace pydfn {
 
 const Kernels* kernels_for(Isa isa) {
 #ifdef PYDFN_X86_KERNELS
+    if (isa == Isa::avx512bf16) return &kernels_avx512bf16();
     if (isa == Isa::avx512) return &kernels_avx512();
     if (isa == Isa::avx2) return &kernels_avx2();
 #endif
