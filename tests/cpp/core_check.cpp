@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
     }
     std::printf("core_check: CPU runs %s kernels; training uses %s; %d threads\n",
                 pydfn::isa_name(pydfn::hardware_isa()), pydfn::kernels_best().isa, pydfn::get_num_threads());
-    for (pydfn::Isa isa : {pydfn::Isa::generic, pydfn::Isa::avx2, pydfn::Isa::avx512})
+    for (pydfn::Isa isa : {pydfn::Isa::generic, pydfn::Isa::avx2, pydfn::Isa::avx512, pydfn::Isa::avx512bf16})
         if (int(isa) <= int(pydfn::hardware_isa()) && pydfn::kernels_for(isa) != nullptr)
             check_kernels(*pydfn::kernels_for(isa));
     if (argc == 3) {
