@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import pydfn
-from pydfn import _core, load
+from pydfn import load
+from pydfn._core import testing
 from pydfn.reference import ReferenceAdam, ReferenceAdamW, ReferenceMLP, ReferenceRMSProp, ReferenceSGD
 
 from conftest import FAST_KERNELS
@@ -54,7 +55,7 @@ def test_kernel_matches_reference(kernels, n, case, penalty, rng):
     ref = make_ref(ref_p)
     for t in range(1, 8):
         g = rng.standard_normal(n).astype(np.float32) * 10 ** rng.uniform(-3, 0)
-        _core.opt_update(p, s1, s2, g, t, *opt._config(), l1=l1, l2=l2, kernels=kernels)
+        testing.opt_update(p, s1, s2, g, t, opt.core_config(), l1=l1, l2=l2, kernels=kernels)
         w = ref_p[0]
         ref.step(ref_p, [g + l1 * np.sign(w) + 2 * l2 * w])
     np.testing.assert_allclose(p, ref_p[0], rtol=2e-5, atol=2e-6)
@@ -89,8 +90,9 @@ def test_fused_epoch_equals_train_steps_bit_for_bit(case, penalty, rng):
         for start in range(0, len(x), 16):
             steps.train_step(x[start:start + 16], y[start:start + 16], opt_s)
     assert all(np.array_equal(p, q) for p, q in zip(epoch.get_weights(), steps.get_weights()))
-    assert all(np.array_equal(a, b) for a, b in zip(epoch._net.get_optimizer_state(),
-                                                     steps._net.get_optimizer_state()))
+    a, b = epoch.engine.state(), steps.engine.state()
+    assert a.step == b.step and sorted(a.optimizer_state) == sorted(b.optimizer_state)
+    assert all(np.array_equal(a.optimizer_state[k], b.optimizer_state[k]) for k in a.optimizer_state)
 
 
 @pytest.mark.parametrize("batch_size", ["all", 1, 7])
@@ -104,7 +106,7 @@ def test_batch_stochastic_and_minibatch_gradient_descent(batch_size, rng):
     for start in range(0, len(x), bs):
         ref.step(ref_model.params, ref_model.loss_and_grads(x[start:start + bs].astype(np.float64),
                                                             y[start:start + bs])[1])
-    assert model._net.get_optimizer_state()[2] == -(-len(x) // bs)
+    assert model.optimizer_step == -(-len(x) // bs)
     for got, want in zip(model.get_weights(), ref_model.params):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
