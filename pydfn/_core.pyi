@@ -4,12 +4,16 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+MAX_THREADS: int
+MAX_OPT_STEP: int
 
 def has_openmp() -> bool: ...
 def get_num_threads() -> int:
-    """Threads the core uses: set_num_threads(), else OMP_NUM_THREADS, else all cores."""
+    """Threads the core uses: set_num_threads(), else OpenMP's setting, capped."""
 def set_num_threads(n: int) -> None:
-    """Set the core's thread count (>= 1). Results do not depend on it."""
+    """Set the core's thread count (1 to MAX_THREADS). Results do not depend on it."""
+def environment_problems() -> list[str]: ...
+def max_isa() -> str | None: ...
 def isa() -> str: ...
 def kernel_names() -> list[str]: ...
 def sgemm_nn(A: npt.NDArray[np.float32], B: npt.NDArray[np.float32], bias: npt.NDArray[np.float32] | None = None,

@@ -162,3 +162,33 @@ def test_cli_rejects_momentum_for_adam():
     from pydfn import cli
     with pytest.raises(ValueError, match="--momentum applies to sgd and rmsprop"):
         cli._optimizer(cli._parser().parse_args(["train", "--momentum", "0.9"]))
+
+
+ADAM_ARGS = ("adam", 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, False)
+
+
+def test_the_core_refuses_a_step_count_it_cannot_advance(rng):
+    # A step count near 2**63 overflowed in the core and turned the weights into NaN.
+    net = _core.Network([5, 4, 3])
+    s1, s2, _ = net.get_optimizer_state()
+    for t in (-1, _core.MAX_OPT_STEP + 1, 2**63 - 1):
+        with pytest.raises(ValueError, match="optimizer step must be in"):
+            net.set_optimizer_state(s1, s2, t)
+    x = rng.random((8, 5), dtype=np.float32)
+    y = rng.integers(0, 3, 8).astype(np.int32)
+    order = np.arange(8, dtype=np.int64)
+    net.set_optimizer_state(s1, s2, _core.MAX_OPT_STEP - 1)
+    params = net.get_params()
+    with pytest.raises(ValueError, match="would pass its limit"):
+        net.train_epoch(x, y, order, 4, *ADAM_ARGS)  # two steps, one left
+    assert np.array_equal(net.get_params(), params) and net.get_optimizer_state()[2] == _core.MAX_OPT_STEP - 1
+    net.train_epoch(x, y, order, 8, *ADAM_ARGS)  # the last step
+    assert net.get_optimizer_state()[2] == _core.MAX_OPT_STEP
+    params = net.get_params()
+    assert np.all(np.isfinite(params))
+    net.compute_gradients(x, y)
+    with pytest.raises(ValueError, match="step count is at its limit"):
+        net.apply_update(*ADAM_ARGS)
+    with pytest.raises(ValueError, match="would pass its limit"):
+        net.train_epoch(x, y, order, 8, *ADAM_ARGS)
+    assert np.array_equal(net.get_params(), params) and net.get_optimizer_state()[2] == _core.MAX_OPT_STEP

@@ -1,8 +1,7 @@
 #include "pydfn/cpu.hpp"
 
 #include <cstdlib>
-#include <cstring>
-#include <initializer_list>
+#include <strings.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -38,12 +37,23 @@ Isa detect() {
 Isa detect() { return Isa::generic; }
 #endif
 
-Isa cap_from_env(Isa isa) {
+constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512};
+
+// The ISA PYDFN_MAX_ISA names; false when it is unset or names none.
+bool isa_from_env(Isa* isa) {
     const char* cap = std::getenv("PYDFN_MAX_ISA");
-    if (cap == nullptr) return isa;
-    for (Isa lower : {Isa::generic, Isa::avx2})
-        if (std::strcmp(cap, isa_name(lower)) == 0 && int(lower) < int(isa)) return lower;
-    return isa;  // "avx512", or an unknown value: no cap
+    if (cap == nullptr) return false;
+    for (Isa named : kIsas)
+        if (strcasecmp(cap, isa_name(named)) == 0) {
+            *isa = named;
+            return true;
+        }
+    return false;
+}
+
+Isa cap_from_env(Isa isa) {
+    Isa cap;
+    return isa_from_env(&cap) && int(cap) < int(isa) ? cap : isa;
 }
 
 }  // namespace
@@ -64,6 +74,19 @@ const char* isa_name(Isa isa) {
         case Isa::avx2: return "avx2";
         default: return "generic";
     }
+}
+
+const char* max_isa() {
+    Isa cap;
+    return isa_from_env(&cap) ? isa_name(cap) : nullptr;
+}
+
+std::string max_isa_problem() {
+    const char* cap = std::getenv("PYDFN_MAX_ISA");
+    if (cap == nullptr || max_isa() != nullptr) return "";
+    return std::string("PYDFN_MAX_ISA='") + cap +
+           "' is not one of generic, avx2, avx512: ignored, pydfn runs its " + isa_name(best_isa()) +
+           " kernels";
 }
 
 }  // namespace pydfn

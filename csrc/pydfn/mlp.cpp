@@ -47,7 +47,8 @@ int64_t MLP::bias_offset(int layer) const {
 }
 
 void MLP::set_opt_step_count(int64_t t) {
-    check(t >= 0, "the optimizer step must be >= 0, got " + std::to_string(t));
+    check(t >= 0 && t <= kMaxOptStep, "the optimizer step must be in [0, " +
+                                          std::to_string(kMaxOptStep) + "], got " + std::to_string(t));
     step_ = t;
 }
 
@@ -85,7 +86,7 @@ double MLP::sum_penalty_parts() const {
 
 double MLP::penalty() {
     if (l1_ == 0.0f && l2_ == 0.0f) return 0.0;
-    parallel_region([&] { penalty_parts(); });
+    run_parallel([&] { penalty_parts(); });
     return sum_penalty_parts();
 }
 
@@ -114,6 +115,14 @@ void MLP::reserve(int B) {
     dbuf_b_.grow_to(rows * max_width_);
     x_batch_.grow_to(rows * sizes_[0]);
     if (loss_ == Loss::softmax_xent) y_batch_.resize(rows);
+    ScratchNeed need;  // of dense_forward and dense_backward's products
+    for (int l = 0; l < num_layers(); l++) {
+        const int in = sizes_[l], out = sizes_[l + 1];
+        need.add(kernels_, Product::nn, out, in);
+        if (l > 0) need.add(kernels_, Product::nt, in, out);
+        need.add(kernels_, Product::tn, out, B);
+    }
+    scratch_need_ = need;
     capacity_ = B;
 }
 
@@ -223,7 +232,7 @@ int64_t MLP::count_correct(const int32_t* y, int B) const {
 double MLP::compute_gradients(const float* x, Targets y, int B) {
     reserve(B);
     const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
-    parallel_region([&] {
+    run_parallel([&] {
         if (penalized) penalty_parts();
         forward(x, B, step_ + 1);
         loss_forward_backward(y, B);
@@ -238,9 +247,10 @@ double MLP::compute_gradients(const float* x, Targets y, int B) {
 }
 
 void MLP::apply_update(const OptConfig& config) {
+    check(step_ < kMaxOptStep, "the optimizer step count is at its limit");
     const OptStep step = opt_step(config, step_ + 1);
     step_++;
-    parallel_region([&] {
+    run_parallel([&] {
         kernels_.opt_update(params(), opt_s1(), opt_s2(), grads(), num_params_, step);
     });
 }
@@ -250,14 +260,16 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
                          int64_t* batch_correct) {
     check(batch_size >= 1, "batch_size must be >= 1");
     if (n == 0) return 0;
-    reserve(int(std::min<int64_t>(batch_size, n)));
     const int64_t num_batches = (n + batch_size - 1) / batch_size;
+    check(num_batches <= kMaxOptStep - step_,
+          "the optimizer step count would pass its limit of " + std::to_string(kMaxOptStep));
+    reserve(int(std::min<int64_t>(batch_size, n)));
     const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
     const int64_t first_step = step_;
     int64_t applied = 0;
     // One parallel region for the whole epoch: the threads meet at
     // sync_threads(), never fork or join per batch.
-    parallel_region([&] {
+    run_parallel([&] {
         for (int64_t b = 0; b < num_batches; b++) {
             const int64_t start = b * batch_size;
             const int B = int(std::min<int64_t>(batch_size, n - start));
@@ -292,7 +304,7 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], classes = sizes_.back();
-    parallel_region([&] {
+    run_parallel([&] {
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             forward(X + start * in, B, 0);
@@ -314,7 +326,7 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], out = sizes_.back();
-    parallel_region([&] {
+    run_parallel([&] {
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             Targets batch;

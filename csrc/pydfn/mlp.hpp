@@ -43,7 +43,7 @@ class MLP {
     float* opt_s1() { return s1_.data(); }
     float* opt_s2() { return s2_.data(); }
     int64_t opt_step_count() const { return step_; }
-    void set_opt_step_count(int64_t t);
+    void set_opt_step_count(int64_t t);  // 0 <= t <= kMaxOptStep
     void reset_optimizer();  // s1 = s2 = 0, t = 0
 
     // Penalties on the weights (never the biases): the cost is
@@ -83,6 +83,12 @@ class MLP {
 
   private:
     void reserve(int B);
+    // parallel_region(body) with the kernels' scratch reserved first: a
+    // std::bad_alloc leaves before any thread starts and anything changes.
+    template <class Body>
+    void run_parallel(Body&& body) {
+        parallel_region(scratch_, scratch_need_, body);
+    }
     // The pieces of a step; each must be entered by every thread of a parallel region.
     // forward's outputs are complete on return, the losses' are not (sync_threads()
     // first); backward's gradients are, but not the input layer's W update.
@@ -138,6 +144,8 @@ class MLP {
     int capacity_ = 0;
     std::vector<int64_t> act_offsets_;  // per layer, in units of capacity_ rows
     int max_width_ = 0;
+    ScratchNeed scratch_need_;  // of a batch of capacity_ rows
+    KernelScratch scratch_;
     Buffer acts_, dropped_, probs_, losses_, dbuf_a_, dbuf_b_, x_batch_, t_batch_;
     std::vector<int32_t> y_batch_;
 };

@@ -99,10 +99,13 @@ void ref_column_sums(float* db, const float* dy, int B, int N, const OptTarget* 
     store_or_update(db, g, opt);
 }
 
+size_t ref_scratch_floats(Scratch, Product, int, int) { return 0; }  // serial loops, no packing
+
 }  // namespace
 
 const Kernels& kernels_ref() {
-    static const Kernels kernels{"reference", ref_nn, ref_nt, ref_tn, ref_column_sums, ref_update, ref_add_penalty};
+    static const Kernels kernels{"reference",     ref_scratch_floats, ref_nn, ref_nt, ref_tn,
+                                 ref_column_sums, ref_update,         ref_add_penalty};
     return kernels;
 }
 
