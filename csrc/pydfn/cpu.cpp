@@ -1,7 +1,7 @@
 #include "pydfn/cpu.hpp"
 
+#include <cctype>
 #include <cstdlib>
-#include <strings.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -39,12 +39,25 @@ Isa detect() { return Isa::generic; }
 
 constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512};
 
+bool same_ignoring_case(const char* a, const char* b) {
+    for (; *a && *b; a++, b++)
+        if (std::tolower(static_cast<unsigned char>(*a)) != std::tolower(static_cast<unsigned char>(*b)))
+            return false;
+    return *a == *b;
+}
+
+// PYDFN_MAX_ISA, or null when it is unset or empty.
+const char* max_isa_env() {
+    const char* cap = std::getenv("PYDFN_MAX_ISA");
+    return cap != nullptr && *cap != '\0' ? cap : nullptr;
+}
+
 // The ISA PYDFN_MAX_ISA names; false when it is unset or names none.
 bool isa_from_env(Isa* isa) {
-    const char* cap = std::getenv("PYDFN_MAX_ISA");
+    const char* cap = max_isa_env();
     if (cap == nullptr) return false;
     for (Isa named : kIsas)
-        if (strcasecmp(cap, isa_name(named)) == 0) {
+        if (same_ignoring_case(cap, isa_name(named))) {
             *isa = named;
             return true;
         }
@@ -82,7 +95,7 @@ const char* max_isa() {
 }
 
 std::string max_isa_problem() {
-    const char* cap = std::getenv("PYDFN_MAX_ISA");
+    const char* cap = max_isa_env();
     if (cap == nullptr || max_isa() != nullptr) return "";
     return std::string("PYDFN_MAX_ISA='") + cap +
            "' is not one of generic, avx2, avx512: ignored, pydfn runs its " + isa_name(best_isa()) +

@@ -109,7 +109,8 @@ class RegionMember {
 
 // Runs body() on each of `threads` threads (from threads_for_region()); inside
 // it, share work with `omp for nowait` loops followed by sync_threads(). No
-// exception may leave body(): allocate what it needs before the region.
+// exception may leave body(): allocate what it needs before the region (the
+// kernels' scratch: parallel_region() of kernels.hpp).
 template <class Body>
 void parallel_region(int threads, Body&& body) {
     TeamBarrier barrier;
@@ -120,11 +121,6 @@ void parallel_region(int threads, Body&& body) {
         RegionMember member(&barrier);
         body();
     }
-}
-
-template <class Body>
-void parallel_region(Body&& body) {
-    parallel_region(threads_for_region(), body);
 }
 
 }  // namespace pydfn
