@@ -113,6 +113,9 @@ class RegionMember {
 // kernels' scratch: parallel_region() of kernels.hpp).
 template <class Body>
 void parallel_region(int threads, Body&& body) {
+#ifndef _OPENMP
+    (void)threads;  // always 1
+#endif
     TeamBarrier barrier;
 #pragma omp parallel num_threads(threads)
     {
