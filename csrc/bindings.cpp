@@ -54,7 +54,8 @@ void check_labels(const LabelArray& y, int classes) {
                                                std::to_string(i));
 }
 
-constexpr pydfn::Isa kIsas[] = {pydfn::Isa::generic, pydfn::Isa::avx2, pydfn::Isa::avx512};
+constexpr pydfn::Isa kIsas[] = {pydfn::Isa::generic, pydfn::Isa::avx2, pydfn::Isa::avx512,
+                                 pydfn::Isa::avx512bf16};
 
 // "reference", "best", or an ISA's name; an ISA this CPU lacks is refused.
 const pydfn::Kernels& kernels_named(const std::string& name) {
@@ -146,6 +147,12 @@ pydfn::Activation activation_named(const std::string& name) {
     throw std::invalid_argument("activation must be 'relu', 'tanh' or 'sigmoid', got '" + name + "'");
 }
 
+pydfn::Precision precision_named(const std::string& name) {
+    if (name == "fp32") return pydfn::Precision::fp32;
+    if (name == "bf16") return pydfn::Precision::bf16;
+    throw std::invalid_argument("precision must be 'fp32' or 'bf16', got '" + name + "'");
+}
+
 pydfn::Loss loss_named(const std::string& name) {
     if (name == "softmax_xent") return pydfn::Loss::softmax_xent;
     if (name == "mse") return pydfn::Loss::mse;
@@ -156,8 +163,9 @@ pydfn::Loss loss_named(const std::string& name) {
 // A network plus a flag that refuses use from two threads at once.
 class Network {
   public:
-    Network(const std::vector<int>& sizes, const std::string& activation, const std::string& loss)
-        : net_(sizes, activation_named(activation), loss_named(loss)) {}
+    Network(const std::vector<int>& sizes, const std::string& activation, const std::string& loss,
+            const std::string& precision)
+        : net_(sizes, activation_named(activation), loss_named(loss), precision_named(precision)) {}
     pydfn::MLP& net() { return net_; }
 
     class Use {
@@ -298,6 +306,57 @@ PYBIND11_MODULE(_core, m) {
               return C;
           },
           py::arg("A"), py::arg("B"), py::arg("kernels") = "best", "C(M,N) = A(K,M)ᵀ·B(K,N).");
+    m.def("round_bf16",
+          [](const FloatArray& x, const std::string& kernels) {
+              const int n = int(x.size());
+              std::vector<uint32_t> packed(size_t(n + 1) / 2);
+              const auto& k = kernels_named(kernels);
+              run_kernels(k, {}, [&] { k.pack_bf16_rows(packed.data(), (n + 1) / 2, x.data(), 1, n); });
+              py::array_t<float> out(x.size());
+              float* o = out.mutable_data();
+              for (int i = 0; i < n; i++) {
+                  const uint32_t bits = i % 2 ? packed[i / 2] & 0xffff0000u : packed[i / 2] << 16;
+                  std::memcpy(o + i, &bits, sizeof bits);
+              }
+              return out;
+          },
+          py::arg("x"), py::arg("kernels") = "best",
+          "x (flattened) rounded to bf16 as the bf16 products' packing rounds it, as float32.");
+    m.def("bf16gemm",
+          [](const FloatArray& A, const FloatArray& B, std::optional<FloatArray> bias, bool relu,
+             std::optional<FloatArray> mask, const std::string& layout, const std::string& kernels) {
+              check(layout == "nn" || layout == "tn" || layout == "nt",
+                    "layout must be 'nn', 'tn' or 'nt'");
+              const bool ta = layout == "tn", tb = layout == "nt";
+              check_shape(A, "A", {-1, -1});
+              const int M = int(A.shape(ta ? 1 : 0)), K = int(A.shape(ta ? 0 : 1));
+              check_shape(B, "B", {tb ? -1 : K, tb ? K : -1});
+              const int N = int(B.shape(tb ? 0 : 1)), P = (K + 1) / 2;
+              if (bias) check_shape(*bias, "bias", {N});
+              if (mask) check_shape(*mask, "mask", {M, N});
+              std::vector<uint32_t> a_pairs(size_t(ta ? P * pydfn::bf16_ld(M) : M * P) + 1);
+              std::vector<uint32_t> b_pairs(size_t(P) * pydfn::bf16_ld(N) + 1);
+              py::array_t<float> C({M, N});
+              const auto& k = kernels_named(kernels);
+              const pydfn::Bf16Gemm g{C.mutable_data(), N, a_pairs.data(), ta ? 1 : P,
+                                      ta ? pydfn::bf16_ld(M) : 1, b_pairs.data(), pydfn::bf16_ld(N),
+                                      bias ? bias->data() : nullptr, relu,
+                                      mask ? mask->data() : nullptr, M, N, P, ta};
+              run_kernels(k, {}, [&] {
+                  if (ta)
+                      k.pack_bf16_pairs(a_pairs.data(), pydfn::bf16_ld(M), A.data(), K, M, false);
+                  else
+                      k.pack_bf16_rows(a_pairs.data(), P, A.data(), M, K);
+                  k.pack_bf16_pairs(b_pairs.data(), pydfn::bf16_ld(N), B.data(), K, N, tb);
+                  if (&k != &pydfn::kernels_ref()) pydfn::sync_threads();
+                  k.bf16gemm(g);
+              });
+              return C;
+          },
+          py::arg("A"), py::arg("B"), py::arg("bias") = py::none(), py::arg("relu") = false,
+          py::arg("mask") = py::none(), py::arg("layout") = "nn", py::arg("kernels") = "best",
+          "C = op(A)·op(B) (+bias, ReLU, zero where mask <= 0) in bf16 with float32 sums, "
+          "op transposing A (layout 'tn', A (K,M)) or B ('nt', B (N,K)), packed as training packs.");
     m.def("column_sums",
           [](const FloatArray& dy, const std::string& kernels) {
               check_shape(dy, "dy", {-1, -1});
@@ -421,8 +480,10 @@ PYBIND11_MODULE(_core, m) {
 
     py::class_<Network>(m, "Network",
                         "The network's parameters, optimizer state, penalties and workspace.")
-        .def(py::init<const std::vector<int>&, const std::string&, const std::string&>(),
-             py::arg("sizes"), py::arg("activation") = "relu", py::arg("loss") = "softmax_xent")
+        .def(py::init<const std::vector<int>&, const std::string&, const std::string&,
+                      const std::string&>(),
+             py::arg("sizes"), py::arg("activation") = "relu", py::arg("loss") = "softmax_xent",
+             py::arg("precision") = "fp32")
         .def_property_readonly("sizes", [](Network& n) { return n.net().sizes(); })
         .def_property_readonly("num_params", [](Network& n) { return n.net().num_params(); })
         .def("weight_offset", [](Network& n, int l) { return n.net().weight_offset(l); })

@@ -65,7 +65,8 @@ def to_arrays(model: MLP) -> dict[str, np.ndarray]:
         "layer_sizes": np.array(model.layer_sizes, dtype=np.int64),
         "options": np.array(json.dumps({"activation": model.activation, "loss": model.loss,
                                         "l1": model.l1, "l2": model.l2, "dropout": list(model.dropout),
-                                        "seed": model.seed})),  # seed: of the dropout masks
+                                        "seed": model.seed,  # of the dropout masks
+                                        "precision": model.precision})),
         "params": model._net.get_params(),
         # the optimizer's state buffers s1, s2 (Adam's m and v) keep their version-1 names
         "adam_m": s1, "adam_v": s2, "adam_step": np.array(step, dtype=np.int64),

@@ -113,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="adamw's decoupled weight decay, default 0.01")
     train.add_argument("--activation", choices=("relu", "tanh", "sigmoid"), default="relu",
                        help="hidden activation, default relu")
+    train.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                       help="of the matrix products: bf16 rounds their inputs to bfloat16 (sums, weights "
+                            "and optimizer state stay float32); default fp32")
     train.add_argument("--l1", type=_number(float, 0.0), default=0.0, help="l1 penalty on the weights, default 0")
     train.add_argument("--l2", type=_number(float, 0.0), default=0.0, help="l2 penalty on the weights, default 0")
     train.add_argument("--dropout", type=_rates, default=0.0, metavar="RATES",
@@ -241,7 +244,8 @@ def _train(args: argparse.Namespace) -> int:
     else:
         x_train, y_train, validation = x, y, None
     model = MLP([x.shape[1] * x.shape[2], *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], seed=args.seed,
-                activation=args.activation, l1=args.l1, l2=args.l2, dropout=args.dropout)
+                activation=args.activation, l1=args.l1, l2=args.l2, dropout=args.dropout,
+                precision=args.precision)
     optimizer = _optimizer(args)
     print(f"pydfn {_core.__version__} - {_core.isa()} kernels - {_core.get_num_threads()} threads"
           + (f" per rank - {distributed.size()} MPI ranks" if args.distributed else ""))

@@ -16,6 +16,7 @@ from .initializers import glorot_uniform
 from .optim import Optimizer
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
+PRECISIONS = ("fp32", "bf16")
 LOSSES = ("softmax_xent", "mse", "mae")
 
 
@@ -86,13 +87,20 @@ class MLP:
         one rate per hidden layer. The masks are a hash of (``seed``, optimizer
         step, layer, row in the batch, unit): bitwise identical for any thread
         count, reproducible, and resumed checkpoints draw the same ones.
+    precision : {"fp32", "bf16"}, default "fp32"
+        Of the matrix products, in training and inference. ``bf16``: their inputs
+        (activations, weights, the gradients they multiply) are rounded to bfloat16
+        (to nearest even) and multiplied with AVX512_BF16 dot products; the sums,
+        the weights kept between steps, the optimizer state, the loss and softmax
+        stay float32. On a CPU without AVX512_BF16 the same rounding runs on float
+        instructions (slower). Saved in checkpoints.
     """
 
     history: training.History | None = None  # the last fit's, kept even when it was interrupted
 
     def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0, activation: str = "relu",
                  loss: str = "softmax_xent", l1: float = 0.0, l2: float = 0.0,
-                 dropout: float | Sequence[float] = 0.0):
+                 dropout: float | Sequence[float] = 0.0, precision: str = "fp32"):
         sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
         if sizes is None or len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least an input and an output size, got {layer_sizes!r}")
@@ -103,12 +111,14 @@ class MLP:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if loss == "softmax_xent" and sizes[-1] < 2:
             raise ValueError(f"the output layer needs at least 2 classes, got {sizes[-1]}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         seed = positive_int(seed, "seed", minimum=0)
         rates = _dropout_rates(dropout, len(sizes) - 2)
-        self._net = _core.Network(sizes, activation, loss)
+        self._net = _core.Network(sizes, activation, loss, precision)
         self.set_penalty(l1, l2)
         self._net.set_dropout(list(rates), seed % 2**64)
-        self.activation, self.loss = activation, loss
+        self.activation, self.loss, self.precision = activation, loss, precision
         self.dropout, self.seed = rates, seed
         self._rng = np.random.default_rng(seed)
         self._optimizer: Optimizer | None = None
@@ -139,7 +149,8 @@ class MLP:
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={getattr(self, k)!r}" for k, default in
-                        (("activation", "relu"), ("loss", "softmax_xent"), ("l1", 0.0), ("l2", 0.0))
+                        (("activation", "relu"), ("loss", "softmax_xent"), ("l1", 0.0), ("l2", 0.0),
+                         ("precision", "fp32"))
                         if getattr(self, k) != default)
         if any(self.dropout):
             extra += f", dropout={list(self.dropout)!r}"

@@ -43,11 +43,11 @@ def info() -> dict[str, Any]:
     -------
     dict
         ``version``; ``kernels``: the instruction set of the kernels in use
-        (``"avx512"``, ``"avx2"`` or ``"generic"``); ``cpu_kernels``: the best this CPU
-        could run; ``max_isa``: the ISA ``PYDFN_MAX_ISA`` names, or None when it is unset
-        or names none (an unknown value is ignored, with a warning at import);
-        ``threads``: the core's thread count; ``openmp``: whether the core was built
-        with OpenMP.
+        (``"avx512bf16"`` (AVX-512 with bf16 dot products), ``"avx512"``, ``"avx2"`` or
+        ``"generic"``); ``cpu_kernels``: the best this CPU could run; ``max_isa``: the ISA
+        ``PYDFN_MAX_ISA`` names, or None when it is unset or names none (an unknown value is
+        ignored, with a warning at import); ``threads``: the core's thread count; ``openmp``:
+        whether the core was built with OpenMP.
     """
     return {"version": _core.__version__, "kernels": _core.isa(), "cpu_kernels": _core.hardware_isa(),
             "max_isa": _core.max_isa(), "threads": get_num_threads(), "openmp": _core.has_openmp()}

@@ -13,7 +13,7 @@ from pydfn import _core
 
 from _subprocess import run_python
 
-ALL_ISAS = ["generic", "avx2", "avx512"]
+ALL_ISAS = ["generic", "avx2", "avx512", "avx512bf16"]
 
 CHILD = r"""
 import json, numpy as np, pydfn
@@ -77,8 +77,8 @@ def test_an_unknown_cap_is_ignored_with_a_warning_and_info_says_what_runs(cap):
     out = json.loads(run_python(UNKNOWN_CAP, PYDFN_MAX_ISA=cap))
     best = _core.hardware_isa()
     assert out["info"]["kernels"] == best and out["info"]["max_isa"] is None
-    assert out["warnings"] == [f"RuntimeWarning: PYDFN_MAX_ISA='{cap}' is not one of generic, avx2, avx512: "
-                               f"ignored, pydfn runs its {best} kernels"]
+    assert out["warnings"] == [f"RuntimeWarning: PYDFN_MAX_ISA='{cap}' is not one of generic, avx2, avx512, "
+                               f"avx512bf16: ignored, pydfn runs its {best} kernels"]
     assert f"CPU kernels: {best} (this CPU runs up to {best})\n" in out["cli"]
     assert "PYDFN_MAX_ISA" in out["cli_stderr"]  # the CLI's own import warns too
 

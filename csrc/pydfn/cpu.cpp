@@ -30,14 +30,15 @@ Isa detect() {
     const bool avx2 = b & bit_AVX2;
     const bool avx512 = (b & bit_AVX512F) && (b & bit_AVX512DQ) && (b & bit_AVX512BW) &&
                         (b & bit_AVX512VL);
-    if (avx2 && avx512 && os_zmm) return Isa::avx512;
-    return avx2 ? Isa::avx2 : Isa::generic;
+    if (!(avx2 && avx512 && os_zmm)) return avx2 ? Isa::avx2 : Isa::generic;
+    const bool bf16 = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));  // AVX512_BF16
+    return bf16 ? Isa::avx512bf16 : Isa::avx512;
 }
 #else
 Isa detect() { return Isa::generic; }
 #endif
 
-constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512};
+constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512bf16};
 
 bool same_ignoring_case(const char* a, const char* b) {
     for (; *a && *b; a++, b++)
@@ -83,6 +84,7 @@ Isa best_isa() {
 
 const char* isa_name(Isa isa) {
     switch (isa) {
+        case Isa::avx512bf16: return "avx512bf16";
         case Isa::avx512: return "avx512";
         case Isa::avx2: return "avx2";
         default: return "generic";
@@ -97,9 +99,8 @@ const char* max_isa() {
 std::string max_isa_problem() {
     const char* cap = max_isa_env();
     if (cap == nullptr || max_isa() != nullptr) return "";
-    return std::string("PYDFN_MAX_ISA='") + cap +
-           "' is not one of generic, avx2, avx512: ignored, pydfn runs its " + isa_name(best_isa()) +
-           " kernels";
+    return std::string("PYDFN_MAX_ISA='") + cap + "' is not one of generic, avx2, avx512, avx512bf16: " +
+           "ignored, pydfn runs its " + isa_name(best_isa()) + " kernels";
 }
 
 }  // namespace pydfn

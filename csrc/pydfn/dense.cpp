@@ -40,16 +40,31 @@ bool has_elementwise_pass(Activation f) { return f == Activation::tanh || f == A
 // tanh/sigmoid derivative) and dW; the caller adds db.
 void backward_products(const Kernels& kernels, float* dx, float* dW, const float* dy,
                        const float* x, const float* h, const float* W, Activation f_x, int B,
-                       int in, int out) {
-    if (dx) kernels.sgemm_nt_mask(dx, dy, W, f_x == Activation::relu ? h : nullptr, B, in, out);
-    kernels.sgemm_tn(dW, x, dy, in, out, B);
+                       int in, int out, const Bf16Operands& bf16) {
+    const float* mask = f_x == Activation::relu ? h : nullptr;
+    if (!bf16.dy_pairs) {
+        if (dx) kernels.sgemm_nt_mask(dx, dy, W, mask, B, in, out);
+        kernels.sgemm_tn(dW, x, dy, in, out, B);
+        return;
+    }
+    const int ld_in = bf16_ld(in);
+    if (dx)  // dx (B,in) = dy (B,out) · Wᵀ: K = out
+        kernels.bf16gemm({dx, in, bf16.dy_rows, (out + 1) / 2, 1, bf16.Wt_pairs, ld_in, nullptr,
+                          false, mask, B, in, (out + 1) / 2, false});
+    // dW (in,out) = xᵀ (in,B) · dy (B,out): K = B
+    kernels.bf16gemm({dW, out, bf16.x_pairs, 1, ld_in, bf16.dy_pairs, bf16_ld(out), nullptr, false,
+                      nullptr, in, out, (B + 1) / 2, true});
 }
 
 }  // namespace
 
 void dense_forward(const Kernels& kernels, float* y, const float* x, const float* W,
-                   const float* b, Activation f, int B, int in, int out) {
-    kernels.sgemm_nn_bias_relu(y, x, W, b, f == Activation::relu, B, out, in);
+                   const float* b, Activation f, int B, int in, int out, const Bf16Operands& bf16) {
+    if (bf16.x_rows)
+        kernels.bf16gemm({y, out, bf16.x_rows, (in + 1) / 2, 1, bf16.W_pairs, bf16_ld(out), b,
+                          f == Activation::relu, nullptr, B, out, (in + 1) / 2, false});
+    else
+        kernels.sgemm_nn_bias_relu(y, x, W, b, f == Activation::relu, B, out, in);
     if (has_elementwise_pass(f)) {
         sync_threads();  // the product's tiles are not the pass's rows
         activation_forward(y, f, B, out);
@@ -58,8 +73,8 @@ void dense_forward(const Kernels& kernels, float* y, const float* x, const float
 
 void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, const float* dy,
                     const float* x, const float* h, const float* W, Activation f_x, int B, int in,
-                    int out) {
-    backward_products(kernels, dx, dW, dy, x, h, W, f_x, B, in, out);
+                    int out, const Bf16Operands& bf16) {
+    backward_products(kernels, dx, dW, dy, x, h, W, f_x, B, in, out, bf16);
     kernels.column_sums(db, dy, B, out, nullptr);
     sync_threads();
     if (dx && has_elementwise_pass(f_x)) {
@@ -70,11 +85,16 @@ void dense_backward(const Kernels& kernels, float* dx, float* dW, float* db, con
 
 void dense_backward_opt(const Kernels& kernels, float* dx, float* W, float* b, float* dW_scratch,
                         const OptTarget& opt_W, const OptTarget& opt_b, const float* dy,
-                        const float* x, const float* h, Activation f_x, int B, int in, int out) {
-    backward_products(kernels, dx, dW_scratch, dy, x, h, W, f_x, B, in, out);
+                        const float* x, const float* h, Activation f_x, int B, int in, int out,
+                        const Bf16Operands& bf16) {
+    backward_products(kernels, dx, dW_scratch, dy, x, h, W, f_x, B, in, out, bf16);
     kernels.column_sums(b, dy, B, out, &opt_b);
     sync_threads();  // dW is whole, and dx's reads of W are done
-    kernels.opt_update(W, opt_W.s1, opt_W.s2, dW_scratch, int64_t(in) * out, opt_W.step);
+    if (bf16.dy_pairs)
+        kernels.opt_update_pack_bf16(W, opt_W.s1, opt_W.s2, dW_scratch, in, out, opt_W.step,
+                                     bf16.W_pairs, bf16_ld(out), dx ? bf16.Wt_pairs : nullptr, bf16_ld(in));
+    else
+        kernels.opt_update(W, opt_W.s1, opt_W.s2, dW_scratch, int64_t(in) * out, opt_W.step);
     if (dx && has_elementwise_pass(f_x)) {
         activation_backward(dx, h, f_x, B, in);
         sync_threads();

@@ -12,10 +12,14 @@ namespace pydfn {
 
 namespace {
 constexpr int64_t kPenaltyBlock = 1 << 14;  // fixed, so the sum's order ignores the thread count
+
+uint32_t* pairs(Buffer& b, int64_t at) { return reinterpret_cast<uint32_t*>(b.data()) + at; }
+int64_t half_up(int64_t n) { return (n + 1) / 2; }
 }
 
-MLP::MLP(const std::vector<int>& sizes, Activation activation, Loss loss)
-    : sizes_(sizes), activation_(activation), loss_(loss), kernels_(kernels_best()) {
+MLP::MLP(const std::vector<int>& sizes, Activation activation, Loss loss, Precision precision)
+    : sizes_(sizes), activation_(activation), loss_(loss), precision_(precision),
+      kernels_(kernels_best()) {
     check(sizes.size() >= 2, "an MLP needs at least an input and an output size");
     for (size_t l = 0; l < sizes.size(); l++)
         check(sizes[l] >= 1, "layer size " + std::to_string(l) + " must be >= 1, got " +
@@ -32,6 +36,24 @@ MLP::MLP(const std::vector<int>& sizes, Activation activation, Loss loss)
         width_sum += sizes_[l + 1];
     }
     act_offsets_.push_back(width_sum);
+    if (bf16()) {
+        int64_t w_at = 0, wt_at = 0, xr_at = 0, xp_at = 0;
+        for (int l = 0; l < num_layers(); l++) {
+            const int in = sizes_[l], out = sizes_[l + 1];
+            w_pairs_at_.push_back(w_at);
+            wt_pairs_at_.push_back(wt_at);
+            x_rows_at_.push_back(xr_at);
+            x_pairs_at_.push_back(xp_at);
+            w_at += half_up(in) * bf16_ld(out);
+            if (l > 0) wt_at += half_up(out) * bf16_ld(in);  // the input layer has no dx
+            xr_at += half_up(in);
+            xp_at += bf16_ld(in);
+        }
+        x_rows_at_.push_back(xr_at);
+        x_pairs_at_.push_back(xp_at);
+        w_pairs_.grow_to(size_t(w_at));
+        wt_pairs_.grow_to(size_t(std::max<int64_t>(wt_at, 1)));
+    }
     penalty_parts_.resize(penalty_blocks_.size() / 2);
     dropout_.assign(size_t(num_layers() - 1), 0.0f);
     // The gradient buffers hold dy and dx of layers past the input: never the input's width.
@@ -123,13 +145,55 @@ void MLP::reserve(int B) {
         need.add(kernels_, Product::tn, out, B);
     }
     scratch_need_ = need;
+    if (bf16()) {
+        x_rows_.grow_to(rows * x_rows_at_.back());
+        x_pairs_.grow_to(size_t(half_up(B)) * x_pairs_at_.back());
+        dy_rows_.grow_to(rows * half_up(max_width_));
+        dy_pairs_.grow_to(size_t(half_up(B)) * bf16_ld(max_width_));
+    }
     capacity_ = B;
+}
+
+void MLP::pack_weights(bool for_backward) {
+    for (int l = 0; l < num_layers(); l++) {
+        const int in = sizes_[l], out = sizes_[l + 1];
+        const float* W = params() + weight_offset(l);
+        kernels_.pack_bf16_pairs(pairs(w_pairs_, w_pairs_at_[l]), bf16_ld(out), W, in, out, false);
+        if (for_backward && l > 0)
+            kernels_.pack_bf16_pairs(pairs(wt_pairs_, wt_pairs_at_[l]), bf16_ld(in), W, out, in, true);
+    }
+}
+
+uint32_t* MLP::x_rows_of(int layer) { return pairs(x_rows_, x_rows_at_[layer] * capacity_); }
+uint32_t* MLP::x_pairs_of(int layer) {
+    return pairs(x_pairs_, x_pairs_at_[layer] * half_up(capacity_));
+}
+
+Bf16Operands MLP::bf16_operands(int layer) {
+    if (!bf16()) return {};
+    Bf16Operands ops;
+    ops.x_rows = x_rows_of(layer);
+    ops.x_pairs = x_pairs_of(layer);
+    ops.W_pairs = pairs(w_pairs_, w_pairs_at_[layer]);
+    ops.Wt_pairs = pairs(wt_pairs_, wt_pairs_at_[layer]);
+    ops.dy_rows = pairs(dy_rows_, 0);
+    ops.dy_pairs = pairs(dy_pairs_, 0);
+    return ops;
 }
 
 void MLP::forward(const float* x, int B, int64_t mask_step) {
     for (int l = 0; l < num_layers(); l++) {
-        dense_forward(kernels_, layer_output(l), layer_input(l, x, mask_step), params() + weight_offset(l),
-                      params() + bias_offset(l), activation_of(l), B, sizes_[l], sizes_[l + 1]);
+        const float* input = layer_input(l, x, mask_step);
+        const Bf16Operands ops = bf16_operands(l);
+        if (bf16()) {
+            const int in = sizes_[l];
+            kernels_.pack_bf16_rows(x_rows_of(l), int(half_up(in)), input, B, in);
+            if (mask_step > 0)  // training: dW's product needs x paired along the batch
+                kernels_.pack_bf16_pairs(x_pairs_of(l), bf16_ld(in), input, B, in, false);
+            sync_threads();
+        }
+        dense_forward(kernels_, layer_output(l), input, params() + weight_offset(l),
+                      params() + bias_offset(l), activation_of(l), B, sizes_[l], sizes_[l + 1], ops);
         sync_threads();
         if (drops(l, mask_step)) {
             dropout_forward(dropped_output(l), layer_output(l), mask_of(l, mask_step), B, sizes_[l + 1]);
@@ -172,14 +236,21 @@ void MLP::backward(const float* x, int B, int64_t mask_step, const OptStep* step
         float* dx_or_null = l > 0 ? dx : nullptr;
         const Activation f_x = l > 0 ? activation_ : Activation::none;
         const int64_t w = weight_offset(l), b = bias_offset(l);
+        const Bf16Operands ops = bf16_operands(l);
+        if (bf16()) {
+            const int out = sizes_[l + 1];
+            kernels_.pack_bf16_pairs(pairs(dy_pairs_, 0), bf16_ld(out), dy, B, out, false);
+            if (l > 0) kernels_.pack_bf16_rows(pairs(dy_rows_, 0), int(half_up(out)), dy, B, out);
+            sync_threads();
+        }
         if (step)
             dense_backward_opt(kernels_, dx_or_null, params() + w, params() + b, grads() + w,
                                {opt_s1() + w, opt_s2() + w, step_W},
                                {opt_s1() + b, opt_s2() + b, step_b}, dy, input, h, f_x, B, sizes_[l],
-                               sizes_[l + 1]);
+                               sizes_[l + 1], ops);
         else
             dense_backward(kernels_, dx_or_null, grads() + w, grads() + b, dy, input, h,
-                           params() + w, f_x, B, sizes_[l], sizes_[l + 1]);
+                           params() + w, f_x, B, sizes_[l], sizes_[l + 1], ops);
         if (l > 0 && drops(l - 1, mask_step)) {
             dropout_backward(dx, mask_of(l - 1, mask_step), B, sizes_[l]);
             sync_threads();
@@ -234,6 +305,7 @@ double MLP::compute_gradients(const float* x, Targets y, int B) {
     const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
     run_parallel([&] {
         if (penalized) penalty_parts();
+        if (bf16()) pack_weights(true);
         forward(x, B, step_ + 1);
         loss_forward_backward(y, B);
         sync_threads();
@@ -270,6 +342,9 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
     // One parallel region for the whole epoch: the threads meet at
     // sync_threads(), never fork or join per batch.
     run_parallel([&] {
+        // bf16: packed here once (the first gather's barrier comes before any read), then
+        // by each layer's optimizer step as it updates W.
+        if (bf16()) pack_weights(true);
         for (int64_t b = 0; b < num_batches; b++) {
             const int64_t start = b * batch_size;
             const int B = int(std::min<int64_t>(batch_size, n - start));
@@ -305,6 +380,7 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], classes = sizes_.back();
     run_parallel([&] {
+        if (bf16()) pack_weights(false);  // the first forward's barrier comes before any read
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             forward(X + start * in, B, 0);
@@ -327,6 +403,7 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], out = sizes_.back();
     run_parallel([&] {
+        if (bf16()) pack_weights(false);  // the first forward's barrier comes before any read
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             Targets batch;

@@ -20,6 +20,12 @@ namespace pydfn {
 
 // What the output is compared with: class labels (N) for softmax_xent, or
 // float targets (N,out) for a regression loss. Exactly one is set.
+// The precision of the matrix products. bf16: their inputs (activations,
+// weights, the gradients they multiply) are rounded to bf16 and multiplied in
+// pairs (kernels.hpp, Bf16Gemm); sums, the parameters, the optimizer state,
+// the loss and softmax stay float32.
+enum class Precision : int { fp32 = 0, bf16 = 1 };
+
 struct Targets {
     const int32_t* labels = nullptr;
     const float* values = nullptr;
@@ -28,11 +34,12 @@ struct Targets {
 class MLP {
   public:
     MLP(const std::vector<int>& sizes, Activation activation = Activation::relu,
-        Loss loss = Loss::softmax_xent);
+        Loss loss = Loss::softmax_xent, Precision precision = Precision::fp32);
 
     const std::vector<int>& sizes() const { return sizes_; }
     Activation activation() const { return activation_; }
     Loss loss() const { return loss_; }
+    Precision precision() const { return precision_; }
     int num_layers() const { return int(sizes_.size()) - 1; }
     int64_t num_params() const { return num_params_; }
     int64_t weight_offset(int layer) const { return offsets_[layer]; }
@@ -89,6 +96,14 @@ class MLP {
     void run_parallel(Body&& body) {
         parallel_region(scratch_, scratch_need_, body);
     }
+    bool bf16() const { return precision_ == Precision::bf16; }
+    // bf16: rounds and packs every layer's W for the forward products, and
+    // for_backward, Wᵀ for the dx products; sync_threads() before they are read.
+    void pack_weights(bool for_backward);
+    // bf16: where layer l's packed operands are.
+    Bf16Operands bf16_operands(int layer);
+    uint32_t* x_rows_of(int layer);   // layer's input by rows, in x_rows_
+    uint32_t* x_pairs_of(int layer);  // and paired along the batch, in x_pairs_
     // The pieces of a step; each must be entered by every thread of a parallel region.
     // forward's outputs are complete on return, the losses' are not (sync_threads()
     // first); backward's gradients are, but not the input layer's W update.
@@ -129,6 +144,7 @@ class MLP {
     std::vector<int> sizes_;
     Activation activation_;
     Loss loss_;
+    Precision precision_;
     std::vector<int64_t> offsets_;  // where each layer's W starts in the flat buffers
     int64_t num_params_ = 0;
     Buffer params_, grads_, s1_, s2_;
@@ -148,6 +164,11 @@ class MLP {
     KernelScratch scratch_;
     Buffer acts_, dropped_, probs_, losses_, dbuf_a_, dbuf_b_, x_batch_, t_batch_;
     std::vector<int32_t> y_batch_;
+    // bf16 operands, as uint32 pairs (dense.hpp, Bf16Operands): per layer, W and Wᵀ
+    // packed at these offsets; x by rows (⌈in/2⌉ per row) and paired along the batch
+    // (bf16_ld(in) per pair of rows), at offsets in units of capacity_ rows / pairs.
+    std::vector<int64_t> w_pairs_at_, wt_pairs_at_, x_rows_at_, x_pairs_at_;
+    Buffer w_pairs_, wt_pairs_, x_rows_, x_pairs_, dy_rows_, dy_pairs_;
 };
 
 }  // namespace pydfn

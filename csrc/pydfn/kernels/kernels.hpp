@@ -40,6 +40,26 @@ constexpr int kScratchUses = 2;
 // The three matrix products, named by which operand is transposed.
 enum class Product { nn, nt, tn };
 
+// A product in bf16 (precision "bf16"): C(M,N) = A·B (+ bias, ReLU, mask as in
+// the float kernels) from operands rounded to bf16 and packed two per uint32
+// along K: the pair p holds k = 2p in its low half, k = 2p+1 in its high half
+// (an odd K is padded with a zero). Each pair's two products are added to the
+// float32 sum as AVX512_BF16's vdpbf16ps adds them (k = 2p+1 first); CPUs
+// without it run the same sums with float instructions.
+struct Bf16Gemm {
+    float* C;
+    int ldc;
+    const uint32_t* A;  // the pair (row i, pair p) at A[i*a_si + p*a_sp]
+    ptrdiff_t a_si, a_sp;
+    const uint32_t* B;  // the pair (pair p, column j) at B[p*ldb + j]; ldb >= N rounded up to 16
+    int ldb;
+    const float* bias;  // or null
+    bool relu;
+    const float* mask;  // C zeroed where mask <= 0 (laid out like C), or null
+    int M, N, P;        // P = pairs along K
+    bool by_row;        // tile order: by row (A's rows reused) or by column panel (B's)
+};
+
 struct Kernels {
     const char* isa;
     // The floats of scratch `use` one thread needs in product p with C(·,N)
@@ -62,12 +82,29 @@ struct Kernels {
     // grads(n) += l1·sign(params) + 2·l2·params: the penalty's gradient, computed
     // exactly as a fused optimizer step computes it.
     void (*add_penalty)(float* grads, const float* params, int64_t n, float l1, float l2);
+    // The bf16 product described at Bf16Gemm.
+    void (*bf16gemm)(const Bf16Gemm& g);
+    // Rounding to bf16 (nearest even; subnormals to zero and NaNs quieted, as the
+    // AVX512_BF16 conversions do), the same bits on every ISA:
+    // dst(rows, ld) = the pairs of each row of src(rows, cols): dst[i*ld + p] = (src[i,2p], src[i,2p+1]).
+    void (*pack_bf16_rows)(uint32_t* dst, int ld, const float* src, int rows, int cols);
+    // dst(⌈K/2⌉, ld) = S(K,N) paired along K: dst[p*ld + j] = (S[2p,j], S[2p+1,j]), zero
+    // where j >= N (up to ld); S is src(K,N), or src(N,K) transposed.
+    void (*pack_bf16_pairs)(uint32_t* dst, int ld, const float* src, int K, int N, bool transposed);
+    // opt_update on W (rows, cols), then W packed as pack_bf16_pairs packs it for the
+    // next forward product (w_pairs, stride ld) and, if wt_pairs, Wᵀ for dx (stride
+    // ldt; its padding columns are left as they are): the same bits as opt_update
+    // and the packs, without reading W again. A thread per pair of rows.
+    void (*opt_update_pack_bf16)(float* W, float* s1, float* s2, const float* grads, int rows,
+                                 int cols, const OptStep& step, uint32_t* w_pairs, int ld,
+                                 uint32_t* wt_pairs, int ldt);
 };
 
 const Kernels& kernels_ref();
 const Kernels& kernels_generic();
 const Kernels& kernels_avx2();    // x86-64 builds only; call only when the CPU has the ISA
 const Kernels& kernels_avx512();
+const Kernels& kernels_avx512bf16();  // avx512's, with bf16gemm on vdpbf16ps
 // The kernels of one ISA, or null when this build has none for it.
 const Kernels* kernels_for(Isa isa);
 // The kernels training uses: the best this CPU runs (see best_isa()).

@@ -5,4 +5,5 @@
 #define PYDFN_MR 6
 #define PYDFN_NRV 2
 #define PYDFN_PACK_A 0
+#define PYDFN_BF16GEMM bf16gemm_6x16_emulated_avx2
 #include "pydfn/kernels/kernels_impl.inc"

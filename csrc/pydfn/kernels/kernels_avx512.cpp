@@ -5,6 +5,7 @@
 #define PYDFN_MR 6
 #define PYDFN_NRV 4
 #define PYDFN_PACK_A 0
+#define PYDFN_BF16GEMM bf16gemm_6x64_emulated_avx512
 // GCC 12 warns, wrongly, that _mm512_sqrt_ps reads an uninitialised value (its
 // "undefined" source vector is deliberately so).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

@@ -11,6 +11,7 @@ namespace pydfn {
 
 const Kernels* kernels_for(Isa isa) {
 #ifdef PYDFN_X86_KERNELS
+    if (isa == Isa::avx512bf16) return &kernels_avx512bf16();
     if (isa == Isa::avx512) return &kernels_avx512();
     if (isa == Isa::avx2) return &kernels_avx2();
 #endif
@@ -45,7 +46,8 @@ KernelScratch::Use::~Use() { tl_scratch = previous_; }
 
 float* thread_scratch(Scratch use, size_t floats) {
     const size_t at = size_t(thread_index()) * kScratchUses + size_t(use);
-    if (tl_scratch == nullptr || at >= tl_scratch->buffers_.size() || floats > tl_scratch->reserved_.floats[int(use)]) {
+    const KernelScratch* scratch = tl_scratch;
+    if (scratch == nullptr || at >= scratch->buffers_.size() || floats > scratch->reserved_.floats[int(use)]) {
         std::fprintf(stderr, "pydfn: internal error: kernel scratch not reserved (%zu floats)\n", floats);
         std::abort();
     }

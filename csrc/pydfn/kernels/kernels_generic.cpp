@@ -5,4 +5,5 @@
 #define PYDFN_MR 4
 #define PYDFN_NRV 2
 #define PYDFN_PACK_A 1
+#define PYDFN_BF16GEMM bf16gemm_4x8_emulated_generic
 #include "pydfn/kernels/kernels_impl.inc"

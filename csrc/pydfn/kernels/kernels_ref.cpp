@@ -1,6 +1,7 @@
 // Naive reference kernels: plain loops, never optimised, in double.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "pydfn/kernels/kernels.hpp"
@@ -26,6 +27,10 @@ void ref_nt(float* C, const float* A, const float* B, const float* mask, int M, 
             for (int k = 0; k < K; k++) s += double(A[i * K + k]) * B[j * K + k];
             C[i * N + j] = mask && mask[i * N + j] <= 0 ? 0.0f : float(s);
         }
+}
+
+void store_epilogue(float* c, float s, bool relu, float mask) {
+    *c = (relu && s < 0) || mask <= 0 ? 0.0f : s;
 }
 
 double ref_sign(double w) { return w > 0 ? 1.0 : (w < 0 ? -1.0 : 0.0); }
@@ -101,11 +106,42 @@ void ref_column_sums(float* db, const float* dy, int B, int N, const OptTarget* 
 
 size_t ref_scratch_floats(Scratch, Product, int, int) { return 0; }  // serial loops, no packing
 
+// The bf16 (low 16 bits of `bits`, or high if `high`) as a double.
+double bf16_value(uint32_t bits, bool high) {
+    const uint32_t f = high ? bits & 0xffff0000u : bits << 16;
+    float x;
+    std::memcpy(&x, &f, sizeof x);
+    return x;
+}
+
+void ref_bf16gemm(const Bf16Gemm& g) {
+    for (int i = 0; i < g.M; i++)
+        for (int j = 0; j < g.N; j++) {
+            double s = g.bias ? g.bias[j] : 0.0;
+            for (int p = 0; p < g.P; p++) {
+                const uint32_t a = g.A[i * g.a_si + p * g.a_sp], b = g.B[ptrdiff_t(p) * g.ldb + j];
+                s += bf16_value(a, false) * bf16_value(b, false) + bf16_value(a, true) * bf16_value(b, true);
+            }
+            const ptrdiff_t at = ptrdiff_t(i) * g.ldc + j;
+            store_epilogue(g.C + at, float(s), g.relu, g.mask ? g.mask[at] : 1.0f);
+        }
+}
+
+void ref_update_pack_bf16(float* W, float* s1, float* s2, const float* grads, int rows, int cols,
+                          const OptStep& step, uint32_t* w_pairs, int ld, uint32_t* wt_pairs, int ldt) {
+    ref_update(W, s1, s2, grads, int64_t(rows) * cols, step);
+    kernels_generic().pack_bf16_pairs(w_pairs, ld, W, rows, cols, false);
+    if (wt_pairs) kernels_generic().pack_bf16_pairs(wt_pairs, ldt, W, cols, rows, true);
+}
+
 }  // namespace
 
+// The packing is a layout, not arithmetic: the reference uses the generic kernels' (its
+// rounding is checked bit by bit against NumPy's in the tests).
 const Kernels& kernels_ref() {
-    static const Kernels kernels{"reference",     ref_scratch_floats, ref_nn, ref_nt, ref_tn,
-                                 ref_column_sums, ref_update,         ref_add_penalty};
+    static const Kernels kernels{"reference", ref_scratch_floats, ref_nn, ref_nt, ref_tn, ref_column_sums,
+                                 ref_update, ref_add_penalty, ref_bf16gemm, kernels_generic().pack_bf16_rows,
+                                 kernels_generic().pack_bf16_pairs, ref_update_pack_bf16};
     return kernels;
 }
 
