@@ -1,6 +1,6 @@
 """What ``fit(augment=Augment(2, True))`` costs: seconds per epoch with and without it.
 
-The DESIGN.md workload (784-256-128-10, Adam, batch 64, 54,000 rows), one-epoch
+The benchmark workload (benchmarks/workload.py: 784-256-128-10, Adam, batch 64, 54,000 rows), one-epoch
 fits alternating between the two (which goes first alternates too), after one
 warm-up round; prints each median of the repeats and their ratio (target: <= 1.15),
 and the median of the rounds' ratios, steadier when other work shares the cores.

@@ -43,7 +43,7 @@ def worker(args: argparse.Namespace) -> None:
         from mpi4py import MPI
 
         comm = MPI.COMM_WORLD
-        grads = model._net.grads_view()
+        grads = model.engine.grads_view()
         times = []
         for _ in range(200):
             comm.Barrier()

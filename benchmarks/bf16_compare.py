@@ -56,7 +56,7 @@ gflops = {{}}
 for m, n, k, reps in ((64, 256, 784, 200), (1024, 1024, 1024, 3)):
     A = rng.uniform(-1, 1, (m, k)).astype(np.float32)
     B = rng.uniform(-1, 1, (k, n)).astype(np.float32)
-    run = (lambda: pydfn._core.bf16gemm(A, B)) if precision == "bf16" else (lambda: pydfn._core.sgemm_nn(A, B))
+    run = (lambda: pydfn._core.testing.bf16gemm(A, B)) if precision == "bf16" else (lambda: pydfn._core.testing.sgemm_nn(A, B))
     run()
     best = float("inf")
     for _ in range(3):

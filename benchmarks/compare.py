@@ -285,8 +285,8 @@ def rates(seconds: float, samples: int, gflop: float, peak: float, medians: dict
 
 
 def plot(rows, path: str) -> None:
-    from pydfn.plot import _pyplot
-    plt = _pyplot()
+    from pydfn.plot import pyplot
+    plt = pyplot()
     labels = sorted({(t, b) for t, b, _, _ in rows})
     names = sorted({n for _, _, n, _ in rows}, key=["pydfn", "numpy", "torch"].index)
     fig, ax = plt.subplots(figsize=(7, 4))

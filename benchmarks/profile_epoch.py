@@ -18,7 +18,7 @@ compare.py.
     python benchmarks/profile_epoch.py --kernels --threads 1     # each kernel call alone, per layer
 
 --kernels needs no perf: it times each kernel of a step alone at the step's
-shapes through pydfn._core (with one thread, in CPU time) and scales to an epoch.
+shapes through pydfn._core.testing (with one thread, in CPU time) and scales to an epoch.
 
 Needs Linux `perf` and a _core with symbols: the default wheel is stripped, so
 build one for profiling (same -O3 as a release, plus symbols and frame
@@ -124,7 +124,7 @@ def kernel_calls(core, l: int, last: bool, x, w, b, dy) -> list:
 
 
 def kernel_table(batch: int, repeats: int) -> None:
-    """Each kernel call of a training step timed alone through pydfn._core (in the
+    """Each kernel call of a training step timed alone through pydfn._core.testing (in the
     current thread count), scaled to an epoch; the call overhead (a 1x16 column
     sum) is subtracted. sgemm_tn also pays for its fresh (in, out) output array's page faults."""
     import timeit
@@ -134,7 +134,7 @@ def kernel_table(batch: int, repeats: int) -> None:
     import pydfn
     sys.path.insert(0, HERE)
     from workload import EPOCH_SAMPLES, SIZES
-    core, rng = pydfn._core, np.random.default_rng(0)
+    core, rng = pydfn._core.testing, np.random.default_rng(0)
     steps = EPOCH_SAMPLES / batch
 
     def rand(*shape):
@@ -161,7 +161,7 @@ def kernel_table(batch: int, repeats: int) -> None:
         rand(n_params)
     rows.append((f"adam_update alone, all {n_params:,} parameters", 0,
                  lambda: core.adam_update(params, s1, s2, grads, 10, 1e-3, 0.9, 0.999, 1e-8)))
-    print(f"kernels {core.isa()}, {pydfn.get_num_threads()} thread(s), batch {batch}; "
+    print(f"kernels {pydfn._core.isa()}, {pydfn.get_num_threads()} thread(s), batch {batch}; "
           f"call overhead {1e6 * overhead:.1f} us subtracted; {steps:.2f} steps per epoch")
     print(f"{'kernel call':<50} {'us/call':>8} {'ms/epoch':>9} {'GFLOP/s':>8}")
     for name, flop, fn in rows:

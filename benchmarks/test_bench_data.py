@@ -86,8 +86,8 @@ def test_augment_pydfn(benchmark, images, dtype):
     images = images.astype(dtype)
     out = np.empty_like(images)
     seeds = itertools.count()
-    benchmark(lambda: augment(images, max_shift=SHIFT, seed=next(seeds), out=out))
-    assert np.array_equal(augment(images, max_shift=SHIFT, seed=7), numpy_augment(images, SHIFT, 7))
+    benchmark(lambda: augment(images, shift=SHIFT, seed=next(seeds), out=out))
+    assert np.array_equal(augment(images, shift=SHIFT, seed=7), numpy_augment(images, SHIFT, 7))
 
 
 @pytest.mark.benchmark(group="augment: 60000 x 28 x 28, shift 2 + flip")

@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <map>
 #include <optional>
 #include <tuple>
 
@@ -101,22 +102,33 @@ void run_kernels(const pydfn::Kernels& k, std::initializer_list<ProductShape> pr
     pydfn::parallel_region(scratch, need, f);
 }
 
-pydfn::OptConfig opt_config(const std::string& kind, float lr, float beta1, float beta2, float eps,
-                            float weight_decay, float momentum, bool nesterov) {
+pydfn::OptKind opt_kind_named(const std::string& kind) {
+    if (kind == "adam") return pydfn::OptKind::adam;
+    if (kind == "adamw") return pydfn::OptKind::adamw;
+    if (kind == "sgd") return pydfn::OptKind::sgd;
+    if (kind == "rmsprop") return pydfn::OptKind::rmsprop;
+    throw std::invalid_argument("unknown optimizer '" + kind + "'");
+}
+
+const char* opt_kind_name(pydfn::OptKind kind) {
+    switch (kind) {
+        case pydfn::OptKind::adam: return "adam";
+        case pydfn::OptKind::adamw: return "adamw";
+        case pydfn::OptKind::sgd: return "sgd";
+        case pydfn::OptKind::rmsprop: return "rmsprop";
+    }
+    return "?";
+}
+
+// An optimizer's hyper-parameters, checked once, when Python builds its config.
+pydfn::OptConfig opt_config(const std::string& kind, float lr, float beta1, float beta2, float alpha,
+                            float eps, float weight_decay, float momentum, bool nesterov) {
     pydfn::OptConfig c;
-    if (kind == "adam")
-        c.kind = pydfn::OptKind::adam;
-    else if (kind == "adamw")
-        c.kind = pydfn::OptKind::adamw;
-    else if (kind == "sgd")
-        c.kind = pydfn::OptKind::sgd;
-    else if (kind == "rmsprop")
-        c.kind = pydfn::OptKind::rmsprop;
-    else
-        throw std::invalid_argument("unknown optimizer '" + kind + "'");
+    c.kind = opt_kind_named(kind);
     check(lr > 0, "lr must be > 0");
     check(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1)");
-    check(beta2 >= 0 && beta2 < 1, "beta2 (RMSProp's alpha) must be in [0, 1)");
+    check(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1)");
+    check(alpha >= 0 && alpha < 1, "alpha must be in [0, 1)");
     check(eps > 0, "eps must be > 0");
     check(weight_decay >= 0, "weight_decay must be >= 0");
     check(momentum >= 0 && momentum < 1, "momentum must be in [0, 1)");
@@ -124,6 +136,7 @@ pydfn::OptConfig opt_config(const std::string& kind, float lr, float beta1, floa
     c.lr = lr;
     c.beta1 = beta1;
     c.beta2 = beta2;
+    c.alpha = alpha;
     c.eps = eps;
     c.weight_decay = weight_decay;
     c.momentum = momentum;
@@ -132,13 +145,25 @@ pydfn::OptConfig opt_config(const std::string& kind, float lr, float beta1, floa
 }
 
 pydfn::OptConfig adam_config(float lr, float beta1, float beta2, float eps) {
-    return opt_config("adam", lr, beta1, beta2, eps, 0.0f, 0.0f, false);
+    return opt_config("adam", lr, beta1, beta2, 0.99f, eps, 0.0f, 0.0f, false);
 }
 
-// The optimizer arguments every training method takes, in this order.
-#define PYDFN_OPT_ARGS                                                                          \
-    py::arg("kind"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),         \
-        py::arg("weight_decay"), py::arg("momentum"), py::arg("nesterov")
+// The names of an optimizer's state buffers and which core buffer holds each
+// (0: s1, 1: s2, as optim.hpp lays them out). A buffer the optimizer never
+// touches (SGD's without momentum) has no name.
+std::vector<std::pair<std::string, int>> state_slots(const pydfn::OptConfig& c) {
+    switch (c.kind) {
+        case pydfn::OptKind::adam:
+        case pydfn::OptKind::adamw: return {{"m", 0}, {"v", 1}};
+        case pydfn::OptKind::sgd:
+            if (c.momentum > 0) return {{"momentum", 0}};
+            return {};
+        case pydfn::OptKind::rmsprop:
+            if (c.momentum > 0) return {{"square_avg", 1}, {"momentum", 0}};
+            return {{"square_avg", 1}};
+    }
+    return {};
+}
 
 pydfn::Activation activation_named(const std::string& name) {
     if (name == "relu") return pydfn::Activation::relu;
@@ -190,6 +215,9 @@ class Network {
         std::memcpy(out.mutable_data(), p, sizeof(float) * net_.num_params());
         return out;
     }
+    void check_size(const FloatArray& a, const std::string& name) {
+        check_shape(a, name.c_str(), {net_.num_params()});
+    }
     void copy_in(float* p, const FloatArray& a, const char* name) {
         check_shape(a, name, {net_.num_params()});
         std::memcpy(p, a.data(), sizeof(float) * net_.num_params());
@@ -214,9 +242,22 @@ class Network {
         return t;
     }
 
+    // The optimizer the training methods step with: bound once, not passed per call.
+    void bind(std::optional<pydfn::OptConfig> config) { config_ = config; }
+    const pydfn::OptConfig& bound() const {
+        check(config_.has_value(), "no optimizer is bound to this network");
+        return *config_;
+    }
+    float* slot(int i) { return i == 0 ? net_.opt_s1() : net_.opt_s2(); }
+    // The bound optimizer's state buffers by name (none when no optimizer is bound).
+    std::vector<std::pair<std::string, int>> slots() const {
+        return config_ ? state_slots(*config_) : std::vector<std::pair<std::string, int>>{};
+    }
+
   private:
     pydfn::MLP net_;
     std::atomic<bool> busy_{false};
+    std::optional<pydfn::OptConfig> config_;
 };
 
 }  // namespace
@@ -234,6 +275,32 @@ PYBIND11_MODULE(_core, m) {
 
     m.attr("MAX_THREADS") = pydfn::kMaxThreads;
     m.attr("MAX_OPT_STEP") = pydfn::kMaxOptStep;
+    py::class_<pydfn::OptConfig>(m, "OptimizerConfig",
+                                 "An optimizer's kind and hyper-parameters, checked once: what "
+                                 "Network.bind_optimizer takes.")
+        .def(py::init(&opt_config), py::kw_only(), py::arg("kind"), py::arg("lr"),
+             py::arg("beta1") = 0.9f, py::arg("beta2") = 0.999f, py::arg("alpha") = 0.99f,
+             py::arg("eps") = 1e-8f, py::arg("weight_decay") = 0.0f, py::arg("momentum") = 0.0f,
+             py::arg("nesterov") = false)
+        .def_property_readonly("kind",
+                               [](const pydfn::OptConfig& c) { return std::string(opt_kind_name(c.kind)); })
+        .def_readonly("lr", &pydfn::OptConfig::lr)
+        .def_readonly("beta1", &pydfn::OptConfig::beta1)
+        .def_readonly("beta2", &pydfn::OptConfig::beta2)
+        .def_readonly("alpha", &pydfn::OptConfig::alpha)
+        .def_readonly("eps", &pydfn::OptConfig::eps)
+        .def_readonly("weight_decay", &pydfn::OptConfig::weight_decay)
+        .def_readonly("momentum", &pydfn::OptConfig::momentum)
+        .def_readonly("nesterov", &pydfn::OptConfig::nesterov)
+        .def_property_readonly(
+            "state_names",
+            [](const pydfn::OptConfig& c) {
+                std::vector<std::string> names;
+                for (const auto& [name, slot] : state_slots(c)) names.push_back(name);
+                return names;
+            },
+            "The names of the state buffers this optimizer keeps, besides the step count.");
+
     m.def("has_openmp", &pydfn::has_openmp);
     m.def("get_num_threads", &pydfn::get_num_threads);
     m.def("set_num_threads", &pydfn::set_num_threads, py::arg("n"));
@@ -259,7 +326,11 @@ PYBIND11_MODULE(_core, m) {
     m.def("hardware_isa", [] { return std::string(pydfn::isa_name(pydfn::hardware_isa())); },
           "The best ISA of this CPU, ignoring PYDFN_MAX_ISA.");
 
-    m.def("sgemm_nn",
+    // Kernels and optimizer steps one call at a time, for the tests and benchmarks
+    // (pydfn._core.testing): not the API.
+    py::module_ testing = m.def_submodule("testing", "The core's kernels one call at a time, for tests and "
+                                                     "benchmarks: not pydfn's API.");
+    testing.def("sgemm_nn",
           [](const FloatArray& A, const FloatArray& B, std::optional<FloatArray> bias, bool relu,
              const std::string& kernels) {
               check_shape(A, "A", {-1, -1});
@@ -276,7 +347,7 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("A"), py::arg("B"), py::arg("bias") = py::none(), py::arg("relu") = false,
           py::arg("kernels") = "best", "C(M,N) = A(M,K)·B(K,N) + bias, then ReLU if relu.");
-    m.def("sgemm_nt",
+    testing.def("sgemm_nt",
           [](const FloatArray& A, const FloatArray& B, std::optional<FloatArray> mask,
              const std::string& kernels) {
               check_shape(A, "A", {-1, -1});
@@ -293,7 +364,7 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("A"), py::arg("B"), py::arg("mask") = py::none(), py::arg("kernels") = "best",
           "C(M,N) = A(M,K)·B(N,K)ᵀ, zero where mask <= 0.");
-    m.def("sgemm_tn",
+    testing.def("sgemm_tn",
           [](const FloatArray& A, const FloatArray& B, const std::string& kernels) {
               check_shape(A, "A", {-1, -1});
               check_shape(B, "B", {A.shape(0), -1});
@@ -306,7 +377,7 @@ PYBIND11_MODULE(_core, m) {
               return C;
           },
           py::arg("A"), py::arg("B"), py::arg("kernels") = "best", "C(M,N) = A(K,M)ᵀ·B(K,N).");
-    m.def("round_bf16",
+    testing.def("round_bf16",
           [](const FloatArray& x, const std::string& kernels) {
               const int n = int(x.size());
               std::vector<uint32_t> packed(size_t(n + 1) / 2);
@@ -322,7 +393,7 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("x"), py::arg("kernels") = "best",
           "x (flattened) rounded to bf16 as the bf16 products' packing rounds it, as float32.");
-    m.def("bf16gemm",
+    testing.def("bf16gemm",
           [](const FloatArray& A, const FloatArray& B, std::optional<FloatArray> bias, bool relu,
              std::optional<FloatArray> mask, const std::string& layout, const std::string& kernels) {
               check(layout == "nn" || layout == "tn" || layout == "nt",
@@ -357,7 +428,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("mask") = py::none(), py::arg("layout") = "nn", py::arg("kernels") = "best",
           "C = op(A)·op(B) (+bias, ReLU, zero where mask <= 0) in bf16 with float32 sums, "
           "op transposing A (layout 'tn', A (K,M)) or B ('nt', B (N,K)), packed as training packs.");
-    m.def("column_sums",
+    testing.def("column_sums",
           [](const FloatArray& dy, const std::string& kernels) {
               check_shape(dy, "dy", {-1, -1});
               const int B = int(dy.shape(0)), N = int(dy.shape(1));
@@ -368,7 +439,7 @@ PYBIND11_MODULE(_core, m) {
               return db;
           },
           py::arg("dy"), py::arg("kernels") = "best", "db(N) = sum of the rows of dy(B,N).");
-    m.def("dense_backward",
+    testing.def("dense_backward",
           [](const FloatArray& dy, const FloatArray& x, const FloatArray& W, bool mask_relu,
              bool need_dx, const std::string& kernels) {
               check_shape(x, "x", {-1, -1});
@@ -390,7 +461,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("dy"), py::arg("x"), py::arg("W"), py::arg("mask_relu"),
           py::arg("need_dx") = true, py::arg("kernels") = "best",
           "(dx, dW, db) of a dense layer; dx is masked where x <= 0 if mask_relu.");
-    m.def("softmax_xent_forward",
+    testing.def("softmax_xent_forward",
           [](const FloatArray& logits, const LabelArray& y) {
               check_shape(logits, "logits", {-1, -1});
               const int B = int(logits.shape(0)), C = int(logits.shape(1));
@@ -404,7 +475,7 @@ PYBIND11_MODULE(_core, m) {
               return std::make_tuple(losses, probs);
           },
           py::arg("logits"), py::arg("y"), "(per-row losses (B,), probs (B,C)).");
-    m.def("softmax_xent_backward",
+    testing.def("softmax_xent_backward",
           [](const FloatArray& probs, const LabelArray& y, float scale) {
               check_shape(probs, "probs", {-1, -1});
               const int B = int(probs.shape(0)), C = int(probs.shape(1));
@@ -418,7 +489,7 @@ PYBIND11_MODULE(_core, m) {
               return d;
           },
           py::arg("probs"), py::arg("y"), py::arg("scale"));
-    m.def("adam_update",
+    testing.def("adam_update",
           [](FloatArray params, FloatArray m_, FloatArray v, const FloatArray& grads, int64_t t,
              float lr, float beta1, float beta2, float eps, const std::string& kernels) {
               const py::ssize_t n = params.size();
@@ -436,11 +507,9 @@ PYBIND11_MODULE(_core, m) {
           py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
           py::arg("kernels") = "best", "One Adam step t, in place on params, m and v.");
 
-    m.def("opt_update",
+    testing.def("opt_update",
           [](FloatArray params, FloatArray s1, FloatArray s2, const FloatArray& grads, int64_t t,
-             const std::string& kind, float lr, float beta1, float beta2, float eps,
-             float weight_decay, float momentum, bool nesterov, float l1, float l2,
-             const std::string& kernels) {
+             const pydfn::OptConfig& config, float l1, float l2, const std::string& kernels) {
               const py::ssize_t n = params.size();
               check_shape(params, "params", {n});
               check_shape(s1, "s1", {n});
@@ -448,8 +517,7 @@ PYBIND11_MODULE(_core, m) {
               check_shape(grads, "grads", {n});
               check(t >= 1, "t must be >= 1");
               check(l1 >= 0 && l2 >= 0, "l1 and l2 must be >= 0");
-              auto step = pydfn::opt_step(
-                  opt_config(kind, lr, beta1, beta2, eps, weight_decay, momentum, nesterov), t);
+              auto step = pydfn::opt_step(config, t);
               step.l1 = l1;
               step.l2 = l2;
               float *pp = params.mutable_data(), *p1 = s1.mutable_data(), *p2 = s2.mutable_data();
@@ -457,11 +525,11 @@ PYBIND11_MODULE(_core, m) {
               run_kernels(k, {}, [&] { k.opt_update(pp, p1, p2, grads.data(), n, step); });
           },
           py::arg("params"), py::arg("s1"), py::arg("s2"), py::arg("grads"), py::arg("t"),
-          PYDFN_OPT_ARGS, py::arg("l1") = 0.0f, py::arg("l2") = 0.0f, py::arg("kernels") = "best",
+          py::arg("config"), py::arg("l1") = 0.0f, py::arg("l2") = 0.0f, py::arg("kernels") = "best",
           "One optimizer step t, in place on params, s1 and s2, with the penalty's gradient "
           "l1·sign(params) + 2·l2·params added to grads.");
 
-    m.def("dropout_keep_mask",
+    testing.def("dropout_keep_mask",
           [](uint64_t seed, int64_t step, int layer, float rate, int B, int n) {
               check(rate >= 0.0f && rate < 1.0f, "rate must be in [0, 1)");
               check(B >= 0 && n >= 0, "B and n must be >= 0");
@@ -486,8 +554,6 @@ PYBIND11_MODULE(_core, m) {
              py::arg("precision") = "fp32")
         .def_property_readonly("sizes", [](Network& n) { return n.net().sizes(); })
         .def_property_readonly("num_params", [](Network& n) { return n.net().num_params(); })
-        .def("weight_offset", [](Network& n, int l) { return n.net().weight_offset(l); })
-        .def("bias_offset", [](Network& n, int l) { return n.net().bias_offset(l); })
         .def("get_params",
              [](Network& n) {
                  Network::Use use(n);
@@ -512,27 +578,50 @@ PYBIND11_MODULE(_core, m) {
                  return py::array_t<float>(n.net().num_params(), n.net().grads(), self);
              },
              "A writable NumPy view of the flat gradient buffer (no copy).")
+        .def("bind_optimizer",
+             [](Network& n, std::optional<pydfn::OptConfig> config) {
+                 Network::Use use(n);
+                 n.bind(config);
+             },
+             py::arg("config"),
+             "The optimizer apply_update and train_batches step with (None: none). Its state "
+             "is kept: reset_optimizer clears it.")
+        .def_property_readonly(
+            "optimizer_step", [](Network& n) { return n.net().opt_step_count(); },
+            "Optimizer steps taken since the state was last cleared (no copy).")
         .def("get_optimizer_state",
              [](Network& n) {
                  Network::Use use(n);
-                 return std::make_tuple(n.copy_out(n.net().opt_s1()), n.copy_out(n.net().opt_s2()),
-                                        n.net().opt_step_count());
+                 py::dict out;
+                 for (const auto& [name, slot] : n.slots()) out[py::str(name)] = n.copy_out(n.slot(slot));
+                 return out;
              },
-             "(s1, s2, t): the optimizer's two state buffers (Adam's m and v; SGD's and "
-             "RMSProp's momentum buffer in s1, RMSProp's square average in s2) and step count.")
+             "Copies of the bound optimizer's state buffers, by name (its state_names).")
         .def("set_optimizer_state",
-             [](Network& n, const FloatArray& s1, const FloatArray& s2, int64_t t) {
+             [](Network& n, const std::map<std::string, FloatArray>& buffers, int64_t step) {
                  Network::Use use(n);
-                 n.copy_in(n.net().opt_s1(), s1, "s1");
-                 n.copy_in(n.net().opt_s2(), s2, "s2");
-                 n.net().set_opt_step_count(t);
+                 const auto slots = n.slots();
+                 std::string want;
+                 for (const auto& [name, slot] : slots) want += (want.empty() ? "" : ", ") + name;
+                 bool same = buffers.size() == slots.size();
+                 for (const auto& [name, slot] : slots) same = same && buffers.count(name);
+                 check(same, "the bound optimizer's state is [" + want + "], got other buffers");
+                 check(step >= 0 && step <= pydfn::kMaxOptStep,
+                       "step must be in [0, " + std::to_string(pydfn::kMaxOptStep) + "]");
+                 for (const auto& [name, slot] : slots) n.check_size(buffers.at(name), name);
+                 n.net().reset_optimizer();
+                 for (const auto& [name, slot] : slots)
+                     n.copy_in(n.slot(slot), buffers.at(name), name.c_str());
+                 n.net().set_opt_step_count(step);
              },
-             py::arg("s1"), py::arg("s2"), py::arg("t"))
+             py::arg("buffers"), py::arg("step"),
+             "Set the bound optimizer's state buffers (exactly its state_names) and step count.")
         .def("reset_optimizer",
              [](Network& n) {
                  Network::Use use(n);
                  n.net().reset_optimizer();
-             })
+             },
+             "Clear the optimizer's state: buffers to zero, step count to 0.")
         .def("set_penalty",
              [](Network& n, float l1, float l2) {
                  Network::Use use(n);
@@ -564,19 +653,16 @@ PYBIND11_MODULE(_core, m) {
              py::arg("x"), py::arg("y"),
              "Gradients of the cost (mean loss + penalty) into the grads; returns the cost.")
         .def("apply_update",
-             [](Network& n, const std::string& kind, float lr, float beta1, float beta2, float eps,
-                float weight_decay, float momentum, bool nesterov) {
-                 const auto config =
-                     opt_config(kind, lr, beta1, beta2, eps, weight_decay, momentum, nesterov);
+             [](Network& n) {
                  Network::Use use(n);
+                 const pydfn::OptConfig config = n.bound();
                  py::gil_scoped_release release;
                  n.net().apply_update(config);
              },
-             PYDFN_OPT_ARGS, "One optimizer step from the grads.")
-        .def("train_epoch",
+             "One step of the bound optimizer from the grads.")
+        .def("train_batches",
              [](Network& n, const FloatArray& X, const py::array& y, const IndexArray& order,
-                int batch_size, const std::string& kind, float lr, float beta1, float beta2,
-                float eps, float weight_decay, float momentum, bool nesterov) {
+                int batch_size) {
                  const pydfn::Targets t = n.check_batch(X, y);
                  check_shape(order, "order", {-1});
                  check(batch_size >= 1, "batch_size must be >= 1");
@@ -584,14 +670,13 @@ PYBIND11_MODULE(_core, m) {
                  const int64_t* o = order.data();
                  check(std::all_of(o, o + count, [&](int64_t r) { return r >= 0 && r < rows; }),
                        "order must index rows of x");
-                 const auto config =
-                     opt_config(kind, lr, beta1, beta2, eps, weight_decay, momentum, nesterov);
                  const int64_t num_batches = (count + batch_size - 1) / batch_size;
                  py::array_t<float> batch_loss(num_batches);
                  py::array_t<int64_t> batch_correct(num_batches);
                  float* pl = batch_loss.mutable_data();
                  int64_t* pc = batch_correct.mutable_data();
                  Network::Use use(n);
+                 const pydfn::OptConfig config = n.bound();
                  int64_t applied;
                  {
                      py::gil_scoped_release release;
@@ -599,9 +684,10 @@ PYBIND11_MODULE(_core, m) {
                  }
                  return std::make_tuple(applied, batch_loss, batch_correct);
              },
-             py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"), PYDFN_OPT_ARGS,
-             "Trains on rows order of x in minibatches; returns (batches applied, per-batch "
-             "cost, per-batch correct count).")
+             py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"),
+             "Trains on rows order of x in minibatches with the bound optimizer (the fit loop "
+             "gives it a slice of an epoch's order at a time); returns (batches applied, "
+             "per-batch cost, per-batch correct count).")
         .def("predict_logits",
              [](Network& n, const FloatArray& X, int batch_size) {
                  check_shape(X, "x", {-1, n.in()});

@@ -1,13 +1,12 @@
 """pydfn: fast, reproducible training of deep feedforward networks on the CPU."""
 
-from . import callbacks, datasets, metrics, plot, reference
+from . import callbacks, checkpoint, datasets, metrics, plot, reference
 from ._core import __version__
 from .augment import Augment
-from .checkpoint import load
-from .model import MLP
+from .history import History
+from .model import MLP, load
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
 from .system import get_num_threads, info, set_num_threads
-from .training import History
 
 __all__ = ["MLP", "Augment", "Adam", "AdamW", "SGD", "RMSProp", "Optimizer", "History", "load", "callbacks",
            "datasets", "metrics", "plot", "reference", "get_num_threads", "set_num_threads", "info", "__version__"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -59,6 +61,47 @@ def as_labels(y: Any, n_classes: int, n_samples: int, *, name: str = "y") -> np.
         bad = y[(y < 0) | (y >= n_classes)][0]
         raise ValueError(f"{name} must hold labels in [0, {n_classes}), found {bad}")
     return np.ascontiguousarray(y, dtype=np.int32)
+
+
+def real(value: Any, name: str) -> float:
+    """Return ``value`` as a float, else raise a TypeError naming it (bools are refused:
+    ``True`` is not a rate)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def nonnegative_real(value: Any, name: str) -> float:
+    """Return ``value`` as a finite float >= 0, else raise TypeError/ValueError naming it."""
+    number = real(value, name)
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {number}")
+    return number
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` as a bool; a TypeError for anything else ('no' would be truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def as_y(y: Any, classifier: bool, n_outputs: int, n_samples: int, *, name: str = "y") -> np.ndarray:
+    """Labels (n_samples,) int32 for a classifier, else targets (n_samples, n_outputs) float32."""
+    if classifier:
+        return as_labels(y, n_outputs, n_samples, name=name)
+    return as_targets(y, n_outputs, n_samples, name=name)
+
+
+def renamed(new: Any, old: Any, new_name: str, old_name: str, default: Any) -> Any:
+    """The value of an argument renamed from ``old_name`` to ``new_name``: the old spelling
+    still works, with a DeprecationWarning; giving both is a TypeError."""
+    if old is None:
+        return default if new is None else new
+    if new is not None:
+        raise TypeError(f"give {new_name} or its old name {old_name}, not both")
+    warnings.warn(f"{old_name} is deprecated: call it {new_name}", DeprecationWarning, stacklevel=3)
+    return old
 
 
 def positive_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:

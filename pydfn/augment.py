@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _data
-from ._validation import positive_int
-from .datasets import draw_shift_flip
+from ._validation import positive_int, renamed
 
 # Rows transformed per C++ call: the buffer stays small enough to be reused from
 # the heap and to sit in the L3 cache when the core reads it. A fresh buffer of
@@ -126,3 +125,74 @@ class EpochAugmenter:
         _data.shift_flip(self.x.reshape(-1, *self.image_shape), out.reshape(n, *self.image_shape),
                          self._dy[start:stop], self._dx[start:stop], self._flips[start:stop], rows)
         return out
+
+
+def augment(images: Any, *, shift: int | None = None, flip: bool = True, seed: Any = None,
+            image_shape: tuple[int, int] = (28, 28), out: np.ndarray | None = None,
+            max_shift: int | None = None) -> np.ndarray:
+    """Randomly shift (zero fill) and mirror images, for one epoch of training.
+
+    Each image is mirrored left-right with probability 1/2 (when ``flip``), then
+    shifted by whole pixels ``dy, dx`` drawn uniformly from ``[-shift, shift]``.
+    The work runs in Cython with the GIL released.
+
+    Parameters
+    ----------
+    images : ndarray of uint8 or float32 of shape (n_images, height, width) or (n_images, height * width)
+    shift : int, default 2
+        Largest shift in pixels, along each axis (as :class:`Augment`'s ``shift``).
+    flip : bool, default True
+        Mirror half of the images left-right.
+    seed : int, numpy Generator or None
+        Passed to ``np.random.default_rng``; the same seed gives the same output.
+    image_shape : (int, int), default (28, 28)
+        (height, width) of each image when ``images`` is 2-D.
+    out : ndarray like ``images``, optional
+        C-contiguous, not overlapping ``images``; written and returned.
+    max_shift : int, optional
+        Deprecated: the old name of ``shift``.
+
+    Returns
+    -------
+    ndarray of the same shape and dtype as ``images``
+    """
+    images = np.ascontiguousarray(images)
+    if images.dtype not in (np.uint8, np.float32):
+        raise TypeError(f"images must be uint8 or float32, got dtype {images.dtype}")
+    shift = positive_int(renamed(shift, max_shift, "shift", "max_shift", 2), "shift", minimum=0)
+    height, width = images.shape[1:] if images.ndim == 3 else image_shape
+    if images.ndim not in (2, 3) or height * width != math.prod(images.shape[1:]):
+        raise ValueError(f"images must have shape (n, {height}, {width}) or (n, {height * width}), "
+                         f"got {images.shape}")
+    if out is None:
+        out = np.empty_like(images)
+    elif out.dtype != images.dtype or out.shape != images.shape or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {images.dtype} array of shape {images.shape}, "
+                         f"got {out.dtype} {out.shape}")
+    elif np.may_share_memory(out, images):
+        raise ValueError("out must not overlap images")
+    n = images.shape[0]
+    dy, dx, flips = draw_shift_flip(np.random.default_rng(seed), n, shift, flip)
+    shape3 = (n, height, width)
+    _data.shift_flip(images.reshape(shape3), out.reshape(shape3), dy, dx, flips)
+    return out
+
+
+def draw_shift_flip(rng: np.random.Generator, n: int, shift: int, flip: bool
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The random transforms of :func:`augment` for ``n`` images, drawn from ``rng``.
+
+    Returns
+    -------
+    dy, dx : ndarray of int32 of shape (n,)
+        Shifts down and right, uniform in ``[-shift, shift]``.
+    flips : ndarray of uint8 of shape (n,)
+        1 (mirror) with probability 1/2 when ``flip``, else all 0.
+    """
+    if not shift:  # draw nothing: a no-op augmentation leaves rng, hence later epochs, untouched
+        dy = dx = np.zeros(n, dtype=np.int32)
+    else:
+        dy = rng.integers(-shift, shift + 1, size=n, dtype=np.int32)
+        dx = rng.integers(-shift, shift + 1, size=n, dtype=np.int32)
+    flips = (rng.random(n) < 0.5) if flip else np.zeros(n, dtype=bool)
+    return dy, dx, flips.view(np.uint8)

@@ -8,7 +8,6 @@ string — the reason — to stop training after this epoch.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import sys
 import time
@@ -16,18 +15,19 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
-from ._validation import positive_int
+from ._engine import BatchLogs, batches_per_epoch
+from ._validation import positive_int, real
 
 if TYPE_CHECKING:
     from .model import MLP
-    from .training import History
+    from .history import History
 
 
 class Callback:
     """Base class of the callbacks; override the hooks you need.
 
     During a fit, ``self.model`` is the model being trained and ``self.history``
-    its :class:`~pydfn.training.History` (``history.params`` holds ``epochs``,
+    its :class:`~pydfn.history.History` (``history.params`` holds ``epochs``,
     ``batch_size``, ``samples``, ``val_samples`` and the recorded ``metrics``).
     """
 
@@ -40,9 +40,10 @@ class Callback:
     def on_epoch_begin(self, epoch: int) -> None:
         """Before epoch ``epoch`` (counted from 0)."""
 
-    def on_batches_end(self, epoch: int, batches_done: int, stats: np.ndarray) -> None:
-        """After each C++ call; ``stats`` of shape (n_batches, 3) holds per batch its
-        mean loss, number of correct predictions and number of rows."""
+    def on_batches_end(self, epoch: int, batches_done: int, logs: BatchLogs) -> None:
+        """After each C++ call, which trained the minibatches ending with number
+        ``batches_done`` of the epoch; ``logs`` has one entry per minibatch of the call:
+        ``logs.loss`` (its cost), ``logs.correct``, ``logs.size`` (its rows), ``logs.accuracy``."""
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
         """After the epoch and its validation; return a reason (str) to stop training."""
@@ -92,9 +93,9 @@ class CallbackList:
         for cb in self.items:
             cb.on_epoch_begin(epoch)
 
-    def on_batches_end(self, epoch: int, batches_done: int, stats: np.ndarray) -> None:
+    def on_batches_end(self, epoch: int, batches_done: int, logs: BatchLogs) -> None:
         for cb in self.items:
-            cb.on_batches_end(epoch, batches_done, stats)
+            cb.on_batches_end(epoch, batches_done, logs)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
         reasons = [r for r in (cb.on_epoch_end(epoch, dict(logs)) for cb in self.items) if r]
@@ -117,7 +118,7 @@ class _Monitor:
     def __init__(self, monitor: str, mode: str, min_delta: float):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not min_delta >= 0:
+        if not real(min_delta, "min_delta") >= 0:
             raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
         self.monitor, self.min_delta = monitor, float(min_delta)
         self.sign = -1.0 if mode == "max" or (mode == "auto" and "acc" in monitor) else 1.0
@@ -252,6 +253,57 @@ class ModelCheckpoint(Callback):
         return None
 
 
+class CSVLogger(Callback):
+    """Write one row per epoch to a CSV file: ``epoch`` (from 1, as the progress lines
+    count), the recorded metrics (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
+    ``time``: those of ``history.params["metrics"]``) and the learning rate ``lr``.
+
+    Each row is written and flushed as its epoch ends, so an interrupted fit keeps the
+    rows of every completed epoch.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file.
+    append : bool, default False
+        Add rows to an existing file (e.g. when resuming from a checkpoint) instead of
+        starting it anew. An existing file must then have the same header, else
+        ``ValueError`` before the first epoch, and the file is left as it was.
+    separator : str, default ","
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, append: bool = False, separator: str = ","):
+        if not isinstance(separator, str) or len(separator) != 1 or separator in "\r\n\"":
+            raise ValueError(f"separator must be one character other than a quote or line break, got {separator!r}")
+        self.path, self.append, self.separator = os.fspath(path), bool(append), separator
+        self._columns: list[str] = []
+
+    def on_train_begin(self) -> None:
+        self._columns = ["epoch", *self.history.params["metrics"], "lr"]
+        header = self.separator.join(self._columns) + "\n"
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"CSVLogger: the folder {folder!r} does not exist")
+        if self.append and os.path.isfile(self.path) and os.path.getsize(self.path) > 0:
+            with open(self.path, encoding="utf-8", newline="") as f:
+                first = f.readline()
+            if first != header:
+                raise ValueError(f"CSVLogger: {self.path!r} has the header {first.rstrip()!r}, this fit writes "
+                                 f"{header.rstrip()!r}: append to a file with the same columns, or append=False")
+            return
+        with open(self.path, "w", encoding="utf-8", newline="") as f:
+            f.write(header)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
+        optimizer = self.model.optimizer
+        values = {"epoch": epoch + 1, **logs, "lr": optimizer.lr if optimizer is not None else float("nan")}
+        row = self.separator.join(repr(float(values[c])) if c != "epoch" else str(values[c])
+                                  for c in self._columns)
+        with open(self.path, "a", encoding="utf-8", newline="") as f:
+            f.write(row + "\n")
+        return None
+
+
 class ReduceLROnPlateau(Callback):
     """Multiply the optimizer's learning rate by ``factor`` when a metric has stopped
     improving: the classic step-down schedule, as Keras's callback of that name.
@@ -288,9 +340,9 @@ class ReduceLROnPlateau(Callback):
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 3,
                  min_delta: float = 0.0, min_lr: float = 0.0, mode: str = "auto", verbose: bool = False):
-        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < 1:
+        if not 0 < real(factor, "factor") < 1:
             raise ValueError(f"factor must be a number in (0, 1), got {factor!r}")
-        if isinstance(min_lr, bool) or not isinstance(min_lr, numbers.Real) or not min_lr >= 0:
+        if not real(min_lr, "min_lr") >= 0:
             raise ValueError(f"min_lr must be a number >= 0, got {min_lr!r}")
         self._best = _Monitor(monitor, mode, min_delta)
         self.monitor, self.factor, self.min_lr = monitor, float(factor), float(min_lr)
@@ -359,21 +411,20 @@ class Progress(Callback):
     def on_train_begin(self) -> None:
         p = self.history.params
         self._epochs, self._samples = p["epochs"], p["samples"]
-        self._n_batches = math.ceil(self._samples / p["batch_size"])
+        self._n_batches = batches_per_epoch(self._samples, p["batch_size"])
         self._bar = self.verbose == 1 and sys.stderr.isatty()
 
     def on_epoch_begin(self, epoch: int) -> None:
         self._start, self._loss_sum, self._rows = time.perf_counter(), 0.0, 0
 
-    def on_batches_end(self, epoch: int, batches_done: int, stats: np.ndarray) -> None:
-        self._loss_sum += float(stats[:, 0] @ stats[:, 2])
-        self._rows += int(stats[:, 2].sum())
+    def on_batches_end(self, epoch: int, batches_done: int, logs: BatchLogs) -> None:
+        self._loss_sum += float(logs.loss @ logs.size)
+        self._rows += int(logs.size.sum())
         if self.verbose == 2:
-            first = batches_done - len(stats)
+            first = batches_done - len(logs)
             for i in np.flatnonzero((np.arange(first, batches_done) + 1) % self.log_every == 0):
-                loss, correct, rows = stats[i]
                 self._print(f"Epoch {epoch + 1}/{self._epochs}  batch {first + i + 1}/{self._n_batches}  "
-                            f"minibatch loss {loss:.4f}  accuracy {correct / rows:.4f}")
+                            f"minibatch loss {logs.loss[i]:.4f}  accuracy {logs.correct[i] / logs.size[i]:.4f}")
         if self._bar:
             width, frac = 30, self._rows / self._samples
             done = int(width * frac)

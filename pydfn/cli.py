@@ -21,11 +21,10 @@ from . import _core, datasets, metrics
 from ._validation import check_network_size
 from .augment import Augment
 from .callbacks import EarlyStopping, ReduceLROnPlateau
-from .checkpoint import load
-from .model import MLP
+from .model import MLP, load
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
+from .preprocessing import prepare_features
 from .system import info, set_num_threads
-from .training import prepare_features
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -121,8 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dropout", type=_rates, default=0.0, metavar="RATES",
                        help="dropout rate of every hidden layer (0.2), or one per hidden layer (0.2,0.1); default 0")
     train.add_argument("--hidden", type=_hidden, default=[256, 128], help="hidden layer sizes, default 256,128")
-    train.add_argument("--val-fraction", type=_fraction, default=0.1,
-                       help="share of the training set held out for validation, default 0.1 (0: none)")
+    train.add_argument("--validation-split", "--val-fraction", dest="validation_split", type=_fraction, default=0.1,
+                       help="share of the training set held out for validation, drawn with --seed, default 0.1 "
+                            "(0: none; --val-fraction is its old name)")
     train.add_argument("--seed", type=_number(int, 0), default=2,
                        help="seeds the validation split, the initial weights and the shuffling; default 2")
     train.add_argument("--threads", type=_number(int, 1), help=threads_help)
@@ -212,8 +212,8 @@ def _optimizer(args: argparse.Namespace) -> Optimizer:
 
 def _train(args: argparse.Namespace) -> int:
     for flag in ("early_stopping", "reduce_lr"):
-        if getattr(args, flag) and not args.val_fraction:
-            raise ValueError(f"--{flag.replace('_', '-')} needs validation data: give --val-fraction > 0")
+        if getattr(args, flag) and not args.validation_split:
+            raise ValueError(f"--{flag.replace('_', '-')} needs validation data: give --validation-split > 0")
     # Fashion-MNIST's sizes: too wide a --hidden fails now, not by the OOM killer mid-allocation.
     check_network_size([28 * 28, *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], name="--hidden")
     root = True
@@ -232,14 +232,14 @@ def _train(args: argparse.Namespace) -> int:
     if args.plots:
         from . import plot
 
-        plot._pyplot()  # fail now, not after training, when matplotlib is missing
+        plot.new_figure()  # fail now, not after training, when matplotlib is missing
         os.makedirs(args.plots, exist_ok=True)
         plt_module = plot
 
     where = _find_data(args.data)
     (x, y), (x_test, y_test) = datasets.load_fashion_mnist(where)
-    if args.val_fraction:
-        x_train, x_val, y_train, y_val = datasets.train_val_split(x, y, args.val_fraction, seed=args.seed)
+    if args.validation_split:
+        x_train, x_val, y_train, y_val = datasets.train_val_split(x, y, args.validation_split, seed=args.seed)
         validation = (x_val, y_val)
     else:
         x_train, y_train, validation = x, y, None
@@ -281,11 +281,12 @@ def _plural(n: int, word: str) -> str:
 
 def _find_data(data: str | None, download: bool = True) -> Path:
     """Where Fashion-MNIST is; an explicit --data folder must hold it (no silent fallback)."""
-    where = datasets.find_fashion_mnist(data, download=download)
-    if data is not None and where.resolve() != Path(data).expanduser().resolve():
-        raise FileNotFoundError(f"--data {data}: no verified Fashion-MNIST files there "
-                                f"(there are some in {where}: drop --data to use them)")
-    return where
+    try:
+        return datasets.find_fashion_mnist(data, download=download)
+    except FileNotFoundError as exc:
+        if data is None:
+            raise
+        raise FileNotFoundError(f"--data {data}: no verified Fashion-MNIST files there ({exc})") from None
 
 
 def _report_test(model: MLP, x_test: np.ndarray, y_test: np.ndarray) -> np.ndarray:

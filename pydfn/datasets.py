@@ -1,4 +1,9 @@
-"""Fashion-MNIST: find it, download it, verify it, and prepare it for training.
+"""Fashion-MNIST: find it, download it, verify it, load it.
+
+The data path's other jobs live in their own modules and are re-exported here, where
+users know them: reading IDX files (:mod:`pydfn.idx`), preparing arrays
+(:mod:`pydfn.preprocessing`: ``prepare_images``, ``train_val_split``, ``one_hot``)
+and augmentation (:mod:`pydfn.augment`: ``augment``, ``draw_shift_flip``).
 
 Where :func:`load_fashion_mnist` looks, in order: the ``path`` argument, ``$PYDFN_DATA``,
 the user cache (``$XDG_CACHE_HOME/pydfn/fashion-mnist`` or ``~/.cache/pydfn/fashion-mnist``),
@@ -9,7 +14,6 @@ with the SHA-256 of its decompressed content listed in :data:`FASHION_MNIST_FILE
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
 import json
@@ -18,7 +22,6 @@ import os
 import sys
 import tempfile
 import urllib.request
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,7 +29,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _data
-from ._validation import as_labels, positive_int
+from .augment import augment, draw_shift_flip
+from .idx import decompress, read_idx
+from .preprocessing import one_hot, prepare_images, train_val_split
+
+__all__ = ["FASHION_MNIST_CLASSES", "FASHION_MNIST_FILES", "FASHION_MNIST_MIRRORS", "SYSTEM_DIR", "IdxSpec",
+           "augment", "download_fashion_mnist", "draw_shift_flip", "fashion_mnist_cache_dir", "find_fashion_mnist",
+           "load_fashion_mnist", "one_hot", "prepare_images", "read_idx", "train_val_split"]
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -62,51 +71,6 @@ FASHION_MNIST_FILES = {
 
 # --- reading and verifying files ---------------------------------------------------
 
-def _decompress(raw: bytes, name: str, limit: int | None = None) -> bytes:
-    """The IDX bytes of a file's contents ``raw``, gunzipped when they are gzip.
-
-    With ``limit`` (the size the content must have), a stream that inflates beyond it
-    is refused after ``limit + 1`` bytes: a small hostile .gz could expand a thousandfold.
-    """
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        if limit is None:
-            return gzip.decompress(raw)
-        stream = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
-        content = stream.decompress(raw, limit + 1)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"{name}: bad gzip stream: {exc}") from None
-    if len(content) > limit:
-        raise ValueError(f"{name}: decompresses to more than the {limit} bytes its content must have")
-    if not stream.eof:
-        raise ValueError(f"{name}: bad gzip stream: it ends before its end-of-stream marker")
-    if stream.unused_data:
-        raise ValueError(f"{name}: bad gzip stream: {len(stream.unused_data)} bytes after its end")
-    return content
-
-
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an IDX file of unsigned bytes, gzipped or raw.
-
-    Parameters
-    ----------
-    path : str or path-like
-
-    Returns
-    -------
-    ndarray of uint8
-        Shaped as the header says, e.g. (n_images, rows, cols) or (n_labels,).
-
-    Raises
-    ------
-    ValueError
-        Naming the file and what is wrong with it (empty, truncated, bad gzip
-        stream, wrong magic, type code, dimensions, byte count).
-    """
-    return _data.parse_idx(_decompress(Path(path).read_bytes(), str(path)), str(path))
-
-
 def _idx_size(spec: IdxSpec) -> int:
     """Bytes of the IDX file ``spec``: the 4-byte magic, 4 per dimension, then the data."""
     return 4 + 4 * len(spec.shape) + math.prod(spec.shape)
@@ -136,7 +100,7 @@ def _verify(path: Path, spec: IdxSpec, registry: dict[str, Any]) -> np.ndarray |
     key = str(path.resolve())
     if registry.get(key) == [stat.st_size, stat.st_mtime_ns, spec.sha256]:
         return None
-    content = _decompress(path.read_bytes(), str(path), _idx_size(spec))
+    content = decompress(path.read_bytes(), str(path), _idx_size(spec))
     array = _data.parse_idx(content, str(path))
     if array.shape != spec.shape:
         raise ValueError(f"{path}: shape {array.shape}, expected {spec.shape}")
@@ -225,7 +189,7 @@ def _fetch(url: str, spec: IdxSpec, target: Path, timeout: float) -> None:
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             _copy_with_progress(response, out, url)
-        digest = _content_sha256(_decompress(Path(tmp).read_bytes(), "the download", _idx_size(spec)))
+        digest = _content_sha256(decompress(Path(tmp).read_bytes(), "the download", _idx_size(spec)))
         if digest != spec.sha256:
             raise ValueError(f"content SHA-256 is {digest}, expected {spec.sha256}")
         os.replace(tmp, target)
@@ -311,6 +275,16 @@ def _not_found(tried: list[str]) -> FileNotFoundError:
 def _locate(path: str | os.PathLike[str] | None, download: bool
             ) -> tuple[Path, dict[str, tuple[Path, np.ndarray | None]]]:
     registry = _load_registry()
+    if path is not None:  # an explicit path is used or refused, never silently replaced
+        given = Path(path).expanduser()
+        try:
+            found = _verify_dir(given, registry)
+        except (OSError, ValueError) as exc:
+            raise FileNotFoundError(f"no verified Fashion-MNIST in {given}, the path given: {exc} "
+                                    "(give a folder holding the four files, or no path to search "
+                                    "$PYDFN_DATA, the cache and the system package)") from None
+        _save_registry(registry)
+        return given, found
     tried = []
     for label, directory in _places(path):
         if directory is None:
@@ -362,7 +336,8 @@ def load_fashion_mnist(path: str | os.PathLike[str] | None = None, *, download: 
     Parameters
     ----------
     path : str or path-like, optional
-        A directory holding the four files (gzipped or not); looked in first.
+        A directory holding the four files (gzipped or not). When given, it is the
+        only place looked in: a missing or corrupt copy there raises, naming the reason.
     download : bool, default True
         Download into the user cache when no local copy is found.
 
@@ -390,155 +365,3 @@ def load_fashion_mnist(path: str | os.PathLike[str] | None = None, *, download: 
             (arrays["test_images"], arrays["test_labels"]))
 
 
-# --- preparing arrays for training -------------------------------------------------------
-
-def prepare_images(images: Any, *, out: np.ndarray | None = None) -> np.ndarray:
-    """Scale uint8 images to float32 in [0, 1] and flatten them, in one pass.
-
-    Parameters
-    ----------
-    images : array-like of uint8 of shape (n_images, height, width) or (n_images, n_features)
-    out : ndarray of float32 of shape (n_images, height * width), optional
-        C-contiguous; written in place and returned.
-
-    Returns
-    -------
-    ndarray of float32 of shape (n_images, height * width)
-        Equal to ``images.reshape(len(images), -1).astype(np.float32) / 255``, bit for bit.
-    """
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise TypeError(f"images must be uint8, got dtype {images.dtype}")
-    if images.ndim < 2:
-        raise ValueError(f"images must have shape (n_images, ...) with ndim >= 2, got {images.shape}")
-    flat = np.ascontiguousarray(images).reshape(images.shape[0], math.prod(images.shape[1:]))
-    if out is None:
-        out = np.empty(flat.shape, dtype=np.float32)
-    elif out.dtype != np.float32 or out.shape != flat.shape or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape {flat.shape}, "
-                         f"got {out.dtype} {out.shape}")
-    _data.scale_to_float(flat, out)
-    return out
-
-
-def augment(images: Any, *, max_shift: int = 2, flip: bool = True, seed: Any = None,
-            image_shape: tuple[int, int] = (28, 28), out: np.ndarray | None = None) -> np.ndarray:
-    """Randomly shift (zero fill) and mirror images, for one epoch of training.
-
-    Each image is mirrored left-right with probability 1/2 (when ``flip``), then
-    shifted by whole pixels ``dy, dx`` drawn uniformly from ``[-max_shift, max_shift]``.
-    The work runs in Cython with the GIL released.
-
-    Parameters
-    ----------
-    images : ndarray of uint8 or float32 of shape (n_images, height, width) or (n_images, height * width)
-    max_shift : int, default 2
-        Largest shift in pixels, along each axis.
-    flip : bool, default True
-        Mirror half of the images left-right.
-    seed : int, numpy Generator or None
-        Passed to ``np.random.default_rng``; the same seed gives the same output.
-    image_shape : (int, int), default (28, 28)
-        (height, width) of each image when ``images`` is 2-D.
-    out : ndarray like ``images``, optional
-        C-contiguous, not overlapping ``images``; written and returned.
-
-    Returns
-    -------
-    ndarray of the same shape and dtype as ``images``
-    """
-    images = np.ascontiguousarray(images)
-    if images.dtype not in (np.uint8, np.float32):
-        raise TypeError(f"images must be uint8 or float32, got dtype {images.dtype}")
-    max_shift = positive_int(max_shift, "max_shift", minimum=0)
-    height, width = images.shape[1:] if images.ndim == 3 else image_shape
-    if images.ndim not in (2, 3) or height * width != math.prod(images.shape[1:]):
-        raise ValueError(f"images must have shape (n, {height}, {width}) or (n, {height * width}), "
-                         f"got {images.shape}")
-    if out is None:
-        out = np.empty_like(images)
-    elif out.dtype != images.dtype or out.shape != images.shape or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous {images.dtype} array of shape {images.shape}, "
-                         f"got {out.dtype} {out.shape}")
-    elif np.may_share_memory(out, images):
-        raise ValueError("out must not overlap images")
-    n = images.shape[0]
-    dy, dx, flips = draw_shift_flip(np.random.default_rng(seed), n, max_shift, flip)
-    shape3 = (n, height, width)
-    _data.shift_flip(images.reshape(shape3), out.reshape(shape3), dy, dx, flips)
-    return out
-
-
-def draw_shift_flip(rng: np.random.Generator, n: int, max_shift: int, flip: bool
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The random transforms of :func:`augment` for ``n`` images, drawn from ``rng``.
-
-    Returns
-    -------
-    dy, dx : ndarray of int32 of shape (n,)
-        Shifts down and right, uniform in ``[-max_shift, max_shift]``.
-    flips : ndarray of uint8 of shape (n,)
-        1 (mirror) with probability 1/2 when ``flip``, else all 0.
-    """
-    if not max_shift:  # draw nothing: a no-op augmentation leaves rng, hence later epochs, untouched
-        dy = dx = np.zeros(n, dtype=np.int32)
-    else:
-        dy = rng.integers(-max_shift, max_shift + 1, size=n, dtype=np.int32)
-        dx = rng.integers(-max_shift, max_shift + 1, size=n, dtype=np.int32)
-    flips = (rng.random(n) < 0.5) if flip else np.zeros(n, dtype=bool)
-    return dy, dx, flips.view(np.uint8)
-
-
-def train_val_split(x: Any, y: Any, val_fraction: float = 0.1, seed: int = 2
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Shuffle and split off a validation set, like the tutorial's scikit-learn call.
-
-    Gives the same split as ``sklearn.model_selection.train_test_split(x, y,
-    test_size=val_fraction, random_state=seed)`` without needing scikit-learn.
-
-    Parameters
-    ----------
-    x : array-like of shape (n_samples, ...)
-    y : array-like of shape (n_samples,)
-    val_fraction : float, default 0.1
-        Share of the samples in the validation set (rounded up), in (0, 1).
-    seed : int, default 2
-
-    Returns
-    -------
-    x_train, x_val, y_train, y_val : ndarray
-        Of shapes (n_train, ...), (n_val, ...), (n_train,), (n_val,), in scikit-learn's order.
-    """
-    x, y = np.asarray(x), np.asarray(y)
-    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
-        raise ValueError(f"x and y need the same number of samples, got shapes {x.shape} and {y.shape}")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    n_val = math.ceil(val_fraction * len(x))
-    if n_val >= len(x):
-        raise ValueError(f"val_fraction={val_fraction} leaves no training sample out of {len(x)}")
-    # scikit-learn's ShuffleSplit: a legacy RandomState permutation, validation rows first.
-    order = np.random.RandomState(positive_int(seed, "seed", minimum=0)).permutation(len(x))
-    val, train = order[:n_val], order[n_val:]
-    return x[train], x[val], y[train], y[val]
-
-
-def one_hot(y: Any, num_classes: int) -> np.ndarray:
-    """One-hot encode integer labels.
-
-    Parameters
-    ----------
-    y : array-like of int of shape (n_samples,)
-        Labels in ``[0, num_classes)``.
-    num_classes : int
-
-    Returns
-    -------
-    ndarray of float32 of shape (n_samples, num_classes)
-    """
-    num_classes = positive_int(num_classes, "num_classes")
-    y = np.asarray(y)
-    labels = as_labels(y, num_classes, len(y) if y.ndim else 0)
-    encoded = np.zeros((len(labels), num_classes), dtype=np.float32)
-    encoded[np.arange(len(labels)), labels] = 1.0
-    return encoded

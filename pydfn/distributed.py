@@ -15,7 +15,8 @@ distributed=True)``. Then:
   step sums them into the global batch's mean gradient (also when the last batch
   splits unevenly); every rank then takes the same Adam step;
 - training and validation metrics are summed across ranks; only rank 0 runs the
-  callbacks (progress, checkpoints, early stopping), its decision to stop is
+  callbacks (progress, checkpoints, early stopping, schedules), its decision to
+  stop and its optimizer's hyper-parameters (a schedule's learning rate) are
   broadcast, and at the end its weights are broadcast (EarlyStopping may have
   restored older ones);
 - a rank that fails stops them all: an exception that not every rank raised
@@ -59,11 +60,11 @@ except ImportError as exc:  # the message the user sees from fit(distributed=Tru
     raise ImportError("distributed training needs mpi4py and an MPI library: "
                       "pip install 'pydfn[mpi]' (mpi4py and the mpich wheel)") from exc
 
+from ._engine import BatchLogs, Engine, batches_per_epoch
+
 if TYPE_CHECKING:
     from .augment import EpochAugmenter
     from .callbacks import CallbackList
-    from .model import MLP
-    from .optim import Adam
 
 CHUNK_BATCHES = 32  # steps between progress updates (one small allreduce of their stats)
 DEFAULT_TIMEOUT = 300.0
@@ -120,21 +121,22 @@ def as_rank_0(fn: Callable[[], None]) -> None:
 
 
 class DataParallelLoop:
-    """The epoch loop of ``fit(distributed=True)``: same interface as ``training._EpochLoop``.
+    """The epoch loop of ``fit(distributed=True)``: the protocol ``training.EpochLoop`` over
+    the model's engine, as the one-process loop implements it.
 
     Construction is collective: it checks that every rank holds the same training
-    data and broadcasts rank 0's weights, Adam state and generator.
+    data and broadcasts rank 0's weights, optimizer state and generator.
     """
 
-    def __init__(self, model: MLP, x: np.ndarray, y: np.ndarray, optimizer: Adam, batch_size: int,
+    def __init__(self, engine: Engine, x: np.ndarray, y: np.ndarray, batch_size: int,
                  callbacks: CallbackList, augmenter: EpochAugmenter | None):
         self.comm = MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.timeout = timeout_seconds()
-        self.model, self.x, self.y, self.optimizer = model, x, y, optimizer
+        self.engine, self.x, self.y = engine, x, y
         self.batch_size, self.callbacks, self.augmenter = batch_size, callbacks, augmenter
-        self.n_batches = -(-x.shape[0] // batch_size)
-        self.epoch = -1
+        self.n_batches = batches_per_epoch(x.shape[0], batch_size)
+        self.epoch, self.done, self.first_step = -1, 0, 0
         self._pending: tuple[str, float] | None = None  # the collective under way and since when
         self._stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="pydfn-mpi-watchdog", daemon=True)
@@ -145,7 +147,7 @@ class DataParallelLoop:
         except BaseException:
             self._stop.set()
             raise
-        self.grads = model._net.grads_view()  # the network's own buffer: reduced in place
+        self.grads = engine.grads_view()  # the network's own buffer: reduced in place
         share = -(-batch_size // self.size)  # the largest share of a batch
         self._xb = np.empty((share, x.shape[1]), np.float32)
         self._yb = np.empty((share, *y.shape[1:]), y.dtype)  # labels, or regression targets
@@ -203,17 +205,14 @@ class DataParallelLoop:
                              "row counts, features or checksums differ): load it the same way everywhere")
 
     def _broadcast_state(self) -> None:
-        net = self.model._net
-        params = net.get_params()
-        m, v, step = net.get_optimizer_state()
-        self._bcast(params, "the weight broadcast")
-        self._bcast(m, "the weight broadcast")
-        self._bcast(v, "the weight broadcast")
-        step = int(self._bcast_object(step, "the weight broadcast"))
-        net.set_params(params)
-        net.set_optimizer_state(m, v, step)
-        self.model._rng.bit_generator.state = self._bcast_object(self.model._rng.bit_generator.state,
-                                                                 "the weight broadcast")
+        """Rank 0's weights, optimizer state and generator on every rank; each rank keeps its
+        own (equal) optimizer object, bound by fit."""
+        state = self.engine.state()
+        self._bcast(state.params, "the weight broadcast")
+        for name in sorted(state.optimizer_state):  # the same names on every rank: the same optimizer
+            self._bcast(state.optimizer_state[name], "the weight broadcast")
+        state.step, state.rng_state = self._bcast_object((state.step, state.rng_state), "the weight broadcast")
+        self.engine.set_state(state)
 
     # --- the loop ----------------------------------------------------------------
 
@@ -221,15 +220,15 @@ class DataParallelLoop:
         """Where training stood, for messages."""
         if self.epoch < 0:
             return "before the first epoch"
-        done = self.model._net.get_optimizer_state()[2] - self.first_step
+        done = self.engine.step - self.first_step
         return f"in epoch {self.epoch + 1}, after batch {done} of {self.n_batches}"
 
-    def _step(self, rows: np.ndarray, first: int, hyper: tuple[Any, ...]) -> tuple[float, float, int]:
+    def _step(self, rows: np.ndarray, first: int) -> tuple[float, float, int]:
         """One synchronous step on global batch ``rows`` (positions ``first, ...`` of the epoch's
         order); returns this rank's (loss sum, correct, rows)."""
         m = len(rows)
         lo, hi = self.rank * m // self.size, (self.rank + 1) * m // self.size
-        net, grads = self.model._net, self.grads
+        engine, grads = self.engine, self.grads
         loss_sum = correct = 0.0
         if hi > lo:
             xb, yb = self._xb[:hi - lo], self._yb[:hi - lo]
@@ -239,9 +238,9 @@ class DataParallelLoop:
                 np.take(self.x, rows[lo:hi], axis=0, out=xb)
             np.take(self.y, rows[lo:hi], axis=0, out=yb)
             # Accuracy needs the predictions, which compute_gradients does not return: one forward pass.
-            loss_sum, correct = net.evaluate(xb, yb, hi - lo)
-            loss_sum += net.penalty() * (hi - lo)  # the cost, as the single-process loop reports it
-            loss = net.compute_gradients(xb, yb)
+            loss_sum, correct = engine.evaluate(xb, yb, hi - lo)
+            loss_sum += engine.penalty() * (hi - lo)  # the cost, as the single-process loop reports it
+            loss = engine.gradients(xb, yb)
             grads *= np.float32((hi - lo) / m)  # weight by rows: the sum is the global batch's mean
             if not np.isfinite(loss):
                 grads[0] = np.nan  # travels through the sum: every rank sees it and stops together
@@ -252,30 +251,38 @@ class DataParallelLoop:
             raise FloatingPointError(f"the loss stopped being finite at batch {self.done + 1} of "
                                      f"{self.n_batches}: training stopped; the weights are those after the "
                                      "last finite step")
-        net.apply_update(*hyper)
+        engine.apply_update()
         return float(loss_sum), float(correct), hi - lo
+
+    def _share_optimizer_settings(self) -> None:
+        """Rank 0's optimizer hyper-parameters on every rank: its callbacks (a learning-rate
+        schedule) may have changed them, and every rank must take the same step."""
+        optimizer = self.engine.optimizer
+        assert optimizer is not None  # fit bound it
+        for name, value in self._bcast_object(optimizer.get_config(), "the optimizer's settings").items():
+            setattr(optimizer, name, value)
 
     def run(self, epoch: int, shuffle: bool) -> tuple[float, float, float]:
         """Train one epoch on every rank; return its global loss, accuracy and seconds (the slowest rank's)."""
         self.epoch, self.done = epoch, 0
-        self.first_step = self.model._net.get_optimizer_state()[2]
+        self.first_step = self.engine.step
         self.callbacks.on_epoch_begin(epoch)
-        hyper = self.model._use(self.optimizer)
-        order = self.model._epoch_order(self.x.shape[0], shuffle, None)  # the same on every rank
+        self._share_optimizer_settings()
+        order = self.engine.epoch_order(self.x.shape[0], shuffle)  # the same on every rank
         if self.augmenter:
-            self.augmenter.new_epoch(self.model._rng, len(order))
+            self.augmenter.new_epoch(self.engine.rng, len(order))
         B, totals, start = self.batch_size, np.zeros(2), time.perf_counter()
         while self.done < self.n_batches:
             count = min(CHUNK_BATCHES, self.n_batches - self.done)
             stats = np.zeros((count, 3))  # per batch: loss sum, correct, rows — summed across ranks
             for i in range(count):
                 first = (self.done + i) * B
-                stats[i] = self._step(order[first:first + B], first, hyper)
+                stats[i] = self._step(order[first:first + B], first)
             self._allreduce(stats, "the metrics allreduce")
             self.done += count
             totals += stats[:, :2].sum(axis=0)
             stats[:, 0] /= stats[:, 2]  # mean loss per batch, as callbacks expect
-            self.callbacks.on_batches_end(epoch, self.done, stats)
+            self.callbacks.on_batches_end(epoch, self.done, BatchLogs(stats))
         seconds = np.array([time.perf_counter() - start])
         self._allreduce(seconds, "the metrics allreduce", MPI.MAX)
         n = self.x.shape[0]
@@ -287,7 +294,7 @@ class DataParallelLoop:
         lo, hi = self.rank * n // self.size, (self.rank + 1) * n // self.size
         sums = np.zeros(2)
         if hi > lo:
-            sums[:] = self.model._net.evaluate(x[lo:hi], y[lo:hi], batch_size)
+            sums[:] = self.engine.evaluate(x[lo:hi], y[lo:hi], batch_size)
         self._allreduce(sums, "the validation allreduce")
         return float(sums[0]), int(sums[1])
 
@@ -304,9 +311,10 @@ class DataParallelLoop:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         try:
             if exc is None:
-                params = self.model._net.get_params()
+                params = self.engine.get_params()
                 self._bcast(params, "the final weight broadcast")  # EarlyStopping restored them on rank 0 only
-                self.model._net.set_params(params)
+                self.engine.set_params(params)
+                self._share_optimizer_settings()  # and a schedule's last change
             elif not isinstance(exc, FloatingPointError):  # raised by every rank at the same step: no abort
                 traceback.print_exception(kind, exc, tb, file=sys.stderr)
                 self._abort(f"{kind.__name__}: {exc}")

@@ -1,32 +1,26 @@
-"""The MLP: a thin Python face on the C++ network."""
+"""The MLP: a thin facade on its engine (the C++ network, generator and optimizer state)."""
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import _core, checkpoint, training
+from . import _checkpoint, training
+from ._engine import Engine
+from ._validation import (MAX_DIM, as_features, as_y, check_bool, check_network_size, nonnegative_real,
+                          positive_int, real)
 from .augment import Augment
-from ._validation import MAX_DIM, as_features, as_labels, as_targets, check_network_size, positive_int
+from .history import History
 from .initializers import glorot_uniform
 from .optim import Optimizer
+from .summary import format_summary
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 PRECISIONS = ("fp32", "bf16")
 LOSSES = ("softmax_xent", "mse", "mae")
-
-
-def _penalty(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    number = float(value)
-    if not (math.isfinite(number) and number >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {number}")
-    return number
 
 
 def _dropout_rates(dropout: Any, n_hidden: int) -> tuple[float, ...]:
@@ -42,9 +36,7 @@ def _dropout_rates(dropout: Any, n_hidden: int) -> tuple[float, ...]:
         if len(rates) != n_hidden:
             raise ValueError(f"dropout needs one rate per hidden layer ({n_hidden}), got {len(rates)}")
     for i, r in enumerate(rates):
-        if isinstance(r, bool) or not isinstance(r, numbers.Real):
-            raise TypeError(f"dropout[{i}] must be a number, got {type(r).__name__}")
-        if not 0.0 <= float(r) < 1.0:  # also refuses NaN
+        if not 0.0 <= real(r, f"dropout[{i}]") < 1.0:  # also refuses NaN
             raise ValueError(f"dropout rates must be in [0, 1), got {r}")
     return tuple(float(r) for r in rates)
 
@@ -96,7 +88,7 @@ class MLP:
         instructions (slower). Saved in checkpoints.
     """
 
-    history: training.History | None = None  # the last fit's, kept even when it was interrupted
+    history: History | None = None  # the last fit's, kept even when it was interrupted
 
     def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0, activation: str = "relu",
                  loss: str = "softmax_xent", l1: float = 0.0, l2: float = 0.0,
@@ -115,20 +107,31 @@ class MLP:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         seed = positive_int(seed, "seed", minimum=0)
         rates = _dropout_rates(dropout, len(sizes) - 2)
-        self._net = _core.Network(sizes, activation, loss, precision)
+        self._engine = Engine(sizes, activation=activation, loss=loss, precision=precision, dropout=rates,
+                              seed=seed)
         self.set_penalty(l1, l2)
-        self._net.set_dropout(list(rates), seed % 2**64)
         self.activation, self.loss, self.precision = activation, loss, precision
         self.dropout, self.seed = rates, seed
-        self._rng = np.random.default_rng(seed)
-        self._optimizer: Optimizer | None = None
         self.set_weights(glorot_uniform(sizes, seed))
 
     def set_penalty(self, l1: float = 0.0, l2: float = 0.0) -> None:
         """Set the weight penalties (see the class's ``l1``, ``l2``), e.g. between fits."""
-        l1, l2 = _penalty(l1, "l1"), _penalty(l2, "l2")
-        self._net.set_penalty(l1, l2)
+        l1, l2 = nonnegative_real(l1, "l1"), nonnegative_real(l2, "l2")
+        self._engine.set_penalty(l1, l2)
         self.l1, self.l2 = l1, l2
+
+    @property
+    def engine(self) -> Engine:
+        """What trains this model: the one owner of its C++ network, shuffling generator and
+        optimizer state (:class:`pydfn._engine.Engine`). The fit loops, checkpoints and the
+        scikit-learn estimators work through it."""
+        return self._engine
+
+    def options(self) -> dict[str, Any]:
+        """The constructor's keyword arguments: ``MLP(model.layer_sizes, **model.options())``
+        is the same network before training."""
+        return {"activation": self.activation, "loss": self.loss, "l1": self.l1, "l2": self.l2,
+                "dropout": list(self.dropout), "seed": self.seed, "precision": self.precision}
 
     @property
     def is_classifier(self) -> bool:
@@ -138,14 +141,24 @@ class MLP:
     @property
     def layer_sizes(self) -> list[int]:
         """Sizes of the input, hidden and output layers."""
-        return list(self._net.sizes)
+        return self._engine.sizes
 
     @property
     def optimizer(self) -> Optimizer | None:
         """The optimizer whose state (moments, step count) the model holds: the one
-        last trained with, or the one restored by :func:`pydfn.load`. Pass it to
-        ``fit`` to continue that optimization; another starts from fresh state."""
-        return self._optimizer
+        last trained with, or the one restored by :func:`pydfn.load`. Training with it,
+        or with an equal one (same kind and hyper-parameters), continues that state;
+        another optimizer starts from fresh state (see :mod:`pydfn.optim`)."""
+        return self._engine.optimizer
+
+    @property
+    def optimizer_step(self) -> int:
+        """Optimizer steps taken since the optimizer state was last started afresh."""
+        return self._engine.step
+
+    def reset_optimizer(self) -> None:
+        """Start the optimizer state afresh (zero moments, step 0), keeping the optimizer."""
+        self._engine.reset_optimizer()
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={getattr(self, k)!r}" for k, default in
@@ -155,6 +168,11 @@ class MLP:
         if any(self.dropout):
             extra += f", dropout={list(self.dropout)!r}"
         return f"MLP({self.layer_sizes}{extra})"
+
+    def summary(self) -> None:
+        """Print a Keras-like table: each layer's sizes, activation, dropout and parameters,
+        the totals and memory, and the precision, kernels and threads it runs with."""
+        print(format_summary(self))
 
     # --- weights -----------------------------------------------------------------
 
@@ -167,7 +185,7 @@ class MLP:
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters: ``[W1, b1, W2, b2, ...]``, each W of shape (in, out)."""
-        return self._unflatten(self._net.get_params())
+        return self._unflatten(self._engine.get_params())
 
     def _unflatten(self, flat: np.ndarray) -> list[np.ndarray]:
         """Views of the flat parameter layout as ``[W1, b1, ...]``."""
@@ -195,29 +213,13 @@ class MLP:
             if not np.isfinite(w).all():  # after the cast: 1e39 becomes inf in float32
                 raise ValueError(f"weights[{i}] contains NaN or infinity (in float32)")
             parts.append(w.ravel())
-        self._net.set_params(np.concatenate(parts))
+        self._engine.set_params(np.concatenate(parts))
 
     # --- training ----------------------------------------------------------------
 
-    def _use(self, optimizer: Optimizer) -> tuple[str, float, float, float, float, float, float, bool]:
-        """The optimizer's arguments for the core; a new optimizer starts with fresh state."""
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError("optimizer must be a pydfn optimizer (Adam, AdamW, SGD, RMSProp), "
-                            f"got {type(optimizer).__name__}")
-        if optimizer is not self._optimizer:
-            self._net.reset_optimizer()
-            self._optimizer = optimizer
-        return optimizer._config()
-
-    def _check_y(self, y: Any, n_samples: int, name: str = "y") -> np.ndarray:
-        """Labels (n_samples,) int32 for classification, targets (n_samples, n_outputs) float32 else."""
-        if self.is_classifier:
-            return as_labels(y, self.layer_sizes[-1], n_samples, name=name)
-        return as_targets(y, self.layer_sizes[-1], n_samples, name=name)
-
     def _check_xy(self, x: Any, y: Any, check_finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
         x = as_features(x, self.layer_sizes[0], check_finite=check_finite)
-        return x, self._check_y(y, x.shape[0])
+        return x, as_y(y, self.is_classifier, self.layer_sizes[-1], x.shape[0])
 
     def loss_and_gradients(self, x: Any, y: Any) -> tuple[float, list[np.ndarray]]:
         """Cost (mean loss + penalty) on ``(x, y)`` and its gradients, without updating anything.
@@ -229,8 +231,8 @@ class MLP:
             ``[dW1, db1, dW2, db2, ...]``, shaped like ``get_weights()``.
         """
         x, y = self._check_xy(x, y)
-        loss = self._net.compute_gradients(x, y)
-        return float(loss), self._unflatten(self._net.get_grads())
+        loss = self._engine.gradients(x, y)
+        return loss, self._unflatten(self._engine.get_grads())
 
     def train_step(self, x: Any, y: Any, optimizer: Optimizer) -> float:
         """One optimizer update on the minibatch ``(x, y)``.
@@ -254,12 +256,12 @@ class MLP:
             If the loss is not finite; the weights are then left unchanged.
         """
         x, y = self._check_xy(x, y)
-        hyper = self._use(optimizer)
-        loss = self._net.compute_gradients(x, y)
+        self._engine.bind(optimizer)
+        loss = self._engine.gradients(x, y)
         if not np.isfinite(loss):
             raise FloatingPointError(f"the loss is {loss}: update skipped, weights unchanged")
-        self._net.apply_update(*hyper)
-        return float(loss)
+        self._engine.apply_update()
+        return loss
 
     def train_epoch(self, x: Any, y: Any, optimizer: Optimizer, *, batch_size: int = 64, shuffle: bool = True,
                     seed: int | None = None, check_finite: bool = True) -> float:
@@ -290,43 +292,16 @@ class MLP:
         batch_size = positive_int(batch_size, "batch_size")
         if batch_size > x.shape[0]:
             raise ValueError(f"batch_size ({batch_size}) is larger than the number of samples ({x.shape[0]})")
-        stats = self._train_on_order(x, y, self._epoch_order(x.shape[0], shuffle, seed), batch_size, optimizer)
-        return float(np.dot(stats[:, 0], stats[:, 2]) / x.shape[0])
-
-    def _epoch_order(self, n: int, shuffle: bool, seed: int | None) -> np.ndarray:
-        """The order of an epoch's rows: int64 array of shape (n,)."""
-        if not isinstance(shuffle, (bool, np.bool_)):  # 'no' would be truthy
-            raise TypeError(f"shuffle must be True or False, got {type(shuffle).__name__}")
-        if not shuffle:
-            return np.arange(n, dtype=np.int64)
-        rng = self._rng if seed is None else np.random.default_rng(positive_int(seed, "seed", minimum=0))
-        return rng.permutation(n).astype(np.int64)
-
-    def _train_on_order(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
-                        optimizer: Optimizer) -> np.ndarray:
-        """Train on rows ``order`` of checked ``(x, y)`` in one C++ call.
-
-        Calls on consecutive slices of one order, cut at multiples of
-        ``batch_size``, give exactly the result of one call on the whole order.
-
-        Returns
-        -------
-        ndarray of shape (n_batches, 3), float64
-            Per batch: cost, number of correct predictions (0 for regression), number of rows.
-        """
-        hyper = self._use(optimizer)
-        applied, batch_loss, batch_correct = self._net.train_epoch(x, y, order, batch_size, *hyper)
-        sizes = np.minimum(batch_size, len(order) - batch_size * np.arange(len(batch_loss)))
-        if applied < len(batch_loss):
-            raise FloatingPointError(
-                f"the loss became {batch_loss[applied]} at batch {applied} of {len(batch_loss)}: "
-                "training stopped; the weights are those after the last finite step")
-        return np.stack([batch_loss.astype(np.float64), batch_correct, sizes], axis=1)
+        check_bool(shuffle, "shuffle")
+        if seed is not None:
+            seed = positive_int(seed, "seed", minimum=0)
+        self._engine.bind(optimizer)
+        return self._engine.train(x, y, self._engine.epoch_order(x.shape[0], shuffle, seed), batch_size).mean_loss()
 
     def fit(self, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 64,
             validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
             seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1,
-            distributed: bool = False, augment: Augment | None = None) -> training.History:
+            distributed: bool = False, augment: Augment | None = None) -> History:
         """Train for a number of epochs, validating after each; each epoch runs in C++.
 
         Parameters
@@ -336,8 +311,9 @@ class MLP:
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Integer class labels in ``[0, n_classes)``, or float regression targets.
         optimizer : Adam, AdamW, SGD or RMSProp
-            Pass ``model.optimizer`` to continue a previous fit or a loaded checkpoint
-            exactly; a new optimizer starts from fresh state.
+            ``model.optimizer``, or an equal optimizer, continues a previous fit or a
+            loaded checkpoint exactly; an optimizer of another kind or with other
+            hyper-parameters starts from fresh state (see :mod:`pydfn.optim`).
         epochs : int, default 10
             Number of passes over the training data (0 trains nothing).
         batch_size : int, default 64
@@ -412,7 +388,30 @@ class MLP:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model to ``path`` (.npz) atomically: architecture, loss, activation, penalties, dropout,
         weights, optimizer state and hyper-parameters, shuffling state, history. Read it with :func:`pydfn.load`."""
-        checkpoint.save(self, path)
+        _checkpoint.save(self._describe(), path)
+
+    # --- state: checkpoints, pickling, copying --------------------------------------
+
+    def _describe(self) -> _checkpoint.ModelState:
+        return _checkpoint.ModelState(self.layer_sizes, self.options(), self._engine.state(), self.history)
+
+    @classmethod
+    def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> MLP:
+        """The model a checkpoint's arrays describe (ValueError, TypeError, KeyError... if they do not fit)."""
+        model = cls.__new__(cls)
+        model.__setstate__(arrays)
+        return model
+
+    def __getstate__(self) -> dict[str, np.ndarray]:
+        # The checkpoint's arrays: pickle, deepcopy, joblib and multiprocessing copy the model
+        # as a checkpoint holds it, so a copy predicts and trains on bit for bit as the original.
+        return _checkpoint.to_arrays(self._describe())
+
+    def __setstate__(self, arrays: dict[str, np.ndarray]) -> None:
+        state = _checkpoint.from_arrays(arrays)
+        MLP.__init__(self, state.layer_sizes, **state.options)
+        self._engine.set_state(state.engine)
+        self.history = state.history
 
     # --- inference ---------------------------------------------------------------
 
@@ -420,7 +419,7 @@ class MLP:
         """The output layer (logits, or regression predictions), ndarray of shape
         (n_samples, n_outputs), float32, computed in batches."""
         x = as_features(x, self.layer_sizes[0])
-        return self._net.predict_logits(x, _inference_batch(batch_size))
+        return self._engine.predict_logits(x, _inference_batch(batch_size))
 
     def predict_proba(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (softmax of the logits), ndarray of shape (n_samples, n_classes)."""
@@ -447,8 +446,33 @@ class MLP:
         """
         x, y = self._check_xy(x, y)
         batch_size = _inference_batch(batch_size)
-        loss_sum, correct = self._net.evaluate(x, y, batch_size)
-        cost = loss_sum / x.shape[0] + self._net.penalty()
+        loss_sum, correct = self._engine.evaluate(x, y, batch_size)
+        cost = loss_sum / x.shape[0] + self._engine.penalty()
         if self.is_classifier:
             return cost, correct / x.shape[0]
-        return cost, float(np.abs(self._net.predict_logits(x, batch_size) - y).mean(dtype=np.float64))
+        return cost, float(np.abs(self._engine.predict_logits(x, batch_size) - y).mean(dtype=np.float64))
+
+
+def load(path: str | os.PathLike[str]) -> MLP:
+    """Read a model written by :meth:`MLP.save` (format: :mod:`pydfn.checkpoint`).
+
+    Returns
+    -------
+    MLP
+        With its weights, its optimizer and that optimizer's state (continue with
+        ``model.optimizer`` or an equal optimizer to resume exactly), its shuffling
+        generator and its ``history``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is truncated or corrupt, is not a pydfn checkpoint, or its
+        contents do not fit together.
+    """
+    arrays = _checkpoint.read_arrays(path)
+    try:
+        return MLP._from_arrays(arrays)
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError, MemoryError) as exc:
+        raise ValueError(f"{os.fspath(path)} is not a valid pydfn checkpoint: {exc}") from None

@@ -1,5 +1,14 @@
-"""Optimizers: their hyper-parameters. Their state (moments, step count) lives with
-the model it trains, in the C++ core, and is saved with it.
+"""Optimizers: their hyper-parameters. Their state (moments, momentum buffers, step
+count) belongs to the model they train — its engine, in the C++ core — and is saved
+with it under the names each optimizer declares (``state_names``).
+
+The rule for that state: training with the optimizer the model already holds, or
+with an equal one (same kind and hyper-parameters: ``Adam() == Adam()``), continues
+it; so ``pydfn.load(path).fit(x, y, pydfn.Adam())`` resumes bit for bit. An
+optimizer of another kind or with other hyper-parameters starts from fresh state,
+as a new PyTorch optimizer would. To change a hyper-parameter and keep the state
+(a learning-rate schedule), set it on the model's optimizer:
+``model.optimizer.lr = 1e-4``. ``model.reset_optimizer()`` clears the state.
 
 Each follows PyTorch's update rule and defaults exactly; every step is one pass
 over the flat parameter buffer in the C++ core; during ``fit``/``train_epoch``
@@ -9,14 +18,10 @@ each layer's step runs as soon as its gradient is complete, in the backward pass
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
-
-def _real(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
+from . import _core
+from ._validation import real
 
 
 _FLOAT32_MAX = 3.4028234663852886e38  # the core computes in float32
@@ -34,25 +39,34 @@ class Optimizer:
     """Base class: hyper-parameters of one of the core's optimizers.
 
     The state (moments or momentum buffers, step count) belongs to the model being
-    trained and is saved in its checkpoint. A model trained with a different
-    optimizer instance than the last one starts from fresh state, as a new
-    PyTorch optimizer would.
+    trained and is saved in its checkpoint (see the module's rule). Two optimizers
+    are equal when they have the same kind and hyper-parameters.
     """
 
     kind = ""  # the core's name for it
     _fields: tuple[str, ...] = ()
-    lr: float  # read at each call into the core, so a schedule may change it between epochs
+    lr: float  # sent to the core when it changed, so a schedule may change it between epochs
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments: ``type(self)(**opt.get_config())`` is an equal optimizer."""
         return {name: getattr(self, name) for name in self._fields}
 
-    def _config(self) -> tuple[str, float, float, float, float, float, float, bool]:
-        """``(kind, lr, beta1, beta2, eps, weight_decay, momentum, nesterov)``, as the core takes them."""
-        c = self.get_config()
-        return (self.kind, c["lr"], c.get("beta1", 0.9), c.get("beta2", c.get("alpha", 0.999)),
-                c.get("eps", 1e-8), c.get("weight_decay", 0.0), c.get("momentum", 0.0),
-                c.get("nesterov", False))
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and isinstance(other, Optimizer) and other.get_config() == self.get_config()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable (a schedule changes lr): no hash
+
+    def core_config(self) -> _core.OptimizerConfig:
+        """The kind and hyper-parameters as the core binds them."""
+        return _core.OptimizerConfig(kind=self.kind, **self.get_config())
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The state buffers this optimizer keeps in the model (besides the step count),
+        by the names checkpoints save them under: Adam's and AdamW's ``m``, ``v``;
+        SGD's ``momentum`` (none without momentum); RMSProp's ``square_avg`` and, with
+        momentum, ``momentum``."""
+        return tuple(self.core_config().state_names)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v:g}" if not isinstance(v, bool) else f"{k}={v}"
@@ -80,10 +94,10 @@ class Adam(Optimizer):
     _fields: tuple[str, ...] = ("lr", "beta1", "beta2", "eps")
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.lr = _check("lr", _real(lr, "lr"), lr > 0, "a finite number > 0")
-        self.beta1 = _check("beta1", _real(beta1, "beta1"), 0.0 <= beta1 < 1.0, "in [0, 1)")
-        self.beta2 = _check("beta2", _real(beta2, "beta2"), 0.0 <= beta2 < 1.0, "in [0, 1)")
-        self.eps = _check("eps", _real(eps, "eps"), eps > 0, "a finite number > 0")
+        self.lr = _check("lr", real(lr, "lr"), lr > 0, "a finite number > 0")
+        self.beta1 = _check("beta1", real(beta1, "beta1"), 0.0 <= beta1 < 1.0, "in [0, 1)")
+        self.beta2 = _check("beta2", real(beta2, "beta2"), 0.0 <= beta2 < 1.0, "in [0, 1)")
+        self.eps = _check("eps", real(eps, "eps"), eps > 0, "a finite number > 0")
 
     def hyperparameters(self) -> tuple[float, float, float, float]:
         """``(lr, beta1, beta2, eps)``."""
@@ -111,7 +125,7 @@ class AdamW(Adam):
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  weight_decay: float = 0.01):
         super().__init__(lr, beta1, beta2, eps)
-        self.weight_decay = _check("weight_decay", _real(weight_decay, "weight_decay"), weight_decay >= 0,
+        self.weight_decay = _check("weight_decay", real(weight_decay, "weight_decay"), weight_decay >= 0,
                                    "a finite number >= 0")
 
 
@@ -137,8 +151,8 @@ class SGD(Optimizer):
     _fields = ("lr", "momentum", "nesterov")
 
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False):
-        self.lr = _check("lr", _real(lr, "lr"), lr > 0, "a finite number > 0")
-        self.momentum = _check("momentum", _real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")
+        self.lr = _check("lr", real(lr, "lr"), lr > 0, "a finite number > 0")
+        self.momentum = _check("momentum", real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")
         if not isinstance(nesterov, bool):
             raise TypeError(f"nesterov must be True or False, got {type(nesterov).__name__}")
         if nesterov and self.momentum == 0:
@@ -166,10 +180,10 @@ class RMSProp(Optimizer):
     _fields = ("lr", "alpha", "eps", "momentum")
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0):
-        self.lr = _check("lr", _real(lr, "lr"), lr > 0, "a finite number > 0")
-        self.alpha = _check("alpha", _real(alpha, "alpha"), 0.0 <= alpha < 1.0, "in [0, 1)")
-        self.eps = _check("eps", _real(eps, "eps"), eps > 0, "a finite number > 0")
-        self.momentum = _check("momentum", _real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")
+        self.lr = _check("lr", real(lr, "lr"), lr > 0, "a finite number > 0")
+        self.alpha = _check("alpha", real(alpha, "alpha"), 0.0 <= alpha < 1.0, "in [0, 1)")
+        self.eps = _check("eps", real(eps, "eps"), eps > 0, "a finite number > 0")
+        self.momentum = _check("momentum", real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.kind: cls for cls in (Adam, AdamW, SGD, RMSProp)}

@@ -10,18 +10,21 @@ import numpy as np
 from ._validation import as_labels, positive_int
 
 
-def _pyplot() -> Any:
-    """matplotlib.pyplot with a non-interactive backend, or a clear ImportError."""
+def new_figure(**kwargs: Any) -> Any:
+    """A new matplotlib Figure that pyplot does not track, or a clear ImportError.
+
+    The backend is left as the user has it. pyplot is imported only so that Jupyter's inline
+    display is set up; the figure is not registered with it, so a notebook shows the returned
+    figure once, and figures made in a loop are freed like any object (no "too many figures").
+    """
     try:
-        import matplotlib
+        import matplotlib.pyplot  # noqa: F401  (sets up Jupyter's display of figures)
+        from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError(
             'pydfn.plot needs matplotlib: install it with  pip install "pydfn[plot]"  '
             "(or  pip install matplotlib)") from exc
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo"):
-        matplotlib.use("Agg")  # figures are returned and saved, never shown in a window
-    import matplotlib.pyplot as plt
-    return plt
+    return Figure(**kwargs)
 
 
 def sample_grid(images: Any, labels: Any, rows: int = 2, cols: int = 2) -> Any:
@@ -53,7 +56,8 @@ def sample_grid(images: Any, labels: Any, rows: int = 2, cols: int = 2) -> Any:
     rows, cols = positive_int(rows, "rows"), positive_int(cols, "cols")
     count = min(len(images), rows * cols)
     vmax = 255 if images.dtype == np.uint8 else 1.0
-    fig, axes = _pyplot().subplots(rows, cols, squeeze=False, figsize=(2.2 * cols, 2.4 * rows))
+    fig = new_figure(figsize=(2.2 * cols, 2.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < count:
@@ -83,9 +87,8 @@ def training_curves(history: Any, *, monitor: str = "val_loss", figsize: tuple[f
     matplotlib.figure.Figure
         Two axes: loss (left) and accuracy (right). Save it with ``fig.savefig("curves.png")``.
     """
-    from .training import History
+    from .history import History
 
-    plt = _pyplot()
     if isinstance(history, History):
         logs, epochs = history.history, [e + 1 for e in history.epoch]
     elif isinstance(history, dict):
@@ -98,7 +101,8 @@ def training_curves(history: Any, *, monitor: str = "val_loss", figsize: tuple[f
     best = None
     if values:
         best = epochs[int((np.nanargmax if "acc" in monitor else np.nanargmin)(values))]
-    fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
+    fig = new_figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, metric, title in zip(axes, ("loss", "accuracy"), ("Loss (softmax cross-entropy)", "Accuracy")):
         ax.plot(epochs, logs[metric], "o-", ms=3, label="training")
         if f"val_{metric}" in logs:
@@ -135,10 +139,10 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, class_names: Any = None, norma
 
     n_classes = None if class_names is None else len(class_names)
     cm = metrics.confusion_matrix(y_true, y_pred, n_classes)
-    plt = _pyplot()
     shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
     names = list(class_names) if class_names is not None else [str(i) for i in range(len(cm))]
-    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    fig = new_figure(figsize=figsize, layout="constrained")
+    ax = fig.subplots()
     image = ax.imshow(shown, cmap="Blues", vmin=0)
     fig.colorbar(image, ax=ax, shrink=0.8)
     ticks = np.arange(len(cm))

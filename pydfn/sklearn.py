@@ -20,8 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import checkpoint
-from ._validation import positive_int
+from ._validation import nonnegative_real, positive_int
 from .model import MLP
 from .optim import Adam
 
@@ -211,10 +210,7 @@ class _BaseMLP(BaseEstimator):
             positive_int(h, f"hidden_layer_sizes[{i}]")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, numbers.Real):
-            raise TypeError(f"alpha must be a real number, got {type(self.alpha).__name__}")
-        if not (math.isfinite(self.alpha) and self.alpha >= 0):
-            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
+        nonnegative_real(self.alpha, "alpha")
         positive_int(self.max_iter, "max_iter")
         positive_int(self.n_iter_no_change, "n_iter_no_change")
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
@@ -239,7 +235,6 @@ class _BaseMLP(BaseEstimator):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         self.model_ = MLP([n_features, *hidden, n_outputs], seed=int(seed), activation=_ACTIVATIONS[self.activation],
                           loss=self._loss)
-        self._optimizer: Adam | None = None
         self.n_layers_ = len(hidden) + 2
         self.n_outputs_ = n_outputs
         self.out_activation_ = out_activation
@@ -249,9 +244,6 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_epochs(self: _Estimator, X: np.ndarray, y: np.ndarray, optimizer: Adam, epochs: int, *,
                     early_stopping: bool) -> _Estimator:
-        # Keep the Adam the model holds moments for while its hyper-parameters stay the same.
-        if self._optimizer is None or self._optimizer.hyperparameters() != optimizer.hyperparameters():
-            self._optimizer = optimizer
         X_val = y_val = None
         if early_stopping:
             X, X_val, y, y_val = train_test_split(X, y, test_size=self.validation_fraction,
@@ -268,7 +260,7 @@ class _BaseMLP(BaseEstimator):
         best_weights = None
         no_improvement = 0
         for _ in range(epochs):
-            loss = self._loss_scale * self.model_.train_epoch(X, y, self._optimizer, batch_size=batch_size,
+            loss = self._loss_scale * self.model_.train_epoch(X, y, optimizer, batch_size=batch_size,
                                                               shuffle=self.shuffle,
                                                               check_finite=False)  # validate_data checked X
             self.n_iter_ += 1
@@ -321,23 +313,6 @@ class _BaseMLP(BaseEstimator):
         """Biases of each layer, shape (n_units_out,)."""
         check_is_fitted(self)
         return self.model_.get_weights()[1::2]
-
-    # --- pickling: the C++ network travels as its checkpoint arrays ---------------
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(super().__getstate__())  # BaseEstimator's is self.__dict__ itself
-        if "model_" in state:
-            state["model_"] = checkpoint.to_arrays(state["model_"])
-            # the optimizer whose moments the model holds is the one it restores
-            state["_optimizer"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "model_" in state:
-            state = dict(state)
-            state["model_"] = checkpoint.from_arrays(state["model_"])
-            state["_optimizer"] = state["model_"].optimizer
-        super().__setstate__(state)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

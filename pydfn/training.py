@@ -2,22 +2,24 @@
 
 The per-batch work stays in C++; Python wakes up a few times a second (between
 calls on slices of one epoch's order, which give exactly the result of one call)
-to update the progress and to let Ctrl-C through.
+to update the progress and to let Ctrl-C through. The one-process loop here and the
+MPI loop (:mod:`pydfn.distributed`) implement one protocol, :class:`EpochLoop`, over
+the model's engine.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 import numpy as np
 
-from ._validation import as_features, positive_int
+from ._engine import BatchLogs, Engine, batches_per_epoch
+from ._validation import as_features, as_y, check_bool, positive_int, real
 from .augment import Augment, EpochAugmenter
 from .callbacks import CallbackList
-from .datasets import prepare_images
+from .history import History
+from .preprocessing import prepare_features
 
 if TYPE_CHECKING:
     from .model import MLP
@@ -28,83 +30,11 @@ FIRST_CHUNK = 8  # batches in the first call, before the speed is known
 _VAL_BATCH = 1024
 
 
-class History:
-    """What a fit recorded, one entry per completed epoch.
-
-    Attributes
-    ----------
-    history : dict of str to list of float
-        ``loss`` and ``accuracy``: training loss and accuracy over the epoch's
-        minibatches, each measured just before its update (as Keras does);
-        ``val_loss`` and ``val_accuracy``: on the validation data after the epoch
-        (present only when there is validation data); ``time``: seconds of the
-        epoch's training pass.
-    epoch : list of int
-        Epoch numbers, counted from 0 in each fit.
-    params : dict
-        ``epochs``, ``batch_size``, ``samples``, ``val_samples``, ``metrics``.
-    stop_reason : str or None
-        Why the fit ended before its last epoch (early stopping, Ctrl-C, a
-        diverged loss), else None.
-    """
-
-    def __init__(self, params: dict[str, Any] | None = None):
-        self.params = dict(params or {})
-        self.history: dict[str, list[float]] = {k: [] for k in self.params.get("metrics", ())}
-        self.epoch: list[int] = []
-        self.stop_reason: str | None = None
-
-    def _append(self, epoch: int, logs: dict[str, float]) -> None:
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-
-    def best_epoch(self, monitor: str = "val_loss") -> int | None:
-        """Epoch with the lowest ``monitor`` (highest if it is an accuracy); None if not recorded."""
-        values = self.history.get(monitor)
-        if not values:
-            return None
-        pick = np.nanargmax if "acc" in monitor else np.nanargmin
-        return self.epoch[int(pick(values))]
-
-    def __len__(self) -> int:
-        return len(self.epoch)
-
-    def __repr__(self) -> str:
-        last = {k: round(v[-1], 4) for k, v in self.history.items() if v}
-        return f"History({len(self)} epochs, last={last})"
-
-
-def prepare_features(x: Any, n_features: int, name: str = "x") -> np.ndarray:
-    """Features for the network: uint8 images scaled to [0, 1] and flattened, or float features.
-
-    Parameters
-    ----------
-    x : array-like of shape (n_samples, height, width) or (n_samples, n_features)
-        uint8 pixels (divided by 255) or floating-point features.
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_features), float32, C-contiguous
-    """
-    arr = np.asarray(x)
-    if arr.dtype == np.uint8:
-        pixels = math.prod(arr.shape[1:]) if arr.ndim >= 2 else 0
-        if pixels != n_features:
-            raise ValueError(f"{name} must hold images of {n_features} pixels, shaped (n_samples, height, width) "
-                             f"or (n_samples, {n_features}), got shape {arr.shape}")
-        if arr.shape[0] == 0:
-            raise ValueError(f"{name} is empty: it must have at least one row")
-        return prepare_images(arr)  # one fused pass; pixels are finite, no need to check
-    return as_features(arr, n_features, name=name)
-
-
 def _check_validation(model: MLP, x: np.ndarray, y: np.ndarray, validation_data: Any,
                       validation_split: Any) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Checked training arrays and the checked validation pair (or None)."""
-    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real):
-        raise TypeError(f"validation_split must be a number, got {type(validation_split).__name__}")
-    if not 0.0 <= validation_split < 1.0:  # type: ignore[operator]  # mypy: numbers.Real has no <
+    validation_split = real(validation_split, "validation_split")
+    if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     n_features = model.layer_sizes[0]
     if validation_data is not None:
@@ -113,7 +43,9 @@ def _check_validation(model: MLP, x: np.ndarray, y: np.ndarray, validation_data:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise TypeError("validation_data must be a pair (x_val, y_val)")
         xv = prepare_features(validation_data[0], n_features, "validation_data[0]")
-        return x, y, (xv, model._check_y(validation_data[1], xv.shape[0], name="validation_data[1]"))
+        yv = as_y(validation_data[1], model.is_classifier, model.layer_sizes[-1], xv.shape[0],
+                  name="validation_data[1]")
+        return x, y, (xv, yv)
     if not validation_split:
         return x, y, None
     # Like Keras: the last fraction of the rows, taken before any shuffling.
@@ -132,22 +64,20 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
     # Every check first, so a mistake fails now rather than after an epoch.
     n_features = model.layer_sizes[0]
     x = prepare_features(x, n_features)
-    y = model._check_y(y, x.shape[0])
+    y = as_y(y, model.is_classifier, model.layer_sizes[-1], x.shape[0])
     x, y, val = _check_validation(model, x, y, validation_data, validation_split)
     epochs = positive_int(epochs, "epochs", minimum=0)
     batch_size = positive_int(batch_size, "batch_size")
     if batch_size > x.shape[0]:
         raise ValueError(f"batch_size ({batch_size}) is larger than the number of training samples ({x.shape[0]})")
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {type(shuffle).__name__}")
+    shuffle = check_bool(shuffle, "shuffle")
     if seed is not None:
         seed = positive_int(seed, "seed", minimum=0)
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-    if not isinstance(distributed, (bool, np.bool_)):
-        raise TypeError(f"distributed must be True or False, got {type(distributed).__name__}")
+    check_bool(distributed, "distributed")
     augmenter = None if augment is None else EpochAugmenter(augment, x)
-    loop_type: Any = _EpochLoop
+    loop_type: Any = OneProcessLoop
     if distributed:
         from .distributed import DataParallelLoop as loop_type, as_rank_0, rank  # needs mpi4py: pydfn[mpi]
         if rank() != 0:
@@ -162,11 +92,12 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
         as_rank_0(cbs.on_train_begin)  # rank 0's mistake fails every rank, not leaving them waiting
     else:
         cbs.on_train_begin()  # callbacks check their settings here, before any training
-    model._use(optimizer)  # checks its type; a new optimizer starts with fresh moments
+    engine = model.engine
+    engine.bind(optimizer)  # checks its type; see pydfn.optim for when the state continues
     model.history = history
     if seed is not None:
-        model._rng = np.random.default_rng(seed)  # saved in checkpoints, so a resumed fit continues it
-    loop = loop_type(model, x, y, optimizer, batch_size, cbs, augmenter)
+        engine.reseed(seed)  # saved in checkpoints, so a resumed fit continues it
+    loop: EpochLoop = loop_type(engine, x, y, batch_size, cbs, augmenter)
     with loop:  # distributed: a failure on one rank stops them all
         try:
             for epoch in range(epochs):
@@ -174,11 +105,11 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
                 logs = {"loss": loss, "accuracy": accuracy} if acc else {"loss": loss}
                 if val:
                     loss_sum, correct = loop.evaluate(val[0], val[1], _VAL_BATCH)
-                    logs["val_loss"] = loss_sum / len(val[1]) + model._net.penalty()
+                    logs["val_loss"] = loss_sum / len(val[1]) + engine.penalty()
                     if acc:
                         logs["val_accuracy"] = correct / len(val[1])
                 logs["time"] = seconds
-                history._append(epoch, logs)
+                history.record(epoch, logs)
                 history.stop_reason = loop.agree(cbs.on_epoch_end(epoch, logs))
                 if history.stop_reason:
                     break
@@ -193,16 +124,37 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
     return history
 
 
-class _EpochLoop:
+class EpochLoop(Protocol):
+    """What :func:`fit` drives: one epoch at a time over the model's engine, with the
+    collective steps (evaluation, the decision to stop) the MPI loop needs."""
+
+    def __enter__(self) -> EpochLoop: ...
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None: ...
+
+    def run(self, epoch: int, shuffle: bool) -> tuple[float, float, float]:
+        """Train one epoch; return its loss, accuracy and seconds."""
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, int]:
+        """(sum of the losses, correct predictions) on checked ``(x, y)``."""
+
+    def agree(self, reason: str | None) -> str | None:
+        """The decision to stop, the same on every process."""
+
+    def where(self) -> str:
+        """Where training stood, for messages."""
+
+
+class OneProcessLoop:
     """Runs one epoch as a few C++ calls, each sized to last about CHUNK_SECONDS."""
 
-    def __init__(self, model: MLP, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, batch_size: int,
+    def __init__(self, engine: Engine, x: np.ndarray, y: np.ndarray, batch_size: int,
                  callbacks: CallbackList, augmenter: EpochAugmenter | None):
-        self.model, self.x, self.y, self.optimizer = model, x, y, optimizer
+        self.engine, self.x, self.y = engine, x, y
         self.batch_size, self.callbacks, self.augmenter = batch_size, callbacks, augmenter
-        self.n_batches = math.ceil(x.shape[0] / batch_size)
+        self.n_batches = batches_per_epoch(x.shape[0], batch_size)
         self.chunk = FIRST_CHUNK  # then sized from the measured speed
-        self.epoch, self.done = -1, 0
+        self.epoch, self.done, self.first_step = -1, 0, 0
 
     def where(self) -> str:
         """Where training stood, for messages."""
@@ -210,7 +162,7 @@ class _EpochLoop:
             return "before the first epoch"
         # Count optimizer steps, not self.done: Ctrl-C during a C++ call lands after the call
         # has updated the weights but before its stats have come back.
-        done = self.model._net.get_optimizer_state()[2] - self.first_step
+        done = self.engine.step - self.first_step
         if done == 0:
             return f"at the start of epoch {self.epoch + 1}, before its first batch"
         return (f"in epoch {self.epoch + 1}, after batch {done} of {self.n_batches} "
@@ -218,26 +170,26 @@ class _EpochLoop:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, int]:
         """(sum of the losses, correct predictions) on checked ``(x, y)``."""
-        return self.model._net.evaluate(x, y, batch_size)
+        return self.engine.evaluate(x, y, batch_size)
 
     def agree(self, reason: str | None) -> str | None:
-        """The decision to stop (distributed: rank 0's, on every rank)."""
+        """The decision to stop (one process: its own)."""
         return reason
 
-    def __enter__(self) -> _EpochLoop:
+    def __enter__(self) -> OneProcessLoop:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         pass
 
     def run(self, epoch: int, shuffle: bool) -> tuple[float, float, float]:
         """Train one epoch; return its loss, accuracy and seconds."""
         self.epoch, self.done = epoch, 0
-        self.first_step = self.model._net.get_optimizer_state()[2]
+        self.first_step = self.engine.step
         self.callbacks.on_epoch_begin(epoch)
-        order = self.model._epoch_order(self.x.shape[0], shuffle, None)
+        order = self.engine.epoch_order(self.x.shape[0], shuffle)
         if self.augmenter:
-            self.augmenter.new_epoch(self.model._rng, len(order))
+            self.augmenter.new_epoch(self.engine.rng, len(order))
         parts, start = [], time.perf_counter()
         while self.done < self.n_batches:
             t0 = time.perf_counter()
@@ -249,14 +201,14 @@ class _EpochLoop:
             if self.augmenter:  # the core trains on the transformed rows, in the order gathered
                 x, y = self.augmenter.take(rows, first), y[rows]
                 rows = np.arange(len(rows), dtype=np.int64)
-            stats = self.model._train_on_order(x, y, rows, self.batch_size, self.optimizer)
+            logs = self.engine.train(x, y, rows, self.batch_size)
             seconds = time.perf_counter() - t0
-            self.done += len(stats)
-            parts.append(stats)
-            self.callbacks.on_batches_end(epoch, self.done, stats)
+            self.done += len(logs)
+            parts.append(logs)
+            self.callbacks.on_batches_end(epoch, self.done, logs)
             # Grow or shrink the next call toward CHUNK_SECONDS, at most 4x at a time.
-            wanted = len(stats) * CHUNK_SECONDS / max(seconds, 1e-6)
+            wanted = len(logs) * CHUNK_SECONDS / max(seconds, 1e-6)
             self.chunk = int(min(max(wanted, self.chunk / 4, 1), self.chunk * 4))
-        stats = np.concatenate(parts)
+        logs = BatchLogs.concatenate(parts)
         seconds = time.perf_counter() - start
-        return float(stats[:, 0] @ stats[:, 2]) / len(order), float(stats[:, 1].sum()) / len(order), seconds
+        return logs.mean_loss(), logs.mean_accuracy(), seconds

@@ -90,14 +90,14 @@ def drawn_params(images, out, max_shift):
 @pytest.mark.parametrize("n", [1, 3, 17])
 def test_augment_applies_an_allowed_shift_flip_to_each_image(n, dtype):
     images = np.random.default_rng(n).integers(1, 256, (n, 6, 5)).astype(dtype)
-    out = augment(images, max_shift=2, seed=0)
+    out = augment(images, shift=2, seed=0)
     assert out.dtype == dtype and out.shape == images.shape
     drawn_params(images, out, 2)
 
 
 def test_augment_draws_all_shifts_and_flips_half():
     images = np.random.default_rng(5).integers(1, 256, (600, 6, 6), dtype=np.uint8)
-    params = drawn_params(images, augment(images, max_shift=1, seed=3), 1)
+    params = drawn_params(images, augment(images, shift=1, seed=3), 1)
     assert set(map(tuple, params[:, :2])) == set(itertools.product((-1, 0, 1), repeat=2))
     assert 0.4 < params[:, 2].mean() < 0.6
 
@@ -112,7 +112,7 @@ def test_augment_is_seeded():
 
 def test_augment_without_shift_or_flip_is_a_copy():
     images = np.random.default_rng(7).integers(0, 256, (3, 28, 28), dtype=np.uint8)
-    out = augment(images, max_shift=0, flip=False, seed=0)
+    out = augment(images, shift=0, flip=False, seed=0)
     np.testing.assert_array_equal(out, images)
     assert not np.shares_memory(out, images)
 
@@ -127,7 +127,7 @@ def test_augment_flattened_float_rows_with_out():
 @pytest.mark.parametrize("images, kwargs, error, message", [
     (np.zeros((2, 4, 4), np.int16), {}, TypeError, "uint8 or float32, got dtype int16"),
     (np.zeros((2, 100), np.uint8), {}, ValueError, r"shape \(n, 28, 28\) or \(n, 784\), got \(2, 100\)"),
-    (np.zeros((2, 4, 4), np.uint8), {"max_shift": -1}, ValueError, "max_shift must be >= 0"),
+    (np.zeros((2, 4, 4), np.uint8), {"shift": -1}, ValueError, "shift must be >= 0"),
     (np.zeros((2, 4, 4), np.uint8), {"out": np.zeros((2, 4, 4), np.float32)}, ValueError, "out must be"),
 ])
 def test_augment_rejects_bad_input(images, kwargs, error, message):
@@ -139,3 +139,12 @@ def test_augment_rejects_overlapping_out():
     images = np.zeros((2, 4, 4), np.uint8)
     with pytest.raises(ValueError, match="out must not overlap images"):
         augment(images, out=images)
+
+
+def test_the_old_name_max_shift_still_works_with_a_deprecation_warning():
+    images = np.arange(3 * 16, dtype=np.uint8).reshape(3, 4, 4)
+    with pytest.warns(DeprecationWarning, match="max_shift is deprecated: call it shift"):
+        old = augment(images, max_shift=1, seed=5)
+    np.testing.assert_array_equal(old, augment(images, shift=1, seed=5))
+    with pytest.raises(TypeError, match="give shift or its old name max_shift, not both"):
+        augment(images, shift=1, max_shift=1)

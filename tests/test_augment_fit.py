@@ -24,13 +24,13 @@ def data():
 def seen_rows(model, monkeypatch):
     """Record copies of the (x, y, order) each C++ call of ``model``'s fit trains on."""
     calls = []
-    train = model._train_on_order
+    train = model.engine.train
 
     def spy(x, y, order, *args):
         calls.append((x[order].copy(), y[order].copy()))
         return train(x, y, order, *args)
 
-    monkeypatch.setattr(model, "_train_on_order", spy)
+    monkeypatch.setattr(model.engine, "train", spy)
     return calls
 
 
@@ -47,10 +47,10 @@ def test_the_core_trains_on_datasets_augment_of_the_epoch_order(data, monkeypatc
     orders, expected = [], []
     for _ in range(2):
         orders.append(rng.permutation(len(x)))
-        expected.append(augment_images(x[orders[-1]], max_shift=2, flip=True, seed=rng, image_shape=(6, 6)))
+        expected.append(augment_images(x[orders[-1]], shift=2, flip=True, seed=rng, image_shape=(6, 6)))
     np.testing.assert_array_equal(np.concatenate([c[0] for c in calls]), np.concatenate(expected))
     np.testing.assert_array_equal(np.concatenate([c[1] for c in calls]), y[np.concatenate(orders)])
-    assert model._rng.bit_generator.state == rng.bit_generator.state  # fit drew nothing else
+    assert model.engine.rng.bit_generator.state == rng.bit_generator.state  # fit drew nothing else
     assert not np.array_equal(expected[0], x[orders[0]])  # the images did change
 
 
@@ -128,7 +128,7 @@ def test_uint8_images_and_explicit_image_shapes(monkeypatch):
     calls = seen_rows(model, monkeypatch)
     model.fit(images, y, pydfn.Adam(), epochs=1, batch_size=40, shuffle=False, verbose=0,
               augment=Augment(shift=1, flip=True, image_shape=(4, 5)))
-    expected = augment_images(images.reshape(40, 20) / np.float32(255), max_shift=1, seed=np.random.default_rng(0),
+    expected = augment_images(images.reshape(40, 20) / np.float32(255), shift=1, seed=np.random.default_rng(0),
                               image_shape=(4, 5))
     np.testing.assert_array_equal(calls[0][0], expected)
 

@@ -7,7 +7,7 @@ from _training_data import blobs, weights_equal
 import pydfn
 from pydfn.callbacks import EarlyStopping, ModelCheckpoint, Progress, ReduceLROnPlateau
 from pydfn.checkpoint import load
-from pydfn.training import History
+from pydfn.history import History
 
 SIZES = [20, 32, 4]
 
@@ -74,7 +74,7 @@ def test_early_stopping_bad_settings(kwargs, error, match):
 
 def test_reduce_lr_on_plateau_steps_the_rate_down(capsys):
     model = pydfn.MLP([3, 2])
-    model._optimizer = pydfn.Adam(lr=1e-2)  # as fit sets it
+    model.engine.bind(pydfn.Adam(lr=1e-2))  # as fit does
     schedule = ReduceLROnPlateau(factor=0.5, patience=2, min_lr=2e-3, verbose=True)
     # plateau after epoch 1: reduce after epochs 3 and 5; 6 improves; min_lr caps the cut after 8, then stops them
     assert drive(schedule, model, [1.0, 0.8, 0.9, 0.85, 0.81, 0.8, 0.7, 0.7, 0.7, 0.7, 0.7]) == (None, 10)

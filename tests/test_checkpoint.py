@@ -6,7 +6,6 @@ import pytest
 from _training_data import blobs, weights_equal
 
 import pydfn
-from pydfn import checkpoint
 from pydfn.callbacks import ModelCheckpoint
 from pydfn.checkpoint import load
 
@@ -30,11 +29,13 @@ def test_round_trip_keeps_everything(trained, tmp_path):
     trained.save(path)
     loaded = load(path)
     assert loaded.layer_sizes == SIZES and weights_equal(trained, loaded)
-    for a, b in zip(trained._net.get_optimizer_state(), loaded._net.get_optimizer_state()):
-        np.testing.assert_array_equal(a, b)
-    assert loaded._net.get_optimizer_state()[2] == 2 * 7  # 400 rows in batches of 64, twice
+    a, b = trained.engine.state(), loaded.engine.state()
+    assert sorted(b.optimizer_state) == ["m", "v"]
+    for name in ("m", "v"):
+        np.testing.assert_array_equal(a.optimizer_state[name], b.optimizer_state[name])
+    assert loaded.optimizer_step == b.step == 2 * 7  # 400 rows in batches of 64, twice
     assert loaded.optimizer.hyperparameters() == (2e-3, 0.8, 0.999, 1e-8)
-    assert loaded._rng.bit_generator.state == trained._rng.bit_generator.state
+    assert b.rng_state == a.rng_state
     assert loaded.history.history == trained.history.history
     assert loaded.history.epoch == [0, 1] and loaded.history.params == trained.history.params
     assert sorted(os.listdir(tmp_path)) == ["model.npz"]  # no temporary file left
@@ -67,8 +68,8 @@ def test_resuming_from_a_checkpoint_is_bit_identical(data, tmp_path, seed):
     history = resumed.fit(x, y, resumed.optimizer, epochs=3, validation_split=0.2, verbose=0)
 
     assert weights_equal(straight, resumed)
-    for a, b in zip(straight._net.get_optimizer_state(), resumed._net.get_optimizer_state()):
-        np.testing.assert_array_equal(a, b)
+    a, b = straight.engine.state(), resumed.engine.state()
+    assert a.step == b.step and all(np.array_equal(a.optimizer_state[k], b.optimizer_state[k]) for k in ("m", "v"))
     assert history.history["val_loss"] == straight.history.history["val_loss"][2:]
 
 
@@ -90,7 +91,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint_whole(trained, tmp_path, m
         file.write(b"PK\x03\x04 half an archive")
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint.np, "savez", crash)
+    monkeypatch.setattr(np, "savez", crash)
     with pytest.raises(OSError, match="disk full"):
         pydfn.MLP(SIZES).save(path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.npz"]
@@ -125,13 +126,15 @@ def good(trained, tmp_path):
     (lambda good, bad: bad.write_bytes(npy_bytes(np.arange(3))), "single array, not an .npz archive"),
     (lambda good, bad: np.savez(bad, W=np.ones(3)), r"without pydfn's format tag \(it holds \['W'\]\)"),
     (lambda good, bad: np.savez(bad, o=np.array([{}], dtype=object)), "truncated or not an .npz file"),
-    (lambda good, bad: rewrite(good, bad, version=np.array(3)), "format version 3 .* reads versions 1 and 2"),
+    (lambda good, bad: rewrite(good, bad, version=np.array(4)), "format version 4 .* reads versions 1 to 3"),
     (lambda good, bad: rewrite(good, bad, layer_sizes=np.array([20, 32, 4])),
      r"params must be float32 of shape \(804,\) for layers \[20, 32, 4\]"),
     (lambda good, bad: rewrite(good, bad, layer_sizes=np.array([20, 0, 4])), r"layer_sizes\[1\] must be >= 1"),
-    (lambda good, bad: rewrite(good, bad, adam_v=np.zeros(5, np.float32)), "adam_v must be float32 of shape"),
+    (lambda good, bad: rewrite(good, bad, **{"optimizer.v": np.zeros(5, np.float32)}),
+     "optimizer.v must be float32 of shape"),
+    (lambda good, bad: rewrite(good, bad, **{"optimizer.v": None}), r"not a valid pydfn checkpoint: 'optimizer.v'"),
     (lambda good, bad: rewrite(good, bad, params=np.full(1268, np.nan, np.float32)), "params contains NaN"),
-    (lambda good, bad: rewrite(good, bad, adam_step=np.array(-1)), "adam_step must be >= 0"),
+    (lambda good, bad: rewrite(good, bad, **{"optimizer.step": np.array(-1)}), "optimizer.step must be >= 0"),
     (lambda good, bad: rewrite(good, bad, optimizer=np.array('{"kind": "adam", "config": {"lr": -1.0}}')),
      "lr must be a finite number > 0"),
     (lambda good, bad: rewrite(good, bad, optimizer=np.array('{"kind": "lion", "config": {}}')),

@@ -106,7 +106,7 @@ def test_flags_reach_the_model_and_the_fit(fake_data, capsys):
     model = load("m.npz")
     assert model.layer_sizes == [784, 16, 8, 10] and model.optimizer.lr == 0.01
     assert model.history.params["samples"] == 450 and model.history.params["batch_size"] == 100
-    assert model._net.get_optimizer_state()[2] == 2 * 5  # 450 rows in batches of 100, twice
+    assert model.optimizer_step == 2 * 5  # 450 rows in batches of 100, twice
     assert not any(line.startswith("Epoch") for line in out.splitlines())
     # seed 5 seeds the split, the weights and the shuffling
     (x, y), _ = datasets.load_fashion_mnist()
@@ -126,7 +126,7 @@ def test_augment_specs(spec, expected):
 
 def test_augment_reaches_the_fit(fake_data, capsys):
     code, out, _ = run(capsys, "train", "--epochs", "2", "--hidden", "16", "--augment", "shift=1,flip",
-                       "--val-fraction", "0.25", "--out", "m.npz", "--verbose", "0")
+                       "--validation-split", "0.25", "--out", "m.npz", "--verbose", "0")
     assert code == 0
     assert out.splitlines()[2].endswith(" - batch 64 - 2 epochs - Augment(shift=1, flip=True)")
     (x, y), _ = datasets.load_fashion_mnist()
@@ -169,7 +169,7 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(fake_data, capsys):
     (["train", "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
     (["train", "--hidden", "256,0"], "argument --hidden: layer sizes must be >= 1, got '256,0'"),
     (["train", "--hidden", "256;128"], "argument --hidden: expected comma-separated layer sizes"),
-    (["train", "--val-fraction", "1"], r"argument --val-fraction: must be in \[0, 1\), got 1"),
+    (["train", "--val-fraction", "1"], r"argument --validation-split/--val-fraction: must be in \[0, 1\), got 1"),
     (["train", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
     (["train", "--early-stopping", "0"], "argument --early-stopping: must be >= 1, got 0"),
     (["train", "--verbose", "3"], r"argument --verbose: invalid choice: 3"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 
 import numpy as np
 import pytest
@@ -60,9 +61,28 @@ def test_xdg_cache_home_and_home_fallback(monkeypatch, tmp_path):
 
 def test_bad_or_incomplete_places_are_skipped(everywhere, fake_fashion):
     spec = fake_fashion.specs["train_images"]
-    (everywhere["path"] / f"{spec.name}.gz").write_bytes(b"\x1f\x8b broken")
-    (everywhere["env"] / f"{spec.name}.gz").unlink()
-    assert find_fashion_mnist(everywhere["path"], download=False) == everywhere["cache"]
+    (everywhere["env"] / f"{spec.name}.gz").write_bytes(b"\x1f\x8b broken")
+    assert find_fashion_mnist(download=False) == everywhere["cache"]
+    (everywhere["cache"] / f"{spec.name}.gz").unlink()
+    assert find_fashion_mnist(download=False) == everywhere["system"]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing", "no folder"])
+def test_an_explicit_path_is_used_or_refused_never_replaced(everywhere, fake_fashion, damage):
+    spec = fake_fashion.specs["train_images"]
+    path = everywhere["path"]
+    if damage == "corrupt":
+        (path / f"{spec.name}.gz").write_bytes(b"\x1f\x8b broken")
+    elif damage == "missing":
+        (path / f"{spec.name}.gz").unlink()
+    else:
+        path = path / "nope"
+    reason = {"corrupt": "bad gzip stream", "missing": f"{spec.name}.gz (or {spec.name}) missing",
+              "no folder": "does not exist"}[damage]
+    for call in (find_fashion_mnist, load_fashion_mnist):  # other places hold good copies
+        with pytest.raises(FileNotFoundError, match=f"no verified Fashion-MNIST in {path}, the path given: .*"
+                                                    + re.escape(reason)):
+            call(path, download=False)
 
 
 BROKEN = {
@@ -75,17 +95,16 @@ BROKEN = {
 
 @pytest.mark.parametrize("make, reason", BROKEN.values(), ids=BROKEN.keys())
 def test_not_found_lists_every_place_and_the_fixes(fake_fashion, tmp_path, monkeypatch, make, reason):
-    directory = fake_fashion.write(tmp_path / "arg")
+    directory = fake_fashion.write(tmp_path / "env")
     broken = directory / f"{fake_fashion.specs['train_images'].name}.gz"
     broken.write_bytes(make(fake_fashion))
-    monkeypatch.setenv("PYDFN_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("PYDFN_DATA", str(directory))
     fake_fashion.write(datasets.SYSTEM_DIR)
     (datasets.SYSTEM_DIR / f"{fake_fashion.specs['test_labels'].name}.gz").unlink()
     with pytest.raises(FileNotFoundError) as info:
-        load_fashion_mnist(directory, download=False)
+        load_fashion_mnist(download=False)
     message = str(info.value)
-    for expected in [f"path argument {directory}: {broken}: ", reason,
-                     f"$PYDFN_DATA {tmp_path / 'nowhere'}: does not exist",
+    for expected in ["path argument: not set", f"$PYDFN_DATA {directory}: {broken}: ", reason,
                      f"user cache {datasets.fashion_mnist_cache_dir()}: does not exist",
                      f"system package {datasets.SYSTEM_DIR}: t10k-labels-idx1-ubyte.gz (or t10k-labels-idx1-ubyte) missing",
                      "download: not attempted (download=False)",

@@ -50,7 +50,7 @@ for batch in (63, 64):
     model = pydfn.MLP([20, 16, 5], seed=rank)
     hist = model.fit(x, y, pydfn.Adam(lr=0.01), epochs=2, batch_size=batch, seed=3, verbose=0,
                      validation_split=0.2, distributed=True, augment=augment)
-    np.save(f"{out}/w{batch}-{rank}.npy", model._net.get_params())
+    np.save(f"{out}/w{batch}-{rank}.npy", model.engine.get_params())
     with open(f"{out}/h{batch}-{rank}.json", "w") as f:
         json.dump({k: v for k, v in hist.history.items() if k != "time"}, f)
 """
@@ -79,20 +79,20 @@ def single_process(batch: int, augment: pydfn.Augment | None = None) -> tuple[np
     y = rng.integers(0, 5, 257)
     x, y = x[:205], y[:205]  # validation_split=0.2 holds out the last rows
     model, opt = pydfn.MLP([20, 16, 5], seed=0), pydfn.Adam(lr=0.01)
-    model._rng = np.random.default_rng(3)
+    model.engine.reseed(3)
     losses = []
     for _ in range(2):
-        order = model._epoch_order(len(x), True, None)
+        order = model.engine.epoch_order(len(x), True)
         xs, ys = x[order], y[order]
         if augment:  # the epoch's transforms come next from the same generator
-            xs = pydfn.datasets.augment(xs, max_shift=augment.shift, flip=augment.flip, seed=model._rng,
+            xs = pydfn.datasets.augment(xs, shift=augment.shift, flip=augment.flip, seed=model.engine.rng,
                                         image_shape=augment.image_shape)
         total = 0.0
         for start in range(0, len(x), batch):
             xb, yb = xs[start:start + batch], ys[start:start + batch]
             total += model.train_step(xb, yb, opt) * len(yb)
         losses.append(total / len(x))
-    return model._net.get_params(), losses
+    return model.engine.get_params(), losses
 
 
 @needs_mpi
@@ -107,7 +107,7 @@ def test_two_ranks_agree_bitwise_and_match_one_process(tmp_path, batch):
     # The batch's gradient is summed per share, then across ranks: a different order
     # than one process's, so equal to rounding, not bitwise.
     expected, losses = single_process(batch)
-    assert not np.array_equal(w0, pydfn.MLP([20, 16, 5], seed=0)._net.get_params())  # it trained
+    assert not np.array_equal(w0, pydfn.MLP([20, 16, 5], seed=0).engine.get_params())  # it trained
     np.testing.assert_allclose(w0, expected, rtol=0, atol=2e-5)
     np.testing.assert_allclose(h0["loss"], losses, rtol=1e-5)
 
@@ -194,7 +194,7 @@ try:
     model.fit(x, y, pydfn.Adam(), epochs=1, batch_size=64, shuffle=False, verbose=0, distributed=True)
 except FloatingPointError as exc:
     report(f"{exc} | {model.history.stop_reason}")
-np.save(f"{out}/w-{rank}.npy", model._net.get_params())
+np.save(f"{out}/w-{rank}.npy", model.engine.get_params())
 """
 
 
@@ -205,8 +205,8 @@ def test_a_diverged_share_stops_every_rank_together_without_an_update(tmp_path):
     for text in reports(tmp_path):  # row 5 is in rank 0's share of batch 1; rank 1 learns of it from the sum
         assert text.startswith("the loss stopped being finite at batch 1 of 5"), text
         assert text.endswith("| the loss diverged in epoch 1, after batch 0 of 5"), text
-    np.testing.assert_array_equal(np.load(tmp_path / "w-0.npy"), pydfn.MLP([20, 16, 5])._net.get_params())
-    np.testing.assert_array_equal(np.load(tmp_path / "w-1.npy"), pydfn.MLP([20, 16, 5])._net.get_params())
+    np.testing.assert_array_equal(np.load(tmp_path / "w-0.npy"), pydfn.MLP([20, 16, 5]).engine.get_params())
+    np.testing.assert_array_equal(np.load(tmp_path / "w-1.npy"), pydfn.MLP([20, 16, 5]).engine.get_params())
 
 
 def test_without_mpi4py_the_error_names_the_extra():
@@ -270,7 +270,7 @@ model = pydfn.MLP([20, 16, 5])
 stopper = EarlyStopping(monitor="val_accuracy", patience=1, mode="min")  # stops when it rises
 hist = model.fit(x, y, pydfn.Adam(lr=0.01), epochs=10, verbose=0, validation_split=0.2, distributed=True,
                  callbacks=[stopper])
-np.save(f"{out}/w-{rank}.npy", model._net.get_params())
+np.save(f"{out}/w-{rank}.npy", model.engine.get_params())
 report(f"{len(hist)} epochs; {hist.stop_reason}")
 """
 
@@ -283,3 +283,21 @@ def test_rank_0s_early_stopping_stops_every_rank_with_its_restored_weights(tmp_p
     assert texts[0] == texts[1]
     assert "restored the weights of epoch" in texts[0]
     np.testing.assert_array_equal(np.load(tmp_path / "w-0.npy"), np.load(tmp_path / "w-1.npy"))
+
+
+SCHEDULE = SETUP + """
+from pydfn.callbacks import ReduceLROnPlateau
+model = pydfn.MLP([20, 16, 5], seed=2)
+opt = pydfn.Adam(lr=0.01)
+schedule = ReduceLROnPlateau("loss", factor=0.5, patience=1, min_delta=10.0)  # halves the rate after each epoch
+model.fit(x, y, opt, epochs=3, verbose=0, distributed=True, callbacks=[schedule])
+report(repr(opt.lr))
+"""
+
+
+@needs_mpi
+def test_rank_0s_learning_rate_schedule_reaches_every_rank(tmp_path):
+    # The callbacks run on rank 0 only: the other ranks must step with the rate it set.
+    result, _ = run_mpi(SCHEDULE, 2, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert reports(tmp_path) == [repr(0.0025)] * 2

@@ -119,7 +119,7 @@ X, Y = blobs(100)
     (dict(batch_size=101), ValueError, r"batch_size \(101\) is larger than the number of training samples \(100\)"),
     (dict(validation_split=1.0), ValueError, r"validation_split must be in \[0, 1\)"),
     (dict(validation_split=-0.1), ValueError, r"validation_split must be in \[0, 1\)"),
-    (dict(validation_split="0.1"), TypeError, "validation_split must be a number"),
+    (dict(validation_split="0.1"), TypeError, "validation_split must be a real number"),
     (dict(validation_split=0.999), ValueError, "leaves an empty training or validation set"),
     (dict(validation_split=0.1, validation_data=(X, Y)), ValueError, "not both"),
     (dict(validation_data=X), TypeError, r"validation_data must be a pair"),
@@ -201,43 +201,41 @@ def test_keyboard_interrupt_keeps_the_last_completed_call_and_the_history(data, 
     # the reference trains exactly the completed epoch and the batches applied before the interrupt
     opt = pydfn.Adam()
     reference.train_epoch(x, y, opt, batch_size=50)
-    xc, yc = reference._check_xy(x, y)
-    order = reference._epoch_order(len(x), True, None)
-    reference._train_on_order(xc, yc, order[:stopper.batches_done * 50], 50, opt)
+    engine = reference.engine
+    order = engine.epoch_order(len(x), True)
+    engine.train(x, y.astype(np.int32), order[:stopper.batches_done * 50], 50)
     assert weights_equal(model, reference)
 
 
-class _NetInterruptedDuringCall:
-    """The C++ network, but Ctrl-C lands during its n-th training call: the call
+class _TrainInterruptedDuringCall:
+    """The engine's training call, but Ctrl-C lands during its n-th call: the call
     completes (the GIL is released, Python sees the signal when it returns)."""
 
-    def __init__(self, net, n):
-        self._net, self.n, self.batches = net, n, 0
+    def __init__(self, train, n):
+        self.train, self.n, self.batches = train, n, 0
 
-    def __getattr__(self, name):
-        return getattr(self._net, name)
-
-    def train_epoch(self, *args):
-        result = self._net.train_epoch(*args)
-        self.batches += result[0]
+    def __call__(self, *args):
+        logs = self.train(*args)
+        self.batches += len(logs)
         self.n -= 1
         if self.n == 0:
             raise KeyboardInterrupt
-        return result
+        return logs
 
 
-def test_ctrl_c_during_a_cpp_call_keeps_that_call_and_says_so(data, tiny_chunks):
+def test_ctrl_c_during_a_cpp_call_keeps_that_call_and_says_so(data, tiny_chunks, monkeypatch):
     x, y = data
     model, reference = pydfn.MLP(SIZES, seed=6), pydfn.MLP(SIZES, seed=6)
-    model._net = spy = _NetInterruptedDuringCall(model._net, n=5)
+    spy = _TrainInterruptedDuringCall(model.engine.train, n=5)
+    monkeypatch.setattr(model.engine, "train", spy)
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, y, pydfn.Adam(), epochs=2, batch_size=50, verbose=0)
     assert spy.batches == 5 and len(model.history) == 0
     assert model.history.stop_reason.startswith("interrupted (Ctrl-C) in epoch 1, after batch 5 of 12")
-    xc, yc = reference._check_xy(x, y)
-    order = reference._epoch_order(len(x), True, None)
-    reference._train_on_order(xc, yc, order[:250], 50, pydfn.Adam())
-    np.testing.assert_array_equal(model._net.get_params(), reference._net.get_params())
+    reference.engine.bind(pydfn.Adam())
+    order = reference.engine.epoch_order(len(x), True)
+    reference.engine.train(x, y.astype(np.int32), order[:250], 50)
+    assert weights_equal(model, reference)
 
 
 def test_verbose_1_without_a_terminal_prints_one_line_per_epoch(data, capsys):

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from pydfn import _core
+from pydfn._core import testing
 
 from conftest import BATCHES, FAST_KERNELS, WIDTHS, product_error_bound
 
@@ -29,8 +29,8 @@ def test_nn_bias_relu(kernels, m, n, k, rng):
     A, B, bias = rand(rng, m, k), rand(rng, k, n), rand(rng, n)
     exact = A.astype(np.float64) @ B + bias
     bound = product_error_bound(np.abs(A) @ np.abs(B) + np.abs(bias), k + 1)
-    assert_product(_core.sgemm_nn(A, B, kernels=kernels), exact - bias, bound)
-    C = _core.sgemm_nn(A, B, bias, relu=True, kernels=kernels)
+    assert_product(testing.sgemm_nn(A, B, kernels=kernels), exact - bias, bound)
+    C = testing.sgemm_nn(A, B, bias, relu=True, kernels=kernels)
     assert_product(C, np.maximum(exact, 0), bound)
     assert (C >= 0).all()
 
@@ -42,8 +42,8 @@ def test_nt_mask(kernels, m, n, k, rng):
     mask = rand(rng, m, n) * (rng.random((m, n)) < 0.5)  # half zero, some negative
     exact = A.astype(np.float64) @ B.T
     bound = product_error_bound(np.abs(A) @ np.abs(B).T, k)
-    assert_product(_core.sgemm_nt(A, B, kernels=kernels), exact, bound)
-    assert_product(_core.sgemm_nt(A, B, mask, kernels=kernels), np.where(mask > 0, exact, 0), bound)
+    assert_product(testing.sgemm_nt(A, B, kernels=kernels), exact, bound)
+    assert_product(testing.sgemm_nt(A, B, mask, kernels=kernels), np.where(mask > 0, exact, 0), bound)
 
 
 @pytest.mark.parametrize("kernels", ["reference"] + FAST_KERNELS)
@@ -52,19 +52,19 @@ def test_tn(kernels, m, n, k, rng):
     # dW(in,out) = X(B,in)ᵀ·dY(B,out): here k plays the batch.
     A, B = rand(rng, k, m), rand(rng, k, n)
     exact = A.astype(np.float64).T @ B
-    assert_product(_core.sgemm_tn(A, B, kernels=kernels), exact,
+    assert_product(testing.sgemm_tn(A, B, kernels=kernels), exact,
                    product_error_bound(np.abs(A).T @ np.abs(B), k))
 
 
 @pytest.mark.parametrize("kernels", FAST_KERNELS)
 def test_fast_kernels_match_reference_kernels_closely(kernels, rng):
     A, B = rand(rng, 65, 784), rand(rng, 784, 257)
-    ref = _core.sgemm_nn(A, B, kernels="reference")
-    np.testing.assert_allclose(_core.sgemm_nn(A, B, kernels=kernels), ref, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(_core.sgemm_nt(A, B.T.copy(), kernels=kernels),
-                               _core.sgemm_nt(A, B.T.copy(), kernels="reference"), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(_core.sgemm_tn(A, B[:65].copy(), kernels=kernels),
-                               _core.sgemm_tn(A, B[:65].copy(), kernels="reference"),
+    ref = testing.sgemm_nn(A, B, kernels="reference")
+    np.testing.assert_allclose(testing.sgemm_nn(A, B, kernels=kernels), ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(testing.sgemm_nt(A, B.T.copy(), kernels=kernels),
+                               testing.sgemm_nt(A, B.T.copy(), kernels="reference"), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(testing.sgemm_tn(A, B[:65].copy(), kernels=kernels),
+                               testing.sgemm_tn(A, B[:65].copy(), kernels="reference"),
                                rtol=1e-4, atol=1e-4)
 
 
@@ -75,9 +75,9 @@ def test_kernels_are_bitwise_thread_count_invariant(kernels, rng, threads):
     results = []
     for n in (1, 2, 3):
         pydfn.set_num_threads(n)
-        results.append((_core.sgemm_nn(A, B, bias, True, kernels=kernels),
-                        _core.sgemm_nt(A, B.T.copy(), kernels=kernels),
-                        _core.sgemm_tn(A, B[:65].copy(), kernels=kernels)))
+        results.append((testing.sgemm_nn(A, B, bias, True, kernels=kernels),
+                        testing.sgemm_nt(A, B.T.copy(), kernels=kernels),
+                        testing.sgemm_tn(A, B[:65].copy(), kernels=kernels)))
     for other in results[1:]:
         for x, y in zip(results[0], other):
             assert np.array_equal(x, y)
@@ -90,22 +90,22 @@ def test_every_tile_height_gives_each_row_the_bits_it_gets_in_a_full_batch(kerne
     # must not depend on which rows share its tile: predict_logits relies on it.
     A, B, bias = rand(rng, 13, 70), rand(rng, 70, 35), rand(rng, 35)
     X, dY = rand(rng, 20, 13), rand(rng, 20, 35)  # tn: C's rows are X's columns
-    full = (_core.sgemm_nn(A, B, bias, True, kernels=kernels),
-            _core.sgemm_nt(A, B.T.copy(), kernels=kernels),
-            _core.sgemm_tn(X, dY, kernels=kernels))
+    full = (testing.sgemm_nn(A, B, bias, True, kernels=kernels),
+            testing.sgemm_nt(A, B.T.copy(), kernels=kernels),
+            testing.sgemm_tn(X, dY, kernels=kernels))
     exact_nn = np.maximum(A.astype(np.float64) @ B + bias, 0)
     assert_product(full[0], exact_nn, product_error_bound(np.abs(A) @ np.abs(B) + np.abs(bias), 71))
     for m in range(1, 14):
-        assert np.array_equal(_core.sgemm_nn(A[:m], B, bias, True, kernels=kernels), full[0][:m])
-        assert np.array_equal(_core.sgemm_nt(A[:m], B.T.copy(), kernels=kernels), full[1][:m])
-        assert np.array_equal(_core.sgemm_tn(X[:, :m].copy(), dY, kernels=kernels), full[2][:m])
+        assert np.array_equal(testing.sgemm_nn(A[:m], B, bias, True, kernels=kernels), full[0][:m])
+        assert np.array_equal(testing.sgemm_nt(A[:m], B.T.copy(), kernels=kernels), full[1][:m])
+        assert np.array_equal(testing.sgemm_tn(X[:, :m].copy(), dY, kernels=kernels), full[2][:m])
 
 
 def test_shape_mismatch_is_a_value_error(rng):
     with pytest.raises(ValueError, match=r"B must have shape \(5, any\), got \(4, 3\)"):
-        _core.sgemm_nn(rand(rng, 2, 5), rand(rng, 4, 3))
+        testing.sgemm_nn(rand(rng, 2, 5), rand(rng, 4, 3))
     with pytest.raises(ValueError, match="unknown kernels 'fastest'"):
-        _core.sgemm_nn(rand(rng, 2, 5), rand(rng, 5, 3), kernels="fastest")
+        testing.sgemm_nn(rand(rng, 2, 5), rand(rng, 5, 3), kernels="fastest")
 
 
 @pytest.mark.parametrize("kernels", ["reference"] + FAST_KERNELS)
@@ -113,5 +113,5 @@ def test_shape_mismatch_is_a_value_error(rng):
 def test_column_sums(kernels, batch, n, rng):
     dy = rand(rng, batch, n)
     exact = dy.astype(np.float64).sum(axis=0)
-    assert_product(_core.column_sums(dy, kernels=kernels), exact,
+    assert_product(testing.column_sums(dy, kernels=kernels), exact,
                    product_error_bound(np.abs(dy).sum(axis=0), batch))

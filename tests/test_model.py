@@ -140,16 +140,42 @@ def test_predict_proba_and_evaluate_agree_with_logits(rng):
     assert accuracy == (logits.argmax(axis=1) == y).mean()
 
 
-def test_a_new_optimizer_starts_fresh_moments(rng):
+def test_an_equal_optimizer_continues_the_state_and_another_starts_fresh(rng):
+    x, y = data(rng, 64)
+    a, b, c = pydfn.MLP(SIZES), pydfn.MLP(SIZES), pydfn.MLP(SIZES)
+    a.train_step(x, y, pydfn.Adam())
+    a.train_step(x, y, pydfn.Adam())  # equal: its second step
+    adam = pydfn.Adam()
+    b.train_step(x, y, adam)
+    b.train_step(x, y, adam)
+    assert a.optimizer_step == 2 and all(np.array_equal(p, q) for p, q in zip(a.get_weights(), b.get_weights()))
+    # other hyper-parameters (or another kind): fresh state, its first step again
+    c.set_weights(a.get_weights())
+    a.train_step(x, y, pydfn.Adam(beta1=0.8))
+    c.train_step(x, y, pydfn.Adam(beta1=0.8))
+    assert a.optimizer_step == 1 and all(np.array_equal(p, q) for p, q in zip(a.get_weights(), c.get_weights()))
+    # reset_optimizer: the same optimizer from fresh state
+    c.set_weights(b.get_weights())
+    b.reset_optimizer()
+    b.train_step(x, y, adam)
+    c.train_step(x, y, pydfn.Adam())
+    assert b.optimizer_step == 1 and all(np.array_equal(p, q) for p, q in zip(b.get_weights(), c.get_weights()))
+
+
+def test_a_schedule_changes_the_bound_optimizer_and_keeps_its_state(rng):
     x, y = data(rng, 64)
     a, b = pydfn.MLP(SIZES), pydfn.MLP(SIZES)
-    adam = pydfn.Adam()
-    a.train_step(x, y, adam)
-    a.train_step(x, y, pydfn.Adam())  # a fresh Adam: its first step again
-    b.train_step(x, y, pydfn.Adam())
-    b.set_weights(b.get_weights())  # same weights after one step
-    b.train_step(x, y, pydfn.Adam())
-    assert all(np.array_equal(p, q) for p, q in zip(a.get_weights(), b.get_weights()))
+    for model, lrs in ((a, (1e-3, 1e-4)), (b, (1e-3, 1e-3))):
+        model.train_step(x, y, pydfn.Adam(lrs[0]))
+        model.optimizer.lr = lrs[1]  # as ReduceLROnPlateau does
+        model.train_step(x, y, model.optimizer)
+    assert a.optimizer_step == b.optimizer_step == 2 and a.optimizer.lr == 1e-4
+    assert not np.array_equal(a.get_weights()[0], b.get_weights()[0])
+    ref = pydfn.MLP(SIZES)  # what the core did: Adam's second step with the new rate
+    ref.train_step(x, y, pydfn.Adam(1e-3))
+    ref.optimizer.lr = 1e-4
+    ref.train_step(x, y, pydfn.Adam(1e-4))  # equal to the bound one now: continues
+    assert all(np.array_equal(p, q) for p, q in zip(a.get_weights(), ref.get_weights()))
 
 
 def test_divergence_stops_before_the_bad_update(rng):
@@ -233,11 +259,11 @@ def test_epoch_with_fused_adam_equals_train_steps_bit_for_bit(rng):
 
 def test_grads_view_is_the_gradient_buffer_and_keeps_it_alive(rng):
     model = pydfn.MLP(SIZES)
-    view = model._net.grads_view()
+    view = model.engine.grads_view()
     loss, grads = model.loss_and_gradients(*data(rng, 8))
     assert np.array_equal(view, np.concatenate([g.ravel() for g in grads]))
     view *= 0.5  # what an MPI allreduce-average does in place
-    assert np.array_equal(model._net.get_grads(), view)
+    assert np.array_equal(model.engine.get_grads(), view)
     del model
     assert np.isfinite(view).all()  # the view keeps the network's memory alive
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import pydfn
-from pydfn import _core, load
+from pydfn import load
+from pydfn._core import testing
 from pydfn.reference import ReferenceAdam, ReferenceAdamW, ReferenceMLP, ReferenceRMSProp, ReferenceSGD
 
 from conftest import FAST_KERNELS
@@ -54,7 +55,7 @@ def test_kernel_matches_reference(kernels, n, case, penalty, rng):
     ref = make_ref(ref_p)
     for t in range(1, 8):
         g = rng.standard_normal(n).astype(np.float32) * 10 ** rng.uniform(-3, 0)
-        _core.opt_update(p, s1, s2, g, t, *opt._config(), l1=l1, l2=l2, kernels=kernels)
+        testing.opt_update(p, s1, s2, g, t, opt.core_config(), l1=l1, l2=l2, kernels=kernels)
         w = ref_p[0]
         ref.step(ref_p, [g + l1 * np.sign(w) + 2 * l2 * w])
     np.testing.assert_allclose(p, ref_p[0], rtol=2e-5, atol=2e-6)
@@ -89,8 +90,9 @@ def test_fused_epoch_equals_train_steps_bit_for_bit(case, penalty, rng):
         for start in range(0, len(x), 16):
             steps.train_step(x[start:start + 16], y[start:start + 16], opt_s)
     assert all(np.array_equal(p, q) for p, q in zip(epoch.get_weights(), steps.get_weights()))
-    assert all(np.array_equal(a, b) for a, b in zip(epoch._net.get_optimizer_state(),
-                                                     steps._net.get_optimizer_state()))
+    a, b = epoch.engine.state(), steps.engine.state()
+    assert a.step == b.step and sorted(a.optimizer_state) == sorted(b.optimizer_state)
+    assert all(np.array_equal(a.optimizer_state[k], b.optimizer_state[k]) for k in a.optimizer_state)
 
 
 @pytest.mark.parametrize("batch_size", ["all", 1, 7])
@@ -104,7 +106,7 @@ def test_batch_stochastic_and_minibatch_gradient_descent(batch_size, rng):
     for start in range(0, len(x), bs):
         ref.step(ref_model.params, ref_model.loss_and_grads(x[start:start + bs].astype(np.float64),
                                                             y[start:start + bs])[1])
-    assert model._net.get_optimizer_state()[2] == -(-len(x) // bs)
+    assert model.optimizer_step == -(-len(x) // bs)
     for got, want in zip(model.get_weights(), ref_model.params):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
@@ -164,31 +166,29 @@ def test_cli_rejects_momentum_for_adam():
         cli._optimizer(cli._parser().parse_args(["train", "--momentum", "0.9"]))
 
 
-ADAM_ARGS = ("adam", 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, False)
-
-
 def test_the_core_refuses_a_step_count_it_cannot_advance(rng):
     # A step count near 2**63 overflowed in the core and turned the weights into NaN.
     net = _core.Network([5, 4, 3])
-    s1, s2, _ = net.get_optimizer_state()
+    net.bind_optimizer(_core.OptimizerConfig(kind="adam", lr=1e-3))
+    state = net.get_optimizer_state()
     for t in (-1, _core.MAX_OPT_STEP + 1, 2**63 - 1):
-        with pytest.raises(ValueError, match="optimizer step must be in"):
-            net.set_optimizer_state(s1, s2, t)
+        with pytest.raises(ValueError, match="step must be in"):
+            net.set_optimizer_state(state, t)
     x = rng.random((8, 5), dtype=np.float32)
     y = rng.integers(0, 3, 8).astype(np.int32)
     order = np.arange(8, dtype=np.int64)
-    net.set_optimizer_state(s1, s2, _core.MAX_OPT_STEP - 1)
+    net.set_optimizer_state(state, _core.MAX_OPT_STEP - 1)
     params = net.get_params()
     with pytest.raises(ValueError, match="would pass its limit"):
-        net.train_epoch(x, y, order, 4, *ADAM_ARGS)  # two steps, one left
-    assert np.array_equal(net.get_params(), params) and net.get_optimizer_state()[2] == _core.MAX_OPT_STEP - 1
-    net.train_epoch(x, y, order, 8, *ADAM_ARGS)  # the last step
-    assert net.get_optimizer_state()[2] == _core.MAX_OPT_STEP
+        net.train_batches(x, y, order, 4)  # two steps, one left
+    assert np.array_equal(net.get_params(), params) and net.optimizer_step == _core.MAX_OPT_STEP - 1
+    net.train_batches(x, y, order, 8)  # the last step
+    assert net.optimizer_step == _core.MAX_OPT_STEP
     params = net.get_params()
     assert np.all(np.isfinite(params))
     net.compute_gradients(x, y)
     with pytest.raises(ValueError, match="step count is at its limit"):
-        net.apply_update(*ADAM_ARGS)
+        net.apply_update()
     with pytest.raises(ValueError, match="would pass its limit"):
-        net.train_epoch(x, y, order, 8, *ADAM_ARGS)
-    assert np.array_equal(net.get_params(), params) and net.get_optimizer_state()[2] == _core.MAX_OPT_STEP
+        net.train_batches(x, y, order, 8)
+    assert np.array_equal(net.get_params(), params) and net.optimizer_step == _core.MAX_OPT_STEP

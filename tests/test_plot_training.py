@@ -7,7 +7,9 @@ import pytest
 
 import pydfn
 from pydfn import plot
-from pydfn.training import History
+from pydfn.history import History
+
+from _subprocess import run_python
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -26,7 +28,7 @@ def needs_matplotlib():
 def fake_history(val_loss):
     history = History({"metrics": ["loss", "accuracy", "val_loss", "val_accuracy", "time"]})
     for epoch, v in enumerate(val_loss):
-        history._append(epoch, {"loss": 1 / (epoch + 1), "accuracy": 0.5 + epoch / 100,
+        history.record(epoch, {"loss": 1 / (epoch + 1), "accuracy": 0.5 + epoch / 100,
                                 "val_loss": v, "val_accuracy": 0.6, "time": 1.0})
     return history
 
@@ -93,3 +95,25 @@ def test_without_matplotlib_the_error_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     with pytest.raises(ImportError, match=r'pip install "pydfn\[plot\]"'):
         plot.training_curves({"loss": [1.0], "accuracy": [0.5]})
+
+
+def test_plots_leave_the_users_backend_and_pyplot_alone(tmp_path):
+    """A notebook's (here: a custom) backend survives every plot function, and pyplot does not
+    track pydfn's figures: a notebook shows a returned figure once, and plt.show() shows only
+    the user's own figures."""
+    needs_matplotlib()
+    (tmp_path / "users_backend.py").write_text(
+        "from matplotlib.backends.backend_agg import FigureCanvasAgg as FigureCanvas\n")
+    out = run_python(
+        "import matplotlib\n"
+        "matplotlib.use('module://users_backend')\n"
+        "import matplotlib.pyplot as plt\n"
+        "import numpy as np\n"
+        "from pydfn import plot\n"
+        "mine = plt.figure()\n"
+        "figs = [plot.training_curves({'loss': [1.0, 0.5], 'accuracy': [0.5, 0.7]}),\n"
+        "        plot.confusion_matrix([0, 1, 1], [0, 1, 0]),\n"
+        "        plot.sample_grid(np.zeros((2, 28, 28), np.uint8), [0, 1])]\n"
+        "print(matplotlib.get_backend(), plt.get_fignums(), [len(f.axes) > 0 for f in figs])\n",
+        PYTHONPATH=str(tmp_path))
+    assert out.split("\n")[0] == "module://users_backend [1] [True, True, True]"

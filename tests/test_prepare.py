@@ -57,7 +57,7 @@ def test_prepare_images_rejects_bad_input(images, out, error, message):
 def test_train_val_split_sizes_and_pairs(n, fraction, n_val):
     x = np.arange(n * 2).reshape(n, 2)
     y = np.arange(n)
-    x_train, x_val, y_train, y_val = train_val_split(x, y, val_fraction=fraction)
+    x_train, x_val, y_train, y_val = train_val_split(x, y, validation_split=fraction)
     assert len(x_val) == len(y_val) == n_val and len(x_train) == len(y_train) == n - n_val
     np.testing.assert_array_equal(x_train[:, 0], 2 * y_train)  # rows stay with their labels
     np.testing.assert_array_equal(x_val[:, 0], 2 * y_val)
@@ -82,9 +82,9 @@ def test_train_val_split_matches_scikit_learn():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"val_fraction": 0.0}, r"val_fraction must be in \(0, 1\)"),
-    ({"val_fraction": 1.0}, r"val_fraction must be in \(0, 1\)"),
-    ({"val_fraction": 0.99}, "leaves no training sample out of 10"),
+    ({"validation_split": 0.0}, r"validation_split must be in \(0, 1\)"),
+    ({"validation_split": 1.0}, r"validation_split must be in \(0, 1\)"),
+    ({"validation_split": 0.99}, "leaves no training sample out of 10"),
 ])
 def test_train_val_split_rejects_bad_fraction(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -111,3 +111,13 @@ def test_one_hot():
 def test_one_hot_rejects_bad_input(y, n, error, message):
     with pytest.raises(error, match=message):
         one_hot(np.array(y), n)
+
+
+def test_the_old_name_val_fraction_still_works_with_a_deprecation_warning():
+    x, y = np.arange(20).reshape(10, 2), np.arange(10)
+    with pytest.warns(DeprecationWarning, match="val_fraction is deprecated: call it validation_split"):
+        old = train_val_split(x, y, val_fraction=0.3, seed=4)
+    new = train_val_split(x, y, validation_split=0.3, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip(old, new))
+    with pytest.raises(TypeError, match="give validation_split or its old name val_fraction, not both"):
+        train_val_split(x, y, 0.3, val_fraction=0.3)

@@ -11,7 +11,8 @@ enum class OptKind : int { adam = 0, adamw = 1, sgd = 2, rmsprop = 3 };
 
 struct OptConfig {
     OptKind kind = OptKind::adam;
-    float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // beta2 is RMSProp's alpha
+    float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // Adam and AdamW (eps: RMSProp too)
+    float alpha = 0.99f;                                           // RMSProp only
     float weight_decay = 0.0f;                                     // AdamW only (decoupled)
     float momentum = 0.0f;                                         // SGD and RMSProp
     bool nesterov = false;                                         // SGD only
@@ -27,7 +28,7 @@ struct OptConfig {
 //            θ −= lr · g      (s1 starts at 0, so step 1 gives s1 = g as PyTorch)
 //   rmsprop: s2 = α·s2 + (1−α)·g²;  a = sqrt(s2) + eps
 //            with momentum μ: s1 = μ·s1 + g/a;  θ −= lr·s1;  else θ −= lr·(g/a)
-struct OptStep {
+struct OptStep {  // beta2 holds RMSProp's alpha: its square average decays as Adam's v
     OptKind kind;
     float beta1, beta2, eps, step_size, inv_bc2_sqrt, decay, lr, momentum;
     bool nesterov;

@@ -1,0 +1,211 @@
+"""The checkpoint format: a model as named arrays in one ``.npz`` file, written atomically,
+read without pickle (the public face is :mod:`pydfn.checkpoint`).
+
+A checkpoint holds everything a fit needs to continue exactly where it was: the
+architecture and options (sizes, activation, loss, penalties, dropout, seed), the
+weights, the optimizer's kind and hyper-parameters, its state buffers under their
+names (``optimizer.m``, ``optimizer.v``; ``optimizer.momentum``;
+``optimizer.square_avg``) and step count (``optimizer.step``), the state of the
+generator that shuffles the epochs, and the last fit's history. Training a loaded
+model with ``model.optimizer`` (or an equal optimizer) then gives bit for bit the
+weights an uninterrupted run would have. Pickling a model stores the same arrays.
+
+Versions: 3 (this one) names the optimizer's state; 2 (pydfn 0.1.0) stored any
+optimizer's two buffers as ``adam_m``/``adam_v``; 1 stored Adam only. All are read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+import struct
+import zipfile
+import zlib
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._engine import EngineState
+from ._validation import check_network_size, num_params
+from .history import History
+from .optim import Adam, Optimizer, from_config
+
+FORMAT = "pydfn-checkpoint"
+VERSION = 3
+# Where versions 1 and 2 kept each named buffer: the core's two state buffers.
+_LEGACY_KEYS = {"m": "adam_m", "v": "adam_v", "momentum": "adam_m", "square_avg": "adam_v"}
+
+
+@dataclasses.dataclass
+class ModelState:
+    """A model as a checkpoint describes it: architecture, engine state, history."""
+
+    layer_sizes: list[int]
+    options: dict[str, Any]  # MLP's keyword arguments: activation, loss, l1, l2, dropout, seed
+    engine: EngineState
+    history: History | None
+
+
+def save(state: ModelState, path: str | os.PathLike[str]) -> None:
+    """Write ``state`` (``MLP.save`` gives its own) to ``path`` (an ``.npz`` file, written as
+    named) atomically.
+
+    The file is written beside its destination under a temporary name, flushed to
+    disk, then renamed over ``path``: a crash mid-save leaves the previous file whole.
+    """
+    path = os.fspath(path)
+    arrays: dict[str, Any] = to_arrays(state)  # Any: numpy's stub takes **kwds for allow_pickle
+    tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"  # same folder, so the rename is atomic
+    try:
+        with open(tmp, "xb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def to_arrays(state: ModelState) -> dict[str, np.ndarray]:
+    """The checkpoint's contents as named arrays (what :func:`save` writes and
+    :func:`from_arrays` reads; also a pickled model's state)."""
+    engine, opt = state.engine, state.engine.optimizer
+    arrays = {
+        "format": np.array(FORMAT), "version": np.array(VERSION), "pydfn_version": np.array(_core.__version__),
+        "layer_sizes": np.array(state.layer_sizes, dtype=np.int64),
+        "options": np.array(json.dumps(state.options)),  # options["seed"] also seeds the dropout masks
+        "params": engine.params,
+        # empty when the model was never trained: loading then binds no optimizer
+        "optimizer": np.array(json.dumps({"kind": opt.kind, "config": opt.get_config()}) if opt else ""),
+        "optimizer.step": np.array(engine.step, dtype=np.int64),
+        "rng_state": np.array(json.dumps(engine.rng_state)),  # 128-bit ints: JSON keeps them
+        "history": np.array(json.dumps(state.history.to_dict()) if state.history is not None else ""),
+    }
+    arrays.update({f"optimizer.{name}": buffer for name, buffer in engine.optimizer_state.items()})
+    return arrays
+
+
+def read_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The named arrays of the checkpoint at ``path``, read safely (no pickle, no zip bomb).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is truncated or corrupt, or not an ``.npz`` archive.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:  # ours to close: np.load leaks the file it opened when the zip is bad
+        try:
+            if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:  # np.load would read the whole array, whatever its size
+                raise ValueError("it holds a single array, not an .npz archive")
+            f.seek(0)
+            data = np.load(f, allow_pickle=False)  # never unpickle: a checkpoint cannot run code
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not an .npz archive")
+            _check_sizes(data)
+            arrays = {key: data[key] for key in data.files}
+        # What zipfile and np.load raise for hostile bytes (the fuzz tests found each kind):
+        # encrypted or exotic zip members, corrupt headers and streams.
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+                RuntimeError, OverflowError, KeyError, IndexError, struct.error) as exc:
+            raise ValueError(f"{path} is not a readable pydfn checkpoint (truncated or not an .npz file: {exc})"
+                             ) from None
+    return arrays
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_SMALL_MEMBER = 64 << 20  # bytes: any entry that is not per-parameter (history, RNG state, ...)
+
+
+def _check_sizes(data: np.lib.npyio.NpzFile) -> None:
+    """Refuse, before decompressing anything big, an archive whose entries could not
+    belong to a network that fits in RAM: a few-kB zip bomb must not take gigabytes."""
+    assert data.zip is not None  # an NpzFile open for reading
+    infos = {info.filename: info for info in data.zip.infolist()}
+    info = infos.get("layer_sizes.npy")
+    if info is None:
+        return  # from_arrays names what is missing
+    if info.file_size > 1 << 20:
+        raise ValueError(f"layer_sizes takes {info.file_size} bytes")
+    sizes = data["layer_sizes"]
+    try:
+        n = num_params(check_network_size([int(s) for s in sizes]))
+    except (ValueError, TypeError, MemoryError):
+        n = 0  # only small entries are read; from_arrays then says what is wrong with layer_sizes
+    # Room for a few per-parameter arrays (float32 today; float64 allowed) beside the small entries.
+    limit = _SMALL_MEMBER + 8 * n + 4096
+    total = sum(i.file_size for i in infos.values())
+    if total > 4 * limit:
+        raise ValueError(f"its entries decompress to {total:,} bytes, far more than its layers need")
+    for name, i in infos.items():
+        if i.file_size > limit:
+            raise ValueError(f"{name} decompresses to {i.file_size:,} bytes, more than its layers need")
+
+
+def from_arrays(arrays: dict[str, np.ndarray]) -> ModelState:
+    """The model that :func:`to_arrays` (of any version) described: ValueError, TypeError or
+    KeyError if it does not fit; also OverflowError, RecursionError or MemoryError for hostile
+    contents. Building the model (``MLP(layer_sizes, **options)``) checks the options."""
+    if "format" not in arrays or str(arrays["format"]) != FORMAT:
+        raise ValueError(f"an .npz file without pydfn's format tag (it holds {sorted(arrays)})")
+    version = int(arrays["version"])
+    if version not in (1, 2, VERSION):
+        raise ValueError(f"format version {version} (from pydfn {arrays['pydfn_version']}); "
+                         f"this pydfn reads versions 1 to {VERSION}")
+    stored = arrays["layer_sizes"]
+    if stored.ndim != 1 or stored.dtype.kind not in "iu":
+        raise ValueError(f"layer_sizes must be a 1-D integer array, got {stored.dtype} of shape {stored.shape}")
+    options = _json_object(arrays["options"], "options") if version >= 2 else {}
+    sizes = check_network_size([int(s) for s in stored])
+    optimizer = _optimizer(arrays, version)
+    names = optimizer.state_names if optimizer else ()
+    if version >= 3:
+        keys = {name: f"optimizer.{name}" for name in names}
+        step_key = "optimizer.step"
+    else:  # both buffers were always written: check both, keep the optimizer's
+        keys = {name: _LEGACY_KEYS[name] for name in names}
+        _check_parameter_array(arrays, "adam_m", sizes)
+        _check_parameter_array(arrays, "adam_v", sizes)
+        step_key = "adam_step"
+    params = _check_parameter_array(arrays, "params", sizes)  # checked before the model allocates anything
+    buffers = {name: _check_parameter_array(arrays, key, sizes) for name, key in keys.items()}
+    step = int(arrays[step_key])
+    if step < 0:
+        raise ValueError(f"{step_key} must be >= 0, got {step}")
+    rng_state = json.loads(str(arrays["rng_state"]))
+    text = str(arrays["history"])
+    history = History.from_dict(json.loads(text)) if text else None
+    return ModelState(sizes, options, EngineState(params, optimizer, buffers, step, rng_state), history)
+
+
+def _check_parameter_array(arrays: dict[str, np.ndarray], key: str, sizes: list[int]) -> np.ndarray:
+    n = num_params(sizes)
+    a = arrays[key]
+    if a.dtype != np.float32 or a.shape != (n,):
+        raise ValueError(f"{key} must be float32 of shape ({n},) for layers {sizes}, got {a.dtype} of shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{key} contains NaN or infinity")
+    return a
+
+
+def _optimizer(arrays: dict[str, np.ndarray], version: int) -> Optimizer | None:
+    if version == 1:
+        hyper = arrays["adam_hyperparameters"]
+        return Adam(*(float(h) for h in hyper)) if hyper.size else None
+    text = str(arrays["optimizer"])
+    opt = _json_object(arrays["optimizer"], "optimizer") if text else None
+    return from_config(opt["kind"], opt["config"]) if opt else None
+
+
+def _json_object(entry: np.ndarray, name: str) -> dict[str, Any]:
+    value = json.loads(str(entry))
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object, got {type(value).__name__}")
+    return value

@@ -1,0 +1,248 @@
+"""The user's own data from a file: an ``.npz`` of arrays or a ``.csv`` with a header.
+
+Every problem with a file is a :class:`DataFileError` (a ``ValueError``) whose message is one line
+naming the file and, for a CSV, the row (as a spreadsheet counts it: the header is row 1) and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .datasets import prepare_images
+
+TASKS = ("classification", "regression")
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be used, with the reason in one line."""
+
+
+@dataclass
+class DataFile:
+    """Arrays read from a data file.
+
+    ``y`` holds class indices 0..n_classes-1 (int32) for classification, with ``class_names``
+    the original label of each index, or float32 targets of shape (n_samples, 1) for regression
+    (``class_names`` None). ``x_test``/``y_test`` are None when the file has no test part.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    class_names: list[str] | None
+    feature_names: list[str] | None
+
+
+def load_data_file(path: str | os.PathLike[str], *, task: str = "classification",
+                   label_column: str | None = None) -> DataFile:
+    """Read a training (and optionally test) set from ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.npz`` with arrays ``x_train`` (n, features) or images (n, h, w), ``y_train`` (n,), and
+        optionally ``x_test``, ``y_test``; or ``.csv`` with a header row, one sample a row, numeric
+        features, the label in ``label_column``.
+    task : {"classification", "regression"}, default "classification"
+        Classification takes any label values (numbers or strings) and numbers the classes in
+        sorted order; it needs at least two. Regression needs numeric, finite labels.
+    label_column : str, optional
+        For a CSV: the header of the label column; default the last column.
+
+    Returns
+    -------
+    DataFile
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file {path!r} does not exist")
+    kind = os.path.splitext(path)[1].lower()
+    if kind == ".npz":
+        if label_column is not None:
+            raise DataFileError(f"{path}: a label column applies to CSV files, not .npz")
+        return _load_npz(path, task)
+    if kind == ".csv":
+        return _load_csv(path, task, label_column)
+    raise DataFileError(f"{path}: unknown data file type {kind or '(none)'!r}: use .npz or .csv")
+
+
+def _labels(raw: np.ndarray, task: str, where: str) -> tuple[np.ndarray, list[str] | None]:
+    """Class indices and names (classification), or float targets (n, 1) (regression)."""
+    if task == "regression":
+        try:
+            values = raw.astype(np.float32)
+        except ValueError:
+            raise DataFileError(f"{where}: regression needs numeric labels") from None
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise DataFileError(f"{where}: label of sample {bad[0]} is {values[bad[0]]}: labels must be finite")
+        return values.reshape(-1, 1), None
+    if raw.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(raw))
+        if bad.size:
+            raise DataFileError(f"{where}: label of sample {bad[0]} is {raw[bad[0]]}: labels must be finite")
+        if np.any(raw != np.round(raw)):
+            raise DataFileError(f"{where}: classification labels must be whole numbers or names; "
+                                f"use --loss mse or mae for numeric targets")
+    classes, y = np.unique(raw, return_inverse=True)
+    y = np.asarray(y, dtype=np.int32)
+    names = [f"{c:g}" if raw.dtype.kind == "f" else str(c) for c in classes]
+    if len(classes) < 2:
+        raise DataFileError(f"{where}: only one class ({names[0]!r}): classification needs at least two")
+    return y, names
+
+
+def _check_features(x: np.ndarray, where: str) -> np.ndarray:
+    if x.dtype == np.uint8 and x.ndim == 3:  # images: scaled to [0, 1] and flattened, as fit does
+        return prepare_images(x)
+    if x.ndim != 2:
+        raise DataFileError(f"{where}: features must have shape (n_samples, n_features) or be uint8 images "
+                            f"(n, height, width), got shape {x.shape}")
+    if x.dtype.kind not in "fiub":
+        raise DataFileError(f"{where}: features must be numbers, got dtype {x.dtype}")
+    x = x.astype(np.float32)
+    bad = np.argwhere(~np.isfinite(x))
+    if bad.size:
+        row, col = bad[0]
+        raise DataFileError(f"{where}: sample {row}, feature {col} is {x[row, col]}: features must be finite")
+    return x
+
+
+def _load_npz(path: str, task: str) -> DataFile:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataFileError(f"{path}: not a readable .npz file ({exc})") from None
+    with archive:
+        missing = [k for k in ("x_train", "y_train") if k not in archive.files]
+        if missing:
+            raise DataFileError(f"{path}: missing {' and '.join(missing)} (it holds {sorted(archive.files)}); "
+                                f"an .npz needs x_train, y_train and optionally x_test, y_test")
+        if ("x_test" in archive.files) != ("y_test" in archive.files):
+            raise DataFileError(f"{path}: x_test and y_test go together; it has only one of them")
+        try:
+            arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in archive.files}
+        except (OSError, ValueError, EOFError) as exc:  # a corrupt member
+            raise DataFileError(f"{path}: cannot read its arrays ({exc})") from None
+    parts = [("x_train", "y_train")] + ([("x_test", "y_test")] if "x_test" in arrays else [])
+    x_parts, y_raw = [], []
+    for xk, yk in parts:
+        x = _check_features(arrays[xk], f"{path}: {xk}")
+        y = arrays[yk]
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataFileError(f"{path}: {yk} must have shape ({len(x)},) to match {xk}, got {y.shape}")
+        if y.dtype.kind not in "fiuUb":
+            raise DataFileError(f"{path}: {yk} must hold numbers or strings, got dtype {y.dtype}")
+        x_parts.append(x)
+        y_raw.append(y)
+    if len(x_parts) == 2 and x_parts[0].shape[1] != x_parts[1].shape[1]:
+        raise DataFileError(f"{path}: x_train has {x_parts[0].shape[1]} features, x_test {x_parts[1].shape[1]}")
+    if len(x_parts[0]) == 0:
+        raise DataFileError(f"{path}: x_train holds no samples")
+    # Classes are numbered over train and test together, so a class seen only in the test part
+    # still has an index (the network then never predicts it, and the test metrics say so).
+    y_all, names = _labels(np.concatenate(y_raw), task, f"{path}: y_train")
+    y_train, y_test = y_all[:len(x_parts[0])], (y_all[len(x_parts[0]):] if len(parts) == 2 else None)
+    if names is not None and len(np.unique(y_train)) < 2:
+        raise DataFileError(f"{path}: y_train has only one class: classification needs at least two")
+    return DataFile(x_parts[0], y_train, x_parts[1] if len(parts) == 2 else None, y_test, names, None)
+
+
+def _load_csv(path: str, task: str, label_column: str | None) -> DataFile:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise DataFileError(f"{path}: not a valid CSV file ({exc})") from None
+    if not rows:
+        raise DataFileError(f"{path}: the file is empty; a CSV needs a header row and one row per sample")
+    header = [h.strip() for h in rows[0]]
+    if len(header) < 2:
+        raise DataFileError(f"{path}: the header names {len(header)} column; a CSV needs at least one feature "
+                            "column and a label column")
+    if label_column is None:
+        label_at = len(header) - 1
+    elif label_column in header:
+        label_at = header.index(label_column)
+    else:
+        raise DataFileError(f"{path}: no label column {label_column!r}; the header has {header}")
+    body = [(i + 2, row) for i, row in enumerate(rows[1:]) if any(cell.strip() for cell in row)]
+    if not body:
+        raise DataFileError(f"{path}: the file has a header but no samples")
+    features = [c for c in range(len(header)) if c != label_at]
+    table = _all_numbers(path, len(header))
+    if table is not None and len(table) == len(body):  # the common case, parsed in C
+        y, names = _labels(table[:, label_at].astype(np.float64), task, f"{path}: column {header[label_at]!r}")
+        return DataFile(np.ascontiguousarray(table[:, features]), y, None, None, names,
+                        [header[c] for c in features])
+    # Else read cell by cell, to name the row and column of the first problem (or to read names).
+    x = np.empty((len(body), len(features)), np.float32)
+    labels: list[str] = []
+    for n, (line, row) in enumerate(body):
+        if len(row) != len(header):
+            raise DataFileError(f"{path}: row {line} has {len(row)} cells, the header {len(header)}")
+        for j, c in enumerate(features):
+            try:
+                x[n, j] = float(row[c])
+            except ValueError:
+                raise DataFileError(f"{path}: row {line}, column {header[c]!r}: {row[c]!r} is not a number"
+                                    ) from None
+            if not np.isfinite(x[n, j]):
+                raise DataFileError(f"{path}: row {line}, column {header[c]!r}: {row[c].strip()} "
+                                    "(features must be finite)")
+        label = row[label_at].strip()
+        if not label:
+            raise DataFileError(f"{path}: row {line}, column {header[label_at]!r}: the label is empty")
+        labels.append(label)
+    lines = [line for line, _ in body]
+    where = f"{path}: column {header[label_at]!r}"
+    numbers = _numbers(labels, path, header[label_at], lines, required=task == "regression")
+    # numeric labels sort as numbers (2 before 10), names as text
+    y, names = _labels(numbers if numbers is not None else np.array(labels), task, where)
+    return DataFile(x, y, None, None, names, [header[c] for c in features])
+
+
+def _all_numbers(path: str, n_columns: int) -> np.ndarray | None:
+    """Every cell below the header as float32, if every one is a finite number; else None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "input contained no data"
+            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2, encoding="utf-8")
+    except ValueError:
+        return None
+    if table.shape[1] != n_columns or not np.isfinite(table).all():
+        return None
+    return table
+
+
+def _numbers(labels: list[str], path: str, column: str, lines: list[int], required: bool) -> np.ndarray | None:
+    """The labels as finite numbers; None if some are not numbers and ``required`` is False."""
+    values = np.empty(len(labels), np.float64)
+    for i, v in enumerate(labels):
+        try:
+            values[i] = float(v)
+        except ValueError:
+            if not required:
+                return None
+            raise DataFileError(f"{path}: row {lines[i]}, column {column!r}: {v!r} is not a number "
+                                "(regression needs numeric labels)") from None
+        if not np.isfinite(values[i]):
+            raise DataFileError(f"{path}: row {lines[i]}, column {column!r}: {v} (labels must be finite)")
+    return values
+
+
+def describe(data: DataFile) -> str:
+    """One line on what was read, for the CLI's header."""
+    test = f", {len(data.x_test)} test" if data.x_test is not None else ", no test part"
+    what = f"{len(data.class_names)} classes" if data.class_names is not None else "regression targets"
+    return f"{len(data.x)} samples of {data.x.shape[1]} features{test}; {what}"
