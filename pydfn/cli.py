@@ -390,9 +390,9 @@ def _export(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     facts = info()
     print(f"pydfn {facts['version']} (Python {platform.python_version()}, NumPy {np.__version__})")
-    cap = facts["max_isa"]
+    capped = facts["kernels"] != facts["cpu_kernels"]
     print(f"CPU kernels: {facts['kernels']} (this CPU runs up to {facts['cpu_kernels']}"
-          + (f"; capped by PYDFN_MAX_ISA={cap})" if cap else ")"))
+          + (f"; capped by PYDFN_MAX_ISA={facts['max_isa']})" if capped else ")"))
     print(f"Threads: {facts['threads']} (OpenMP {'on' if facts['openmp'] else 'off'})")
     try:
         print(f"Fashion-MNIST: {_find_data(args.data, download=False)}")
