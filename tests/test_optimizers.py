@@ -6,6 +6,7 @@ import pytest
 
 import pydfn
 from pydfn import load
+from pydfn import _core
 from pydfn._core import testing
 from pydfn.reference import ReferenceAdam, ReferenceAdamW, ReferenceMLP, ReferenceRMSProp, ReferenceSGD
 
