@@ -20,7 +20,8 @@ def test_tutorial_network_summary(capsys):
     # parameter, gradient and two optimizer buffers, 4 bytes each: 235,146 * 16 B = 3.59 MiB
     assert "Training memory: 3.6 MiB" in text
     info = pydfn.info()
-    assert lines[-1] == f"Runs in float32 on the {info['kernels']} kernels with {info['threads']} threads"
+    threads = f"{info['threads']} thread" + ("s" if info["threads"] != 1 else "")
+    assert lines[-1] == f"Runs in float32 on the {info['kernels']} kernels with {threads}"
     assert max(map(len, lines)) <= 80  # fits a terminal
 
 
