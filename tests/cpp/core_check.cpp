@@ -64,6 +64,15 @@ double compare(const char* what, const std::vector<float>& got, const std::vecto
     return worst;
 }
 
+// Runs a fast kernel as training does: in a parallel region with its scratch reserved first.
+template <class F>
+void run_fast(const pydfn::Kernels& k, pydfn::Product p, int N, int K, F&& f) {
+    pydfn::ScratchNeed need;
+    need.add(k, p, N, K);
+    pydfn::KernelScratch scratch;
+    pydfn::parallel_region(scratch, need, f);
+}
+
 // One kernel set against the reference on M x N x K shapes around its tiles.
 void check_kernels(const pydfn::Kernels& fast) {
     const pydfn::Kernels& ref = pydfn::kernels_ref();
@@ -87,7 +96,7 @@ void check_kernels(const pydfn::Kernels& fast) {
                         scale[i * N + j] = s;
                     }
                 for (bool relu : {false, true}) {
-                    fast.sgemm_nn_bias_relu(got.data(), A.data(), B.data(), bias.data(), relu, M, N, K);
+                    run_fast(fast, pydfn::Product::nn, N, K, [&] { fast.sgemm_nn_bias_relu(got.data(), A.data(), B.data(), bias.data(), relu, M, N, K); });
                     ref.sgemm_nn_bias_relu(want.data(), A.data(), B.data(), bias.data(), relu, M, N, K);
                     worst = std::fmax(worst, compare("sgemm_nn_bias_relu", got, want, scale, tol));
                 }
@@ -100,7 +109,7 @@ void check_kernels(const pydfn::Kernels& fast) {
                         scale[i * N + j] = s;
                     }
                 for (const float* m : {static_cast<const float*>(nullptr), mask.data()}) {
-                    fast.sgemm_nt_mask(got.data(), A.data(), Bt.data(), m, M, N, K);
+                    run_fast(fast, pydfn::Product::nt, N, K, [&] { fast.sgemm_nt_mask(got.data(), A.data(), Bt.data(), m, M, N, K); });
                     ref.sgemm_nt_mask(want.data(), A.data(), Bt.data(), m, M, N, K);
                     worst = std::fmax(worst, compare("sgemm_nt_mask", got, want, scale, tol));
                 }
@@ -112,7 +121,7 @@ void check_kernels(const pydfn::Kernels& fast) {
                         for (int k = 0; k < K; k++) s += std::fabs(double(At[k * M + i]) * B[k * N + j]);
                         scale[i * N + j] = s;
                     }
-                fast.sgemm_tn(got.data(), At.data(), B.data(), M, N, K);
+                run_fast(fast, pydfn::Product::tn, N, K, [&] { fast.sgemm_tn(got.data(), At.data(), B.data(), M, N, K); });
                 ref.sgemm_tn(want.data(), At.data(), B.data(), M, N, K);
                 worst = std::fmax(worst, compare("sgemm_tn", got, want, scale, tol));
             }
