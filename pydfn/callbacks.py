@@ -164,9 +164,10 @@ class EarlyStopping(Callback):
     Attributes
     ----------
     best_epoch : int or None
-        Epoch (from 0) with the best value.
+        Number of the epoch with the best value, from 1 as printed (and as
+        ``History.best_epoch()`` counts).
     stopped_epoch : int or None
-        Epoch after which it stopped training, None if it did not.
+        Number (from 1) of the epoch after which it stopped training, None if it did not.
     """
 
     _best_weights: list[np.ndarray] | None
@@ -186,18 +187,18 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
         if self._best.improved(epoch, logs):
-            self.best_epoch, self._wait = epoch, 0
+            self.best_epoch, self._wait = epoch + 1, 0
             if self.restore_best_weights:
                 self._best_weights = self.model.get_weights()
             return None
         self._wait += 1
         if self._wait < self.patience:
             return None
-        self.stopped_epoch = epoch
+        self.stopped_epoch = epoch + 1
         reason = (f"early stopping: {self.monitor} has not improved on {self._best.describe_best()} "
                   f"for {self.patience} epoch{'s' if self.patience > 1 else ''}")
         if self._best_weights is not None:
-            reason += f"; restored the weights of epoch {self.best_epoch + 1}"  # type: ignore[operator]
+            reason += f"; restored the weights of epoch {self.best_epoch}"
         return reason
 
     def on_train_end(self) -> None:
