@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <cstring>
 #include <initializer_list>
@@ -125,7 +126,7 @@ pydfn::OptConfig opt_config(const std::string& kind, float lr, float beta1, floa
                             float eps, float weight_decay, float momentum, bool nesterov) {
     pydfn::OptConfig c;
     c.kind = opt_kind_named(kind);
-    check(lr > 0, "lr must be > 0");
+    check(std::isfinite(lr) && lr >= 0, "lr must be a finite number >= 0");  // 0: a schedule may decay to zero
     check(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1)");
     check(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1)");
     check(alpha >= 0 && alpha < 1, "alpha must be in [0, 1)");

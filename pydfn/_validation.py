@@ -10,6 +10,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import _data
+
 MAX_DIM = 2**31 - 1  # the core indexes rows and layer widths with C int
 # Buffers the core holds per parameter: params, grads, Adam m and v, float32 each.
 BYTES_PER_PARAM = 4 * 4
@@ -24,21 +26,61 @@ def _asarray(x: Any, name: str) -> np.ndarray:
 
 
 def as_features(x: Any, n_features: int, *, name: str = "x", check_finite: bool = True) -> np.ndarray:
-    """Return ``x`` as a C-contiguous float32 array of shape (n_samples, n_features)."""
+    """Return the samples ``x`` as a C-contiguous float32 array of shape (n_samples, n_features).
+
+    The one input rule of every entry point (fit, evaluate, predict*, train_step...):
+
+    - dtype: floating point, or uint8 images, which are scaled to [0, 1] (divided by 255);
+      other integer dtypes are refused (their scale is unknown).
+    - shape: (n_samples, n_features), or images (n_samples, height, width, ...) whose
+      pixels number n_features, flattened row-major.
+    """
+    features, _ = as_inputs(x, n_features, name=name, check_finite=check_finite, single=False)
+    return features
+
+
+def as_inputs(x: Any, n_features: int, *, name: str = "x", check_finite: bool = True,
+              single: bool = True) -> tuple[np.ndarray, bool]:
+    """:func:`as_features`, also taking one sample when ``single``: one row (n_features,) or
+    one image (height, width) with height * width == n_features.
+
+    Returns the features (n_samples, n_features) and whether ``x`` was one sample. A 2-D
+    array whose last axis is n_features is always a batch of rows (e.g. (28, 28) for a
+    28-input model is 28 rows); a 1-D array is one row only when its length is n_features.
+    """
     x = _asarray(x, name)
-    if x.dtype.kind != "f":
+    images = x.dtype == np.uint8
+    if not images and x.dtype.kind != "f":
         raise TypeError(
             f"{name} must be a floating-point array, got dtype {x.dtype}"
-            + (" (scale uint8 images to [0, 1] first)" if x.dtype.kind in "ui" else "")
-        )
+            + (" (uint8 images are scaled for you; scale other integer images to [0, 1] first)"
+               if x.dtype.kind in "ui" else ""))
+    shape = x.shape
+    one = single and ((x.ndim == 1 and shape[0] == n_features) or  # one row
+                      (x.ndim == 2 and shape[1] != n_features and shape[0] * shape[1] == n_features))  # one image
+    if one:
+        x = x.reshape(1, n_features)
+    elif x.ndim == 1:
+        raise ValueError(f"{name} must have shape (n_samples, {n_features}), got {shape}"
+                         + (f": one sample has {n_features} features (one row, or one image of {n_features} "
+                            "pixels)" if single else ": pass one sample as x[None]"))
+    elif x.ndim >= 3 and math.prod(shape[1:]) == n_features:
+        x = x.reshape(shape[0], n_features)
     if x.ndim != 2 or x.shape[1] != n_features:
-        raise ValueError(f"{name} must have shape (n_samples, {n_features}), got {x.shape}")
+        if images or x.ndim >= 3:
+            raise ValueError(f"{name} must hold images of {n_features} pixels, shaped (n_samples, height, width) "
+                             f"or (n_samples, {n_features}), got shape {shape}")
+        raise ValueError(f"{name} must have shape (n_samples, {n_features}), got {shape}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty: it must have at least one row")
-    features: np.ndarray = np.ascontiguousarray(x, dtype=np.float32)
+    if images:  # one fused pass in Cython, bit for bit x / np.float32(255); pixels are finite
+        features = np.empty(x.shape, dtype=np.float32)
+        _data.scale_to_float(np.ascontiguousarray(x), features)
+        return features, one
+    features = np.ascontiguousarray(x, dtype=np.float32)
     if check_finite and not all_finite(features):
         raise ValueError(f"{name} contains NaN or infinity (pass check_finite=False to skip this check)")
-    return features
+    return features, one
 
 
 def all_finite(x: np.ndarray, chunk: int = 1 << 20) -> bool:

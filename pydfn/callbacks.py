@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 import numpy as np
 
@@ -164,9 +166,10 @@ class EarlyStopping(Callback):
     Attributes
     ----------
     best_epoch : int or None
-        Epoch (from 0) with the best value.
+        Number of the epoch with the best value, from 1 as printed (and as
+        ``History.best_epoch()`` counts).
     stopped_epoch : int or None
-        Epoch after which it stopped training, None if it did not.
+        Number (from 1) of the epoch after which it stopped training, None if it did not.
     """
 
     _best_weights: list[np.ndarray] | None
@@ -186,18 +189,18 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
         if self._best.improved(epoch, logs):
-            self.best_epoch, self._wait = epoch, 0
+            self.best_epoch, self._wait = epoch + 1, 0
             if self.restore_best_weights:
                 self._best_weights = self.model.get_weights()
             return None
         self._wait += 1
         if self._wait < self.patience:
             return None
-        self.stopped_epoch = epoch
+        self.stopped_epoch = epoch + 1
         reason = (f"early stopping: {self.monitor} has not improved on {self._best.describe_best()} "
                   f"for {self.patience} epoch{'s' if self.patience > 1 else ''}")
         if self._best_weights is not None:
-            reason += f"; restored the weights of epoch {self.best_epoch + 1}"  # type: ignore[operator]
+            reason += f"; restored the weights of epoch {self.best_epoch}"
         return reason
 
     def on_train_end(self) -> None:
@@ -389,9 +392,14 @@ class Progress(Callback):
     Parameters
     ----------
     verbose : {1, 2}, default 1
-        1: a progress bar on stderr (only if it is a terminal: no bar in logs),
-        then one summary line per epoch. 2: no bar; the tutorial's lines (the
-        minibatch's loss and accuracy every ``log_every`` batches) and the summary.
+        1: a progress bar on stderr, then one summary line per epoch. The bar is
+        drawn only on a terminal or in a Jupyter notebook (logs and pipes get the
+        summary lines only); it redraws one line, as wide as the terminal, with the
+        ETA and the running loss (and accuracy), after each C++ call of the epoch
+        (a few times a second, never per batch). With ``tqdm`` installed it is
+        tqdm's (``tqdm.auto``: a widget in notebooks that have ipywidgets), else a
+        plain one. 2: no bar; the tutorial's lines (the minibatch's loss and
+        accuracy every ``log_every`` batches) and the summary.
     log_every : int, default 100
         Batches between two lines at ``verbose=2``.
     file : file-like, optional
@@ -402,7 +410,7 @@ class Progress(Callback):
         if verbose not in (1, 2):
             raise ValueError(f"verbose must be 1 or 2, got {verbose!r}")
         self.verbose, self.log_every, self.file = verbose, positive_int(log_every, "log_every"), file
-        self._bar_shown = False
+        self._bar: _Bar | None = None
 
     def _print(self, text: str) -> None:
         out = self.file or sys.stdout
@@ -412,45 +420,126 @@ class Progress(Callback):
         p = self.history.params
         self._epochs, self._samples = p["epochs"], p["samples"]
         self._n_batches = batches_per_epoch(self._samples, p["batch_size"])
-        self._bar = self.verbose == 1 and sys.stderr.isatty()
+        self._accuracy = "accuracy" in p["metrics"]
+        self._draw = self.verbose == 1 and (sys.stderr.isatty() or _in_notebook())
 
     def on_epoch_begin(self, epoch: int) -> None:
-        self._start, self._loss_sum, self._rows = time.perf_counter(), 0.0, 0
+        self._start, self._loss_sum, self._correct, self._rows = time.perf_counter(), 0.0, 0.0, 0
+        if self._draw:
+            self._bar = _make_bar(f"Epoch {epoch + 1}/{self._epochs}", self._samples)
 
     def on_batches_end(self, epoch: int, batches_done: int, logs: BatchLogs) -> None:
+        rows = int(logs.size.sum())
         self._loss_sum += float(logs.loss @ logs.size)
-        self._rows += int(logs.size.sum())
+        self._correct += float(logs.correct.sum())
+        self._rows += rows
         if self.verbose == 2:
             first = batches_done - len(logs)
             for i in np.flatnonzero((np.arange(first, batches_done) + 1) % self.log_every == 0):
                 self._print(f"Epoch {epoch + 1}/{self._epochs}  batch {first + i + 1}/{self._n_batches}  "
                             f"minibatch loss {logs.loss[i]:.4f}  accuracy {logs.correct[i] / logs.size[i]:.4f}")
-        if self._bar:
-            width, frac = 30, self._rows / self._samples
-            done = int(width * frac)
-            bar = "=" * done + (">" if done < width else "") + " " * (width - done - 1)
-            speed = self._rows / max(time.perf_counter() - self._start, 1e-9)
-            sys.stderr.write(f"\rEpoch {epoch + 1}/{self._epochs} [{bar}] {self._rows}/{self._samples} - "
-                             f"{_si(speed)} samples/s - loss {self._loss_sum / self._rows:.4f} ")
-            sys.stderr.flush()
-            self._bar_shown = True
+        if self._bar is not None:
+            metrics = f"loss {self._loss_sum / self._rows:.4f}"
+            if self._accuracy:
+                metrics += f" - accuracy {self._correct / self._rows:.4f}"
+            self._bar.update(rows, metrics)
 
-    def _clear_bar(self) -> None:
-        if self._bar_shown:
-            sys.stderr.write("\r\x1b[K")  # carriage return, erase the line
-            sys.stderr.flush()
-            self._bar_shown = False
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        self._clear_bar()
+        self._close_bar()
         metrics = " - ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "time")
         self._print(f"Epoch {epoch + 1}/{self._epochs} - {logs['time']:.2f}s - "
                     f"{_si(self._samples / max(logs['time'], 1e-9))} samples/s - {metrics}")
 
     def on_train_end(self) -> None:
-        self._clear_bar()
+        self._close_bar()
         if self.history.stop_reason:
             self._print(f"Training stopped: {self.history.stop_reason}")
+
+
+def _in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (whose stderr is no terminal but shows a bar)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+class _Bar(Protocol):
+    def update(self, rows: int, metrics: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _make_bar(title: str, total: int) -> _Bar:
+    """tqdm's bar when tqdm is installed, else the plain one."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tqdm.auto warns in a notebook without ipywidgets, then works
+            from tqdm.auto import tqdm
+    except ImportError:
+        return _PlainBar(title, total)
+    return _TqdmBar(tqdm, title, total)
+
+
+class _TqdmBar:
+    """tqdm (terminal, or notebook widget): its width follows the terminal's; cleared when closed."""
+
+    def __init__(self, tqdm: Any, title: str, total: int):
+        self._bar = tqdm(total=total, desc=title, unit=" samples", unit_scale=True, leave=False,
+                         dynamic_ncols=True, file=sys.stderr, mininterval=0.1,
+                         bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                    "[ETA {remaining}, {rate_fmt}] {postfix}")
+
+    def update(self, rows: int, metrics: str) -> None:
+        self._bar.set_postfix_str(metrics, refresh=False)
+        self._bar.update(rows)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class _PlainBar:
+    """``Epoch 1/20 [=====>    ] 12.8k/54.0k - ETA 3s - loss 0.51 - accuracy 0.82`` redrawn in
+    place on stderr, never wider than the terminal (so it never wraps onto a new line)."""
+
+    def __init__(self, title: str, total: int):
+        self.title, self.total, self.done = title, total, 0
+        self.start, self.shown = time.perf_counter(), False
+
+    def update(self, rows: int, metrics: str) -> None:
+        self.done += rows
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed * (self.total - self.done) / max(self.done, 1)
+        width = shutil.get_terminal_size().columns - 1  # the last column would wrap on some terminals
+        parts = [f"{_si(self.done)}/{_si(self.total)}", f"ETA {_duration(eta)}", metrics]
+        while True:  # drop what fits least until a bar of 10 fits, then cut the text
+            tail = " - ".join(parts)
+            room = width - len(self.title) - len(tail) - 4
+            if room >= 10 or len(parts) == 1:
+                break
+            parts.pop(0)
+        cells = max(room, 0)
+        filled = cells * self.done // max(self.total, 1)
+        bar = f" [{'=' * filled}{'>' if filled < cells else ''}{' ' * (cells - filled - 1)}] " if cells else " "
+        line = (self.title + bar + tail)[:width]
+        sys.stderr.write("\r" + line + "\x1b[K")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")  # carriage return, erase the line
+            sys.stderr.flush()
+
+
+def _duration(seconds: float) -> str:
+    """3.2 -> '3s'; 125 -> '2:05'."""
+    seconds = int(round(seconds))
+    return f"{seconds}s" if seconds < 60 else f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def _si(value: float) -> str:

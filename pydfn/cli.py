@@ -9,6 +9,9 @@ message and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import math
 import os
 import platform
 import sys
@@ -17,10 +20,10 @@ from typing import Any, NoReturn, Sequence
 
 import numpy as np
 
-from . import _core, datasets, metrics
-from ._validation import check_network_size
+from . import _core, datafile, datasets, metrics
+from ._validation import as_inputs, check_network_size
 from .augment import Augment
-from .callbacks import EarlyStopping, ReduceLROnPlateau
+from .callbacks import Callback, EarlyStopping, ReduceLROnPlateau
 from .model import MLP, load
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
 from .preprocessing import prepare_features
@@ -143,20 +146,33 @@ def _parser() -> argparse.ArgumentParser:
                             "pip install 'pydfn[mpi]'); --threads is per rank, by default the cores shared "
                             "out among the node's ranks; only rank 0 prints and saves")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                       help="0 quiet, 1 a line per epoch (and a progress bar on a terminal), 2 also minibatch lines")
+                       help="0 quiet (errors only), 1 a line per epoch (and a progress bar on a terminal), "
+                            "2 also minibatch lines")
     train.set_defaults(run=_train)
 
-    evaluate = commands.add_parser("evaluate", help="test loss, accuracy and per-class accuracy of a saved model")
+    input_help = ("samples: .npy, .npz (its array x, x_test or only array) or .csv (one sample a row, numbers, "
+                  "an optional header row); uint8 images (n, 28, 28) are divided by 255, other numbers are "
+                  "features as they are (n, inputs); default: the Fashion-MNIST test set")
+    evaluate = commands.add_parser("evaluate", help="loss, accuracy and per-class accuracy of a saved model, "
+                                                    "on the test set or your own data")
     evaluate.add_argument("model", help="a .npz file written by pydfn train or model.save")
+    evaluate.add_argument("--input", metavar="FILE", help=input_help + " (give --labels with it)")
+    evaluate.add_argument("--labels", metavar="FILE",
+                          help="the class ids (0 to classes-1) of --input: .npy, .npz (its array y, y_test or "
+                               "only array) or .csv (one column, an optional header row)")
     evaluate.add_argument("--data", metavar="DIR", help=data_help)
     evaluate.add_argument("--threads", type=_number(int, 1), help=threads_help)
     evaluate.set_defaults(run=_evaluate)
 
-    predict = commands.add_parser("predict", help="predicted classes, for the test set or an .npy file")
+    predict = commands.add_parser("predict", help="predicted classes, for the test set or your own file")
     predict.add_argument("model", help="a .npz file written by pydfn train or model.save")
-    predict.add_argument("--input", metavar="FILE.npy",
-                         help="images (uint8, (n, 28, 28) or (n, 784)) or float features; default: the test set")
-    predict.add_argument("--output", metavar="FILE.npy", help="save the class ids there instead of printing them")
+    predict.add_argument("--input", metavar="FILE", help=input_help + "; one image (28, 28) or one row is one sample")
+    predict.add_argument("--output", metavar="FILE",
+                         help="write the predictions there instead of printing them; the extension picks the format: "
+                              ".npy (an array: the class ids, or with --probabilities the probabilities "
+                              "(n, classes)) or .csv (the printed table, comma-separated)")
+    predict.add_argument("--probabilities", action="store_true",
+                         help="give every class's probability, not only the predicted class")
     predict.add_argument("--data", metavar="DIR", help=data_help)
     predict.add_argument("--threads", type=_number(int, 1), help=threads_help)
     predict.set_defaults(run=_predict)
@@ -183,7 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "threads", None):
             set_num_threads(args.threads)
-        code: int = args.run(args)
+        with contextlib.ExitStack() as stack:
+            if getattr(args, "verbose", 1) == 0:  # quiet: errors only (on stderr)
+                stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+            code: int = args.run(args)
         return code
     except KeyboardInterrupt:
         print("pydfn: interrupted; nothing saved", file=sys.stderr)
@@ -224,8 +243,13 @@ def _train(args: argparse.Namespace) -> int:
     for flag in ("early_stopping", "reduce_lr"):
         if getattr(args, flag) and not args.validation_split:
             raise ValueError(f"--{flag.replace('_', '-')} needs validation data: give --validation-split > 0")
-    # Fashion-MNIST's sizes: too wide a --hidden fails now, not by the OOM killer mid-allocation.
+    # Fashion-MNIST's sizes: too wide a --hidden or --batch-size fails now, not after the data has loaded
+    # (or by the OOM killer mid-allocation).
     check_network_size([28 * 28, *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], name="--hidden")
+    n_train = datasets.FASHION_MNIST_FILES["train_images"].shape[0]
+    n_train -= math.ceil(args.validation_split * n_train)  # as train_val_split draws it
+    if args.batch_size > n_train:
+        raise ValueError(f"--batch-size {args.batch_size} is larger than the {n_train} training samples")
     root = True
     if args.distributed:
         from . import distributed  # ImportError names the extra
@@ -257,7 +281,7 @@ def _train(args: argparse.Namespace) -> int:
                 activation=args.activation, l1=args.l1, l2=args.l2, dropout=args.dropout,
                 precision=args.precision)
     optimizer = _optimizer(args)
-    print(f"pydfn {_core.__version__} - {_core.isa()} kernels - {_core.get_num_threads()} threads"
+    print(f"pydfn {_core.__version__} - {_core.isa()} kernels - {_plural(_core.get_num_threads(), 'thread')}"
           + (f" per rank - {distributed.size()} MPI ranks" if args.distributed else ""))
     print(f"Fashion-MNIST from {where}: {len(x_train)} train, {len(x_val) if validation else 0} validation "
           f"(seed {args.seed}), {len(x_test)} test")
@@ -266,9 +290,18 @@ def _train(args: argparse.Namespace) -> int:
     callbacks: list[Any] = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
     if args.reduce_lr:
         callbacks.append(ReduceLROnPlateau(patience=args.reduce_lr, min_lr=optimizer.lr / 100, verbose=True))
-    history = model.fit(x_train, y_train, optimizer, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_data=validation, callbacks=callbacks, verbose=args.verbose,
-                        distributed=args.distributed, augment=args.augment)
+    last = _LastEpoch()
+    try:
+        history = model.fit(x_train, y_train, optimizer, epochs=args.epochs, batch_size=args.batch_size,
+                            validation_data=validation, callbacks=[*callbacks, last], verbose=args.verbose,
+                            distributed=args.distributed, augment=args.augment)
+    except KeyboardInterrupt:
+        if last.snapshot is None or not root:
+            raise  # nothing completed: main says nothing was saved
+        last.snapshot.save(args.out)
+        print(f"pydfn: interrupted; saved the model after epoch {last.epoch + 1} (the last completed) "
+              f"to {args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
     y_pred = _report_test(model, x_test, y_test)  # on every rank: cheap, and it keeps the code one path
     times = history.history.get("time", [])
@@ -285,6 +318,16 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+class _LastEpoch(Callback):
+    """Keeps a copy of the model after each completed epoch, for Ctrl-C to save."""
+
+    snapshot: MLP | None = None
+    epoch = -1
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.snapshot, self.epoch = copy.deepcopy(self.model), epoch
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -299,13 +342,14 @@ def _find_data(data: str | None, download: bool = True) -> Path:
         raise FileNotFoundError(f"--data {data}: no verified Fashion-MNIST files there ({exc})") from None
 
 
-def _report_test(model: MLP, x_test: np.ndarray, y_test: np.ndarray) -> np.ndarray:
+def _report_test(model: MLP, x_test: np.ndarray, y_test: np.ndarray, what: str = "Test",
+                 name: str = "test images") -> np.ndarray:
     """Print test loss, accuracy and per-class accuracy; return the predictions."""
-    x_test = prepare_features(x_test, model.layer_sizes[0], "test images")
+    x_test = prepare_features(x_test, model.layer_sizes[0], name)
     loss, accuracy = model.evaluate(x_test, y_test)
     y_pred = model.predict(x_test)
     names = _class_names(model)
-    print(f"Test: loss {loss:.4f} - accuracy {accuracy:.4f}")
+    print(f"{what}: loss {loss:.4f} - accuracy {accuracy:.4f}")
     print("Per-class accuracy:")
     width = max(len(n) for n in names)
     for name, acc in zip(names, metrics.per_class_accuracy(y_test, y_pred, len(names))):
@@ -330,48 +374,91 @@ def _save_plots(plot: Any, folder: str, history: Any, x_test: np.ndarray, y_test
     print(f"Saved {', '.join(figures)} in {folder}")
 
 
-def _load_for_fashion_mnist(path: str) -> MLP:
+def _load_model(path: str, own_data: bool) -> MLP:
+    """The model at ``path``; without the user's own data it must fit Fashion-MNIST's images."""
     model = load(path)
-    sizes = model.layer_sizes
-    if sizes[0] != 28 * 28:
-        raise ValueError(f"{path} holds a network of {sizes[0]} inputs; Fashion-MNIST images have {28 * 28} pixels")
+    if not model.is_classifier:
+        raise ValueError(f"{path} holds a regression model (loss {model.loss!r}); this command needs a classifier")
+    if not own_data and model.layer_sizes[0] != 28 * 28:
+        raise ValueError(f"{path} holds a network of {model.layer_sizes[0]} inputs; Fashion-MNIST images have "
+                         f"{28 * 28} pixels (give your own data with --input)")
     return model
 
 
+def _read_labels(path: str, n_samples: int) -> np.ndarray:
+    """Class ids from a file: integers, or floats that are whole numbers; one per sample."""
+    y = datafile.read_array(path, keys=("y", "y_test"))
+    if y.ndim == 2 and y.shape[1] == 1:  # a CSV's one column
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"--labels {path}: expected one class id per sample, shape (n,), got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.array_equal(y, np.round(y)):
+            raise ValueError(f"--labels {path}: class ids must be whole numbers")
+        y = y.astype(np.int64)
+    if len(y) != n_samples:
+        raise ValueError(f"--labels {path} has {len(y)} labels but --input has {n_samples} samples")
+    return y
+
+
 def _evaluate(args: argparse.Namespace) -> int:
-    model = _load_for_fashion_mnist(args.model)
-    _, (x_test, y_test) = datasets.load_fashion_mnist(_find_data(args.data))
+    if (args.input is None) != (args.labels is None):
+        raise ValueError("--input and --labels go together: the samples and their class ids")
+    model = _load_model(args.model, own_data=args.input is not None)
+    if args.input:
+        x_test = datafile.read_array(args.input)
+        y_test = _read_labels(args.labels, len(x_test))
+    else:
+        if model.layer_sizes[-1] != len(datasets.FASHION_MNIST_CLASSES):
+            raise ValueError(f"{args.model} has {model.layer_sizes[-1]} outputs; Fashion-MNIST has 10 classes")
+        _, (x_test, y_test) = datasets.load_fashion_mnist(_find_data(args.data))
     print(f"{args.model}: {model!r}")
     history = model.history
     if history is not None and len(history):
         best = history.best_epoch()
         print(f"Trained {_plural(len(history), 'epoch')}"
-              + (f"; best val_loss at epoch {best + 1}" if best is not None else "")
+              + (f"; best val_loss at epoch {best}" if best is not None else "")
               + (f" ({history.stop_reason})" if history.stop_reason else ""))
-    if model.layer_sizes[-1] != len(datasets.FASHION_MNIST_CLASSES):
-        raise ValueError(f"{args.model} has {model.layer_sizes[-1]} outputs; Fashion-MNIST has 10 classes")
-    _report_test(model, x_test, y_test)
+    if args.input:
+        _report_test(model, x_test, y_test, what=args.input, name="--input")
+    else:
+        _report_test(model, x_test, y_test)
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    model = _load_for_fashion_mnist(args.model)
+    model = _load_model(args.model, own_data=args.input is not None)
+    out_kind = os.path.splitext(args.output)[1].lower() if args.output else None
+    if out_kind not in (None, ".npy", ".csv"):
+        raise ValueError(f"--output {args.output}: unknown type {out_kind or '(none)'!r}: use .npy or .csv")
     if args.input:
-        with open(args.input, "rb") as f:  # allow_pickle=False: an .npy file can't run code
-            x = np.load(f, allow_pickle=False)
-        if not isinstance(x, np.ndarray):
-            raise ValueError(f"--input {args.input}: expected one array (.npy), got an .npz archive")
+        x = datafile.read_array(args.input)
     else:
         _, (x, _) = datasets.load_fashion_mnist(_find_data(args.data))
-    proba = model.predict_proba(prepare_features(x, model.layer_sizes[0], "--input" if args.input else "x"))
+    # one rule with the Python API's; one sample (an image (28, 28) or a row) is one row
+    features, _ = as_inputs(x, model.layer_sizes[0], name="--input" if args.input else "test images")
+    proba = model.predict_proba(features)
     labels = proba.argmax(axis=1)
-    if args.output:
-        np.save(args.output, labels)
-        print(f"Saved {len(labels)} class ids to {args.output}")
+    if out_kind == ".npy":
+        np.save(args.output, proba if args.probabilities else labels)
+        print(f"Saved the probabilities of {_plural(len(labels), 'sample')} ({proba.shape[1]} classes) to {args.output}"
+              if args.probabilities else f"Saved {len(labels)} class ids to {args.output}")
         return 0
     names = _class_names(model)
-    lines = (f"{i}\t{label}\t{names[label]}\t{proba[i, label]:.4f}" for i, label in enumerate(labels))
-    sys.stdout.write("index\tclass\tname\tprobability\n" + "\n".join(lines) + "\n")
+    sep = "," if out_kind == ".csv" else "\t"
+    if args.probabilities:
+        header = sep.join(["index", "class", *names])
+        lines = (sep.join([str(i), str(label), *(f"{p:.4f}" for p in proba[i])]) for i, label in enumerate(labels))
+    else:
+        header = sep.join(["index", "class", "name", "probability"])
+        lines = (sep.join([str(i), str(label), names[label], f"{proba[i, label]:.4f}"])
+                 for i, label in enumerate(labels))
+    if out_kind == ".csv":
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(header + "\n" + "\n".join(lines) + "\n")
+        print(f"Saved the predictions of {_plural(len(labels), 'sample')} to {args.output}")
+        return 0
+    sys.stdout.write(header + "\n" + "\n".join(lines) + "\n")
     return 0
 
 

@@ -1,4 +1,6 @@
-"""The user's own data from a file: an ``.npz`` of arrays or a ``.csv`` with a header.
+"""The user's own data from a file: an ``.npz`` of arrays or a ``.csv`` with a header
+(:func:`load_data_file`, for training), or one array of numbers from an ``.npy``, ``.npz`` or
+``.csv`` (:func:`read_array`, for prediction and evaluation).
 
 Every problem with a file is a :class:`DataFileError` (a ``ValueError``) whose message is one line
 naming the file and, for a CSV, the row (as a spreadsheet counts it: the header is row 1) and column.
@@ -156,14 +158,18 @@ def _load_npz(path: str, task: str) -> DataFile:
     return DataFile(x_parts[0], y_train, x_parts[1] if len(parts) == 2 else None, y_test, names, None)
 
 
-def _load_csv(path: str, task: str, label_column: str | None) -> DataFile:
+def _csv_rows(path: str) -> list[list[str]]:
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+            return list(csv.reader(f))
     except UnicodeDecodeError as exc:
         raise DataFileError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
     except csv.Error as exc:
         raise DataFileError(f"{path}: not a valid CSV file ({exc})") from None
+
+
+def _load_csv(path: str, task: str, label_column: str | None) -> DataFile:
+    rows = _csv_rows(path)
     if not rows:
         raise DataFileError(f"{path}: the file is empty; a CSV needs a header row and one row per sample")
     header = [h.strip() for h in rows[0]]
@@ -212,12 +218,13 @@ def _load_csv(path: str, task: str, label_column: str | None) -> DataFile:
     return DataFile(x, y, None, None, names, [header[c] for c in features])
 
 
-def _all_numbers(path: str, n_columns: int) -> np.ndarray | None:
+def _all_numbers(path: str, n_columns: int, skiprows: int = 1) -> np.ndarray | None:
     """Every cell below the header as float32, if every one is a finite number; else None."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "input contained no data"
-            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2, encoding="utf-8")
+            table = np.loadtxt(path, delimiter=",", skiprows=skiprows, dtype=np.float32, ndmin=2,
+                               encoding="utf-8")
     except ValueError:
         return None
     if table.shape[1] != n_columns or not np.isfinite(table).all():
@@ -246,3 +253,99 @@ def describe(data: DataFile) -> str:
     test = f", {len(data.x_test)} test" if data.x_test is not None else ", no test part"
     what = f"{len(data.class_names)} classes" if data.class_names is not None else "regression targets"
     return f"{len(data.x)} samples of {data.x.shape[1]} features{test}; {what}"
+
+
+ARRAY_FILES = (".npy", ".npz", ".csv")
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_array(path: str | os.PathLike[str], *, keys: tuple[str, ...] = ("x", "x_test")) -> np.ndarray:
+    """One array of numbers from ``path``, as the user saved it (no scaling, no reshaping).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.npy``: its array. ``.npz``: the first of ``keys`` it holds, else its only array.
+        ``.csv``: one sample a row, every cell a number (read as float32); a first row that is
+        not all numbers is a header and skipped.
+    keys : tuple of str
+        The names an ``.npz`` member may have.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    DataFileError
+        For any other problem, naming the file (and for a CSV the row and column).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path!r} does not exist")
+    kind = os.path.splitext(path)[1].lower()
+    if kind == ".csv":
+        return _csv_numbers(path)
+    if kind not in ARRAY_FILES:
+        raise DataFileError(f"{path}: unknown file type {kind or '(none)'!r}: use .npy, .npz or .csv")
+    with open(path, "rb") as f:
+        start = f.read(len(NPY_MAGIC))
+    if kind == ".npy" and start != NPY_MAGIC:
+        raise DataFileError(f"{path}: not an .npy file (it does not start with NumPy's header); "
+                            "write one with numpy.save, or use .csv for text")
+    try:  # allow_pickle=False: a data file cannot run code
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return _numeric(loaded, path)
+        with loaded:
+            names = [k for k in keys if k in loaded.files] or (loaded.files if len(loaded.files) == 1 else [])
+            if not names:
+                raise DataFileError(f"{path}: holds {sorted(loaded.files)}; expected an array named "
+                                    f"{' or '.join(keys)}, or a single array")
+            return _numeric(loaded[names[0]], f"{path}: {names[0]}")
+    except ValueError as exc:
+        if isinstance(exc, DataFileError):
+            raise
+        if "allow_pickle" in str(exc):
+            raise DataFileError(f"{path}: holds Python objects (dtype object), not numbers") from None
+        raise DataFileError(f"{path}: not a readable {kind} file ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise DataFileError(f"{path}: not a readable {kind} file ({exc})") from None
+
+
+def _numeric(array: np.ndarray, where: str) -> np.ndarray:
+    if array.dtype.kind not in "fiu":
+        raise DataFileError(f"{where}: must hold numbers, got dtype {array.dtype}")
+    return array
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_numbers(path: str) -> np.ndarray:
+    """A CSV's cells as float32 (n_rows, n_columns), skipping a header; errors name row and column."""
+    rows = _csv_rows(path)
+    body = [(i + 1, row) for i, row in enumerate(rows) if any(cell.strip() for cell in row)]
+    if body and not all(_is_number(cell) for cell in body[0][1]):
+        body = body[1:]  # a header
+    if not body:
+        raise DataFileError(f"{path}: the file holds no rows of numbers")
+    width = len(body[0][1])
+    table = _all_numbers(path, width, skiprows=body[0][0] - 1)
+    if table is not None and len(table) == len(body):  # the common case, parsed in C
+        return table
+    values = np.empty((len(body), width), np.float32)
+    for n, (line, row) in enumerate(body):
+        if len(row) != width:
+            raise DataFileError(f"{path}: row {line} has {len(row)} cells, row {body[0][0]} has {width}")
+        for c, cell in enumerate(row):
+            try:
+                values[n, c] = float(cell)
+            except ValueError:
+                raise DataFileError(f"{path}: row {line}, column {c + 1}: {cell!r} is not a number") from None
+            if not np.isfinite(values[n, c]):
+                raise DataFileError(f"{path}: row {line}, column {c + 1}: {cell.strip()} (values must be finite)")
+    return values

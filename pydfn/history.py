@@ -19,7 +19,10 @@ class History:
         (present only when there is validation data); ``time``: seconds of the
         epoch's training pass.
     epoch : list of int
-        Epoch numbers, counted from 0 in each fit.
+        Epoch indices, counted from 0 in each fit (as Keras's ``History.epoch`` and the
+        ``epoch`` argument of callbacks). Where an epoch is *named* — ``best_epoch()``,
+        ``EarlyStopping.best_epoch``, the printed lines, the plots — it is numbered from
+        1: the 9th epoch is epoch 9, its values ``history[metric][8]``.
     params : dict
         ``epochs``, ``batch_size``, ``samples``, ``val_samples``, ``metrics``.
     stop_reason : str or None
@@ -40,12 +43,14 @@ class History:
             self.history.setdefault(key, []).append(float(value))
 
     def best_epoch(self, monitor: str = "val_loss") -> int | None:
-        """Epoch with the lowest ``monitor`` (highest if it is an accuracy); None if not recorded."""
+        """Number (from 1, as printed: "Epoch 9/20" is 9) of the epoch with the lowest
+        ``monitor`` (highest if it is an accuracy); None if not recorded. Its value is
+        ``history[monitor][best_epoch - 1]``."""
         values = self.history.get(monitor)
         if not values:
             return None
         pick = np.nanargmax if "acc" in monitor else np.nanargmin
-        return self.epoch[int(pick(values))]
+        return self.epoch[int(pick(values))] + 1
 
     def __len__(self) -> int:
         return len(self.epoch)

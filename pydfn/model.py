@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _checkpoint, training
 from ._engine import Engine
-from ._validation import (MAX_DIM, as_features, as_y, check_bool, check_network_size, nonnegative_real,
+from ._validation import (MAX_DIM, as_features, as_inputs, as_y, check_bool, check_network_size, nonnegative_real,
                           positive_int, real)
 from .augment import Augment
 from .history import History
@@ -426,29 +426,47 @@ class MLP:
     # --- inference ---------------------------------------------------------------
 
     def predict_logits(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
-        """The output layer (logits, or regression predictions), ndarray of shape
-        (n_samples, n_outputs), float32, computed in batches."""
-        x = as_features(x, self.layer_sizes[0])
-        return self._engine.predict_logits(x, _inference_batch(batch_size))
+        """The output layer (logits, or regression predictions), computed in batches.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_samples, n_features) or (n_samples, height, width)
+            Float features or uint8 images (scaled to [0, 1] and flattened, as ``fit``
+            does); or one sample: a row (n_features,) or an image (height, width) with
+            height * width == n_features (a 2-D array whose last axis is n_features is
+            always n_samples rows).
+
+        Returns
+        -------
+        ndarray of float32 of shape (n_samples, n_outputs), or (n_outputs,) for one sample
+        """
+        features, one = as_inputs(x, self.layer_sizes[0])
+        z = self._engine.predict_logits(features, _inference_batch(batch_size))
+        return z[0] if one else z
 
     def predict_proba(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities (softmax of the logits), ndarray of shape (n_samples, n_classes)."""
+        """Class probabilities (softmax of the logits), ndarray of shape (n_samples, n_classes),
+        or (n_classes,) for one sample; ``x`` as :meth:`predict_logits` takes it."""
         if not self.is_classifier:
             raise ValueError(f"predict_proba needs a classifier; this model's loss is {self.loss!r}")
         z = self.predict_logits(x, batch_size=batch_size)
-        z -= z.max(axis=1, keepdims=True)
+        z -= z.max(axis=-1, keepdims=True)
         np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
+        z /= z.sum(axis=-1, keepdims=True)
         return z
 
-    def predict(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
-        """Predicted class ids, ndarray of shape (n_samples,), int64; for regression
-        the predictions, ndarray of shape (n_samples, n_outputs), float32."""
+    def predict(self, x: Any, *, batch_size: int = 1024) -> Any:
+        """Predicted class ids, ndarray of shape (n_samples,), int64 (one ``np.int64`` for one
+        sample); for regression the predictions, ndarray of shape (n_samples, n_outputs) (or
+        (n_outputs,)), float32. ``x`` as :meth:`predict_logits` takes it."""
         out = self.predict_logits(x, batch_size=batch_size)
-        return out.argmax(axis=1) if self.is_classifier else out
+        return out.argmax(axis=-1) if self.is_classifier else out
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int = 1024) -> tuple[float, float]:
         """``(cost, metric)`` of the model on ``(x, y)``.
+
+        ``x`` holds n_samples as ``fit`` takes them: float features (n_samples, n_features)
+        or uint8 images (n_samples, height, width), scaled to [0, 1] for you.
 
         The cost is the mean loss plus the l1/l2 penalty (the same quantity as the
         training loss). The metric is the accuracy for classification, and the

@@ -8,7 +8,8 @@ it; so ``pydfn.load(path).fit(x, y, pydfn.Adam())`` resumes bit for bit. An
 optimizer of another kind or with other hyper-parameters starts from fresh state,
 as a new PyTorch optimizer would. To change a hyper-parameter and keep the state
 (a learning-rate schedule), set it on the model's optimizer:
-``model.optimizer.lr = 1e-4``. ``model.reset_optimizer()`` clears the state.
+``model.optimizer.lr = 1e-4``; there any finite lr >= 0 is taken, so a schedule may
+decay it to zero (the constructors want lr > 0). ``model.reset_optimizer()`` clears the state.
 
 Each follows PyTorch's update rule and defaults exactly; every step is one pass
 over the flat parameter buffer in the C++ core; during ``fit``/``train_epoch``
@@ -32,6 +33,14 @@ def _check(name: str, value: float, ok: bool, wanted: str) -> float:
         raise ValueError(f"{name} must be {wanted}, got {value}")
     if abs(value) > _FLOAT32_MAX:
         raise ValueError(f"{name} must be finite in float32 (|x| <= {_FLOAT32_MAX:.4g}), got {value}")
+    return value
+
+
+def _initial_lr(lr: Any) -> float:
+    """A constructor's lr: finite and > 0, also once rounded to float32 (later, a schedule may set 0)."""
+    value = _check("lr", real(lr, "lr"), lr > 0, "a finite number > 0")
+    if value < 1e-45:  # below float32's smallest subnormal, it would round to 0 in the core
+        raise ValueError(f"lr must be > 0 in float32 (>= 1e-45), got {value}")
     return value
 
 
@@ -94,7 +103,7 @@ class Adam(Optimizer):
     _fields: tuple[str, ...] = ("lr", "beta1", "beta2", "eps")
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.lr = _check("lr", real(lr, "lr"), lr > 0, "a finite number > 0")
+        self.lr = _initial_lr(lr)
         self.beta1 = _check("beta1", real(beta1, "beta1"), 0.0 <= beta1 < 1.0, "in [0, 1)")
         self.beta2 = _check("beta2", real(beta2, "beta2"), 0.0 <= beta2 < 1.0, "in [0, 1)")
         self.eps = _check("eps", real(eps, "eps"), eps > 0, "a finite number > 0")
@@ -151,7 +160,7 @@ class SGD(Optimizer):
     _fields = ("lr", "momentum", "nesterov")
 
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False):
-        self.lr = _check("lr", real(lr, "lr"), lr > 0, "a finite number > 0")
+        self.lr = _initial_lr(lr)
         self.momentum = _check("momentum", real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")
         if not isinstance(nesterov, bool):
             raise TypeError(f"nesterov must be True or False, got {type(nesterov).__name__}")
@@ -180,7 +189,7 @@ class RMSProp(Optimizer):
     _fields = ("lr", "alpha", "eps", "momentum")
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0):
-        self.lr = _check("lr", real(lr, "lr"), lr > 0, "a finite number > 0")
+        self.lr = _initial_lr(lr)
         self.alpha = _check("alpha", real(alpha, "alpha"), 0.0 <= alpha < 1.0, "in [0, 1)")
         self.eps = _check("eps", real(eps, "eps"), eps > 0, "a finite number > 0")
         self.momentum = _check("momentum", real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")

@@ -99,7 +99,7 @@ def training_curves(history: Any, *, monitor: str = "val_loss", figsize: tuple[f
         raise ValueError("history holds no epochs: train with fit first")
     values = logs.get(monitor)
     best = None
-    if values:
+    if values:  # numbered from 1, as History.best_epoch() counts
         best = epochs[int((np.nanargmax if "acc" in monitor else np.nanargmin)(values))]
     fig = new_figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(1, 2)

@@ -44,7 +44,8 @@ def prepare_images(images: Any, *, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def prepare_features(x: Any, n_features: int, name: str = "x") -> np.ndarray:
-    """Features for the network: uint8 images scaled to [0, 1] and flattened, or float features.
+    """Features for the network: uint8 images scaled to [0, 1] and flattened, or float features
+    (the rule of every entry point, :func:`pydfn._validation.as_features`).
 
     Parameters
     ----------
@@ -55,16 +56,7 @@ def prepare_features(x: Any, n_features: int, name: str = "x") -> np.ndarray:
     -------
     ndarray of shape (n_samples, n_features), float32, C-contiguous
     """
-    arr = np.asarray(x)
-    if arr.dtype == np.uint8:
-        pixels = math.prod(arr.shape[1:]) if arr.ndim >= 2 else 0
-        if pixels != n_features:
-            raise ValueError(f"{name} must hold images of {n_features} pixels, shaped (n_samples, height, width) "
-                             f"or (n_samples, {n_features}), got shape {arr.shape}")
-        if arr.shape[0] == 0:
-            raise ValueError(f"{name} is empty: it must have at least one row")
-        return prepare_images(arr)  # one fused pass; pixels are finite, no need to check
-    return as_features(arr, n_features, name=name)
+    return as_features(x, n_features, name=name)
 
 
 def train_val_split(x: Any, y: Any, validation_split: float | None = None, seed: int = 2, *,

@@ -18,6 +18,7 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils._param_validation import InvalidParameterError  # scikit-learn's own kind of error
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._validation import nonnegative_real, positive_int
@@ -39,7 +40,7 @@ def _docstring(summary: str, *, loss: str, alpha: str, score: str, loss_curve: s
 
     Hidden layers of the chosen activation, {loss},
     Adam. The parameters mean what they mean in scikit-learn's estimator of the
-    same name (only ``solver="adam"`` and a constant learning rate exist here).
+    same name (only ``solver="adam"`` and ``learning_rate="constant"`` exist here).
     Every epoch runs in one C++ call; computations are float32.
 
     Parameters
@@ -48,6 +49,12 @@ def _docstring(summary: str, *, loss: str, alpha: str, score: str, loss_curve: s
         Units of each hidden layer; ``()`` gives a model without hidden layers.
     activation : {{"relu", "tanh", "logistic"}}, default "relu"
         The hidden layers' activation (pydfn's "relu", "tanh", "sigmoid").
+    solver : {{"adam"}}, default "adam"
+        Taken for scikit-learn compatibility; other solvers raise scikit-learn's
+        ``InvalidParameterError`` (a ValueError) in ``fit``.
+    learning_rate : {{"constant"}}, default "constant"
+        Taken for scikit-learn compatibility: Adam's rate is ``learning_rate_init``
+        throughout; "invscaling" and "adaptive" are refused as ``solver`` is.
     alpha : float, default 1e-4
         Strength of the L2 penalty on the weights (not the biases), as in
         scikit-learn: a minibatch of ``n_b`` rows adds ``alpha / (2 * n_b) * ΣW²``
@@ -88,6 +95,8 @@ def _docstring(summary: str, *, loss: str, alpha: str, score: str, loss_curve: s
 
     Attributes
     ----------{extra_attributes}
+    loss_ : float
+        Training loss of the last epoch (``loss_curve_[-1]``).
     loss_curve_ : list of float
         Training loss of each epoch: {loss_curve}
     best_loss_ : float or None
@@ -128,15 +137,18 @@ class _BaseMLP(BaseEstimator):
     _loss_scale = 1.0  # pydfn's cost times this is the loss as scikit-learn reports it
     _stratify = False  # split off the early-stopping set class by class
 
-    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, alpha: float = 1e-4,
-                 batch_size: Any = "auto", learning_rate_init: float = 1e-3, max_iter: int = 200,
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
+                 alpha: float = 1e-4, batch_size: Any = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 1e-3, max_iter: int = 200,
                  shuffle: bool = True, random_state: Any = None, tol: float = 1e-4, verbose: bool = False,
                  warm_start: bool = False, early_stopping: bool = False, validation_fraction: float = 0.1,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int = 10):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
         self.shuffle = shuffle
@@ -210,6 +222,11 @@ class _BaseMLP(BaseEstimator):
             positive_int(h, f"hidden_layer_sizes[{i}]")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
+        for name, allowed in (("solver", "adam"), ("learning_rate", "constant")):
+            if not (isinstance(getattr(self, name), str) and getattr(self, name) == allowed):
+                raise InvalidParameterError(f"The {name!r} parameter of {type(self).__name__} must be a str among "
+                                            f"{{{allowed!r}}} (pydfn trains with Adam at a constant learning "
+                                            f"rate). Got {getattr(self, name)!r} instead.")
         nonnegative_real(self.alpha, "alpha")
         positive_int(self.max_iter, "max_iter")
         positive_int(self.n_iter_no_change, "n_iter_no_change")
@@ -289,6 +306,7 @@ class _BaseMLP(BaseEstimator):
                               "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
         if best_weights is not None:
             self.model_.set_weights(best_weights)
+        self.loss_ = self.loss_curve_[-1]
         self.best_loss_ = None if early_stopping else float(best)
         self.validation_scores_ = scores if early_stopping else None
         self.best_validation_score_ = float(best) if early_stopping else None

@@ -32,7 +32,7 @@ def test_early_stopping_waits_patience_epochs_then_restores_the_best():
     model = pydfn.MLP([3, 2])
     stopper = EarlyStopping(patience=3)
     reason, last = drive(stopper, model, [1.0, 0.8, 0.9, 0.85, 0.81, 0.5])
-    assert last == 4 and stopper.stopped_epoch == 4 and stopper.best_epoch == 1
+    assert last == 4 and stopper.stopped_epoch == 5 and stopper.best_epoch == 2
     assert reason == ("early stopping: val_loss has not improved on 0.8000 (epoch 2) for 3 epochs; "
                       "restored the weights of epoch 2")
     assert all((w == 1).all() for w in model.get_weights())
@@ -52,7 +52,7 @@ def test_early_stopping_min_delta_and_mode():
     # accuracies: higher is better ("auto"), NaN never improves
     stopper = EarlyStopping("val_accuracy", patience=2)
     assert drive(stopper, model, [0.5, 0.7, float("nan"), 0.6], "val_accuracy")[1] == 3
-    assert stopper.best_epoch == 1
+    assert stopper.best_epoch == 2
     assert drive(EarlyStopping("loss", patience=1, mode="max"), model, [1.0, 2.0, 1.5], "loss")[1] == 2
 
 
@@ -141,7 +141,7 @@ def test_early_stopping_stops_an_overfitting_fit_at_its_best_epoch(capsys):
                         callbacks=[lambda epoch, logs: snapshots.append(model.get_weights()), stopper])
     val = history.history["val_loss"]
     best = int(np.argmin(val))
-    assert len(history) == best + 4 < 200 and stopper.best_epoch == best == history.best_epoch()
+    assert len(history) == best + 4 < 200 and stopper.best_epoch == best + 1 == history.best_epoch()
     assert weights_equal(snapshots[best], model)
     assert model.evaluate(xv, yv)[0] == pytest.approx(val[best], rel=1e-12)
     out = capsys.readouterr().out.splitlines()

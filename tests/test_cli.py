@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pydfn
-from pydfn import callbacks, cli, datasets
+from pydfn import callbacks, cli, datasets, training
 from pydfn.checkpoint import load
 
 CLASSES = datasets.FASHION_MNIST_CLASSES
@@ -126,7 +126,7 @@ def test_augment_specs(spec, expected):
 
 def test_augment_reaches_the_fit(fake_data, capsys):
     code, out, _ = run(capsys, "train", "--epochs", "2", "--hidden", "16", "--augment", "shift=1,flip",
-                       "--validation-split", "0.25", "--out", "m.npz", "--verbose", "0")
+                       "--validation-split", "0.25", "--out", "m.npz", "--verbose", "1")
     assert code == 0
     assert out.splitlines()[2].endswith(" - batch 64 - 2 epochs - Augment(shift=1, flip=True)")
     (x, y), _ = datasets.load_fashion_mnist()
@@ -150,15 +150,15 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(fake_data, capsys):
     code, out, _ = run(capsys, "train", "--epochs", "30", "--lr", "0.01", "--early-stopping", "2", "--out", "es.npz")
     assert code == 0
     history = load("es.npz").history
-    best = history.best_epoch()
-    assert len(history) == best + 3 < 30
+    best = history.best_epoch()  # numbered from 1, as printed
+    assert len(history) == best + 2 < 30 and f"(epoch {best})" in out
     assert "Training stopped: early stopping: val_loss has not improved on " in out
     assert sum(line.startswith("Epoch ") for line in out.splitlines()) == len(history)
     model = load("es.npz")
     (x, y), _ = datasets.load_fashion_mnist()
     _, x_val, _, y_val = datasets.train_val_split(x, y, 0.1, seed=2)
     assert model.evaluate(x_val.reshape(-1, 784) / np.float32(255), y_val)[0] == pytest.approx(
-        history.history["val_loss"][best], rel=1e-9)
+        history.history["val_loss"][best - 1], rel=1e-9)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -241,7 +241,7 @@ def test_evaluate_prints_the_test_metrics_train_printed(saved_model, capsys):
     code, out, err = run(capsys, "evaluate", saved_model)
     lines = out.splitlines()
     assert code == 0 and err == ""
-    best = load(saved_model).history.best_epoch() + 1
+    best = load(saved_model).history.best_epoch()
     assert lines[0] == "m.npz: MLP([784, 32, 10])" and lines[1] == f"Trained 3 epochs; best val_loss at epoch {best}"
     start = train_out.index(next(line for line in train_out if line.startswith("Test:")))
     assert lines[2:] == train_out[start:start + 12]
@@ -288,7 +288,7 @@ def test_predict_an_npy_file_into_an_npy_file(saved_model, capsys):
 @pytest.mark.parametrize("array, message", [
     (np.zeros((3, 10, 10), np.uint8), "--input must hold images of 784 pixels"),
     (np.zeros((3, 784), np.int64), "--input must be a floating-point array"),
-    (np.array([{"a": 1}], dtype=object), "allow_pickle=False"),
+    (np.array([{"a": 1}], dtype=object), "bad.npy: holds Python objects (dtype object), not numbers"),
 ])
 def test_predict_bad_input(array, message, saved_model, capsys):
     np.save("bad.npy", array)
@@ -368,7 +368,7 @@ REAL = pytest.mark.skipif(not (datasets.SYSTEM_DIR.is_dir() or os.environ.get("P
 
 @REAL
 @pytest.mark.slow
-def test_ctrl_c_during_train_exits_130_without_a_traceback(tmp_path):
+def test_ctrl_c_during_train_exits_130_without_a_traceback_and_keeps_the_completed_epochs(tmp_path):
     child = subprocess.Popen([sys.executable, "-m", "pydfn", "train", "--epochs", "100"], cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -381,9 +381,10 @@ def test_ctrl_c_during_train_exits_130_without_a_traceback(tmp_path):
     finally:
         child.kill()
     assert child.returncode == 130 and "Traceback" not in err
-    assert err.strip() == "pydfn: interrupted; nothing saved"
+    saved = re.fullmatch(r"pydfn: interrupted; saved the model after epoch (\d+) \(the last completed\) "
+                         r"to model.npz", err.strip())
+    assert saved and len(load(tmp_path / "model.npz").history) == int(saved[1]) >= 1
     assert re.search(r"Training stopped: interrupted \(Ctrl-C\) (in|at the start of) epoch \d+", out)
-    assert not (tmp_path / "model.npz").exists()
 
 
 def metric_lines(text):
@@ -414,9 +415,150 @@ def test_early_stopping_on_the_real_data_restores_the_best_epoch(tmp_path, capsy
     assert code == 0
     model = load(tmp_path / "es.npz")
     history = model.history
-    best = history.best_epoch()
+    best = history.best_epoch() - 1  # an index into the history
     assert len(history) == best + 3 < 60 and history.stop_reason.startswith("early stopping")
     (x, y), _ = datasets.load_fashion_mnist()
     _, x_val, _, y_val = datasets.train_val_split(x, y, 0.1, seed=2)
     assert model.evaluate(datasets.prepare_images(x_val), y_val)[0] == pytest.approx(
         history.history["val_loss"][best], rel=1e-9)
+
+
+# --- issue 18: the CLI finishes the job ------------------------------------------------------
+
+
+def test_ctrl_c_in_train_saves_the_last_completed_epoch_and_says_so(fake_data, capsys, monkeypatch):
+    real_run = training.OneProcessLoop.run
+
+    def interrupted_in_epoch_3(loop, epoch, shuffle):
+        result = real_run(loop, epoch, shuffle)  # epoch 3 trains (the weights move on), then Ctrl-C
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(training.OneProcessLoop, "run", interrupted_in_epoch_3)
+    code, out, err = run(capsys, "train", *FAST[2:], "--epochs", "5", "--out", "cut.npz")
+    assert code == 130
+    assert err == "pydfn: interrupted; saved the model after epoch 2 (the last completed) to cut.npz\n"
+    monkeypatch.setattr(training.OneProcessLoop, "run", real_run)
+    assert run(capsys, "train", *FAST[2:], "--epochs", "2", "--out", "two.npz")[0] == 0
+    cut, two = load("cut.npz"), load("two.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(cut.get_weights(), two.get_weights()))
+    assert cut.optimizer_step == two.optimizer_step and len(cut.history) == 2
+
+
+def test_ctrl_c_before_the_first_epoch_ends_saves_nothing(fake_data, capsys, monkeypatch):
+    def interrupted(loop, epoch, shuffle):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.OneProcessLoop, "run", interrupted)
+    code, _, err = run(capsys, "train", *FAST)
+    assert code == 130 and err == "pydfn: interrupted; nothing saved\n" and not Path("model.npz").exists()
+
+
+def test_verbose_0_is_quiet(fake_data, capsys):
+    code, out, err = run(capsys, "train", *FAST[:4], "--verbose", "0")
+    assert code == 0 and out == "" and err == "" and Path("model.npz").exists()
+
+
+def test_a_batch_larger_than_the_training_set_fails_before_the_data_loads(fake_data, capsys, monkeypatch):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the data was loaded")
+
+    monkeypatch.setattr(datasets, "load_fashion_mnist", no_loading)
+    monkeypatch.setattr(datasets, "find_fashion_mnist", no_loading)
+    code, out, err = run(capsys, "train", "--batch-size", "100000")
+    assert code == 2 and out == ""
+    assert err == "pydfn train: error: --batch-size 100000 is larger than the 54000 training samples\n"
+
+
+def test_one_thread_is_singular(fake_data, capsys):
+    out = run(capsys, "train", *FAST, "--threads", "1")[1]
+    assert out.splitlines()[0].endswith(" kernels - 1 thread")
+
+
+@pytest.fixture
+def features_and_labels(saved_model):
+    _, (x_test, y_test) = datasets.load_fashion_mnist()
+    return x_test[:30].reshape(30, 784) / np.float32(255), y_test[:30]
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_predict_reads_a_csv_of_features(header, saved_model, features_and_labels, capsys):
+    x, _ = features_and_labels
+    np.savetxt("x.csv", x, delimiter=",", fmt="%.9g", header=",".join(f"p{i}" for i in range(784)) if header else "",
+               comments="")
+    code, out, err = run(capsys, "predict", saved_model, "--input", "x.csv", "--output", "ids.npy")
+    assert code == 0 and err == "" and out == "Saved 30 class ids to ids.npy\n"
+    np.testing.assert_array_equal(np.load("ids.npy"), load(saved_model).predict(x))
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda: Path("x.csv").write_text("a,b\n1,2\n3,oops\n"), "x.csv: row 3, column 2: 'oops' is not a number"),
+    (lambda: Path("x.csv").write_text("1,2\n3\n"), "x.csv: row 2 has 1 cells, row 1 has 2"),
+    (lambda: Path("x.csv").write_text("a,b\n"), "x.csv: the file holds no rows of numbers"),
+    (lambda: Path("x.csv").write_text("1,2\n3,4\n"), "--input must have shape (n_samples, 784), got (2, 2)"),
+    (lambda: Path("x.npy").write_text("1,2\n"), "x.npy: not an .npy file"),
+    (lambda: Path("x.txt").write_text("1,2\n"), "x.txt: unknown file type '.txt': use .npy, .npz or .csv"),
+    (lambda: np.savez("x.npz", a=np.zeros(3), b=np.zeros(3)), "x.npz: holds ['a', 'b']; expected an array named x"),
+])
+def test_predict_input_files_that_cannot_be_used_say_why(write, message, saved_model, capsys):
+    write()
+    name = next(p for p in ("x.csv", "x.npy", "x.txt", "x.npz") if Path(p).exists())
+    code, out, err = run(capsys, "predict", saved_model, "--input", name)
+    assert code == 2 and out == "" and err.startswith("pydfn predict: error: ") and message in err
+
+
+def test_predict_one_image_and_an_npz(saved_model, capsys):
+    _, (x_test, _) = datasets.load_fashion_mnist()
+    np.save("one.npy", x_test[4])  # (28, 28) uint8
+    code, out, _ = run(capsys, "predict", saved_model, "--input", "one.npy")
+    k = int(load(saved_model).predict(x_test[4]))
+    assert code == 0 and out.splitlines()[1].startswith(f"0\t{k}\t{CLASSES[k]}\t") and out.count("\n") == 2
+    np.savez("many.npz", x_test=x_test[:7])
+    assert run(capsys, "predict", saved_model, "--input", "many.npz")[1].count("\n") == 8
+
+
+def test_predict_writes_probabilities_as_npy_or_csv(saved_model, features_and_labels, capsys):
+    x, _ = features_and_labels
+    np.save("x.npy", x)
+    proba = load(saved_model).predict_proba(x)
+    code, out, _ = run(capsys, "predict", saved_model, "--input", "x.npy", "--probabilities", "--output", "p.npy")
+    assert code == 0 and out == "Saved the probabilities of 30 samples (10 classes) to p.npy\n"
+    np.testing.assert_array_equal(np.load("p.npy"), proba)
+    code, out, _ = run(capsys, "predict", saved_model, "--input", "x.npy", "--probabilities", "--output", "p.csv")
+    assert code == 0 and out == "Saved the predictions of 30 samples to p.csv\n"
+    lines = Path("p.csv").read_text().splitlines()
+    assert lines[0] == "index,class," + ",".join(CLASSES) and len(lines) == 31
+    assert lines[5] == ",".join(["4", str(proba[4].argmax()), *(f"{p:.4f}" for p in proba[4])])
+    code, out, _ = run(capsys, "predict", saved_model, "--input", "x.npy", "--output", "ids.csv")
+    k = int(proba[2].argmax())
+    assert Path("ids.csv").read_text().splitlines()[3] == f"2,{k},{CLASSES[k]},{proba[2, k]:.4f}"
+    code, _, err = run(capsys, "predict", saved_model, "--input", "x.npy", "--output", "p.json")
+    assert code == 2 and "--output p.json: unknown type '.json': use .npy or .csv" in err
+
+
+@pytest.mark.parametrize("labels_file", ["y.npy", "y.csv", "y.npz"])
+def test_evaluate_takes_your_own_data_and_labels(labels_file, saved_model, features_and_labels, capsys):
+    x, y = features_and_labels
+    np.save("x.npy", x)
+    if labels_file == "y.csv":
+        np.savetxt("y.csv", y, fmt="%d", header="label", comments="")
+    elif labels_file == "y.npz":
+        np.savez("y.npz", y=y)
+    else:
+        np.save("y.npy", y)
+    code, out, err = run(capsys, "evaluate", saved_model, "--input", "x.npy", "--labels", labels_file)
+    loss, accuracy = load(saved_model).evaluate(x, y)
+    assert code == 0 and err == "" and f"x.npy: loss {loss:.4f} - accuracy {accuracy:.4f}" in out.splitlines()
+
+
+def test_evaluate_own_data_errors(saved_model, features_and_labels, capsys):
+    x, y = features_and_labels
+    np.save("x.npy", x)
+    np.save("y.npy", y[:29])
+    np.save("half.npy", y + 0.5)
+    for argv, message in [(["--input", "x.npy"], "--input and --labels go together"),
+                          (["--input", "x.npy", "--labels", "y.npy"], "--labels y.npy has 29 labels but --input has 30"),
+                          (["--input", "x.npy", "--labels", "half.npy"], "class ids must be whole numbers")]:
+        code, _, err = run(capsys, "evaluate", saved_model, *argv)
+        assert code == 2 and message in err, err

@@ -1,4 +1,3 @@
-import io
 import json
 import os
 import signal
@@ -269,22 +268,6 @@ def test_verbose_2_prints_the_minibatch_lines_from_the_batch_stats(data, capsys,
         ref.train_step(x[50 * i:50 * i + 50], y[50 * i:50 * i + 50], opt)
     loss, acc = ref.evaluate(x[200:250], y[200:250])
     assert batch_lines[0].endswith(f"minibatch loss {loss:.4f}  accuracy {acc:.4f}")
-
-
-class _FakeTerminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_verbose_1_on_a_terminal_draws_a_bar_on_stderr_and_clears_it(data, capsys, monkeypatch, tiny_chunks):
-    err = _FakeTerminal()
-    monkeypatch.setattr(sys, "stderr", err)
-    pydfn.MLP(SIZES).fit(*data, pydfn.Adam(), epochs=1, batch_size=100, verbose=1)
-    bar = err.getvalue()
-    assert bar.count("\rEpoch 1/1 [") == 6  # one update per call, 6 one-batch calls
-    assert "600/600 - " in bar and "samples/s - loss " in bar
-    assert bar.endswith("\r\x1b[K")
-    assert capsys.readouterr().out.startswith("Epoch 1/1 - ")
 
 
 CHILD = textwrap.dedent("""

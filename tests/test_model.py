@@ -213,7 +213,7 @@ def test_bad_training_arguments(rng):
         (lambda: model.train_step(x, y + 5, adam), ValueError, r"labels in \[0, 5\), found"),
         (lambda: model.train_step(x, y - 10, adam), ValueError, r"labels in \[0, 5\), found -"),
         (lambda: model.train_step(x, y.astype(float), adam), TypeError, "integer class labels"),
-        (lambda: model.train_step(x.astype(np.uint8), y, adam), TypeError, "floating-point"),
+        (lambda: model.train_step(x.astype(np.int16), y, adam), TypeError, "floating-point"),
         (lambda: model.train_step(x[:0], y[:0], adam), ValueError, "x is empty"),
         (lambda: model.train_step(np.where(x > 1, np.nan, x), y, adam), ValueError, "NaN"),
         (lambda: model.train_step(x, y, "adam"), TypeError, "optimizer must be a pydfn optimizer"),
@@ -233,8 +233,21 @@ def test_bad_training_arguments(rng):
 def test_optimizer_hyperparameters_changed_later_are_still_checked(rng):
     model, adam = pydfn.MLP(SIZES), pydfn.Adam()
     adam.lr = -1.0
-    with pytest.raises(ValueError, match="lr must be > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0"):
         model.train_step(*data(rng, 4), adam)
+
+
+def test_a_schedule_may_decay_lr_to_zero_after_construction(rng):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        pydfn.Adam(lr=0)
+    model, adam = pydfn.MLP(SIZES), pydfn.Adam()
+    x, y = data(rng, 32)
+    model.fit(x, y, adam, epochs=1, batch_size=8, verbose=0)
+    before, steps = model.get_weights(), model.optimizer_step
+    adam.lr = 0  # e.g. the end of a linear decay: the state goes on, the weights stay
+    model.fit(x, y, adam, epochs=1, batch_size=8, verbose=0)
+    assert model.optimizer_step == steps + 4
+    assert all(np.array_equal(p, q) for p, q in zip(before, model.get_weights()))
 
 
 def test_threads_setting(threads):

@@ -93,15 +93,17 @@ BAD = {
     "MLP set_weights object": ("m.set_weights([None] * 4)", "TypeError", r"weights\[0\] must be numeric, got dtype object"),
     # --- features x -------------------------------------------------------------------
     "x int dtype": ("m.predict(np.ones((2, 6), np.int64))", "TypeError",
-                    "x must be a floating-point array, got dtype int64 .scale uint8 images"),
+                    "x must be a floating-point array, got dtype int64 .uint8 images are scaled for you"),
     "x object dtype": ("m.predict(np.array([[object()] * 6]))", "TypeError", "floating-point array, got dtype object"),
     "x strings": ("m.predict(np.array([['a'] * 6]))", "TypeError", "floating-point array, got dtype <U1"),
     "x None": ("m.predict(None)", "TypeError", "floating-point array, got dtype object"),
     "x complex": ("m.predict(x.astype(complex))", "TypeError", "got dtype complex128"),
     "x bool": ("m.predict(x > 0.5)", "TypeError", "got dtype bool"),
     "x ragged": ("m.predict([[0.5] * 6, [0.5] * 5])", "ValueError", "x must be a rectangular array, got list"),
-    "x 1-D": ("m.predict(x[0])", "ValueError", r"x must have shape \(n_samples, 6\), got \(6,\)"),
-    "x 3-D": ("m.predict(x[None])", "ValueError", r"x must have shape \(n_samples, 6\), got \(1, 16, 6\)"),
+    "x 1-D wrong length": ("m.predict(x[0, :5])", "ValueError", r"x must have shape \(n_samples, 6\), got \(5,\): "
+                           "one sample has 6 features"),
+    "x 1-D evaluate": ("m.evaluate(x[0], y[:1])", "ValueError", r"got \(6,\): pass one sample as x\[None\]"),
+    "x 3-D": ("m.predict(x[None])", "ValueError", r"x must hold images of 6 pixels.*got shape \(1, 16, 6\)"),
     "x wrong width": ("m.predict(x[:, :5])", "ValueError", r"must have shape \(n_samples, 6\), got \(16, 5\)"),
     "x empty": ("m.predict(x[:0])", "ValueError", "x is empty: it must have at least one row"),
     "x nan predict": ("m.predict(nan_x)", "ValueError", "x contains NaN or infinity .pass check_finite=False"),
@@ -171,8 +173,8 @@ BAD = {
     "Adam beta2 bool": ("Adam(beta2=True)", "TypeError", "beta2 must be a real number, got bool"),
     "Adam eps 0": ("Adam(eps=0)", "ValueError", "eps must be a finite number > 0, got 0"),
     "Adam eps negative": ("Adam(eps=-1e-8)", "ValueError", "eps must be a finite number > 0"),
-    "Adam changed later": ("(setattr(opt2 := Adam(), 'lr', -1.0), m.train_step(x, y, opt2))", "ValueError", "lr must be > 0"),
-    "Adam lr underflows float32": ("m.train_step(x, y, Adam(lr=1e-50))", "ValueError", "lr must be > 0"),
+    "Adam changed later": ("(setattr(opt2 := Adam(), 'lr', -1.0), m.train_step(x, y, opt2))", "ValueError", "lr must be a finite number >= 0"),
+    "Adam lr underflows float32": ("m.train_step(x, y, Adam(lr=1e-50))", "ValueError", "lr must be > 0 in float32"),
     # --- memory: refused before allocating --------------------------------------------
     "check_network_size RAM": ("check_network_size([100000, 100000, 10])", "MemoryError",
                                r"layer_sizes \[100000, 100000, 10\] has 10,001,100,010 parameters: .* need 149.0 GiB, "
@@ -213,7 +215,7 @@ BAD = {
     "cli evaluate garbage": ("cli_run('evaluate', garbage_file(b'PK junk', 'm.npz'))", "SystemExit",
                              "exit 2: pydfn evaluate: error: .* is not a readable pydfn checkpoint"),
     "cli predict empty npy": ("cli_run('predict', model_784, '--input', garbage_file(b'', 'e.npy'))", "SystemExit",
-                              "exit 2: pydfn predict: error: No data left in file"),
+                              "exit 2: pydfn predict: error: .*e.npy: not an .npy file"),
 }
 
 

@@ -18,6 +18,7 @@ from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier  # noqa
 from sklearn.neural_network import MLPRegressor as SklearnMLPRegressor  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import pydfn  # noqa: E402
@@ -310,6 +311,10 @@ def test_partial_fit_errors():
     (dict(learning_rate_init=0.0), ValueError, "learning_rate_init must be a finite number > 0"),
     (dict(beta_2=1.0), ValueError, r"beta_2 must be in \[0, 1\)"),
     (dict(epsilon="small"), TypeError, "epsilon must be a real number"),
+    (dict(solver="sgd"), InvalidParameterError, r"The 'solver' parameter of MLP\w+ must be a str among \{'adam'\}"),
+    (dict(solver="lbfgs"), ValueError, r"Got 'lbfgs' instead"),
+    (dict(learning_rate="adaptive"), InvalidParameterError,
+     r"The 'learning_rate' parameter of MLP\w+ must be a str among \{'constant'\}.* Got 'adaptive' instead"),
 ])
 def test_bad_hyperparameters_name_themselves_at_fit(estimator, params, error, match):
     x, y, partial_fit_kwargs = problem(estimator)
@@ -318,6 +323,20 @@ def test_bad_hyperparameters_name_themselves_at_fit(estimator, params, error, ma
         est.fit(x, y)
     with pytest.raises(error, match=match):
         est.partial_fit(x, y, **partial_fit_kwargs)
+
+
+@pytest.mark.parametrize("estimator", [MLPClassifier, MLPRegressor])
+def test_sklearns_own_solver_and_learning_rate_values_mean_what_pydfn_does(estimator):
+    x, y, _ = problem(estimator)
+    with pytest.warns(ConvergenceWarning):
+        default = estimator(max_iter=3, random_state=0).fit(x, y)
+    with pytest.warns(ConvergenceWarning):
+        spelled = estimator(solver="adam", learning_rate="constant", max_iter=3, random_state=0).fit(x, y)
+    assert spelled.loss_curve_ == default.loss_curve_ and spelled.loss_ == default.loss_curve_[-1]
+    params = spelled.get_params()
+    assert params["solver"] == "adam" and params["learning_rate"] == "constant"
+    sklearn_twin = SklearnMLPClassifier if estimator is MLPClassifier else SklearnMLPRegressor
+    assert set(params) <= set(sklearn_twin().get_params())  # every name is scikit-learn's
 
 
 def test_a_validation_set_of_one_row_is_refused():
