@@ -490,13 +490,15 @@ class _TqdmBar:
 
     def __init__(self, tqdm: Any, title: str, total: int):
         self._bar = tqdm(total=total, desc=title, unit=" samples", unit_scale=True, leave=False,
-                         dynamic_ncols=True, file=sys.stderr, mininterval=0.1,
+                         dynamic_ncols=True, file=sys.stderr,
                          bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
                                     "[ETA {remaining}, {rate_fmt}] {postfix}")
 
     def update(self, rows: int, metrics: str) -> None:
-        self._bar.set_postfix_str(metrics, refresh=False)
+        # Drawn on every call: the calls already come a few times a second (one per C++ call),
+        # and tqdm's own rate limit would skip every draw of an epoch shorter than its interval.
         self._bar.update(rows)
+        self._bar.set_postfix_str(metrics, refresh=True)
 
     def close(self) -> None:
         self._bar.close()

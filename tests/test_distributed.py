@@ -239,7 +239,7 @@ def test_cli_trains_on_two_ranks_and_only_rank_0_reports(tmp_path):
                             env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"})
     assert result.returncode == 0, result.stderr
     threads = max(1, (os.cpu_count() or 1) // 2)  # the cores shared out between the 2 ranks
-    assert f"{threads} threads per rank - 2 MPI ranks" in result.stdout
+    assert f"{threads} thread{'s' if threads != 1 else ''} per rank - 2 MPI ranks" in result.stdout
     assert result.stdout.count("Test: loss") == 1  # rank 1 trained too, silently
     accuracy = float(re.search(r"Test: loss [\d.]+ - accuracy ([\d.]+)", result.stdout).group(1))
     assert accuracy > 0.8
