@@ -117,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
                             "and optimizer state stay float32); default fp32")
     train.add_argument("--l1", type=_number(float, 0.0), default=0.0, help="l1 penalty on the weights, default 0")
     train.add_argument("--l2", type=_number(float, 0.0), default=0.0, help="l2 penalty on the weights, default 0")
+    train.add_argument("--label-smoothing", type=_number(float, 0.0), default=0.0, metavar="EPS",
+                       help="softmax_xent's label smoothing in [0, 1] (PyTorch's definition), default 0")
     train.add_argument("--dropout", type=_rates, default=0.0, metavar="RATES",
                        help="dropout rate of every hidden layer (0.2), or one per hidden layer (0.2,0.1); default 0")
     train.add_argument("--hidden", type=_hidden, default=[256, 128], help="hidden layer sizes, default 256,128")
@@ -135,6 +137,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--early-stopping", type=_number(int, 1), metavar="PATIENCE",
                        help="stop after PATIENCE epochs without a lower validation loss; keep the best epoch")
     train.add_argument("--data", metavar="DIR", help=data_help)
+    train.add_argument("--data-file", metavar="FILE",
+                       help="train on your own data instead of Fashion-MNIST: an .npz with x_train, y_train "
+                            "(optionally x_test, y_test) or a .csv with a header row, one sample a row")
+    train.add_argument("--label-column", metavar="NAME",
+                       help="with a .csv --data-file: the header of the label column, default the last column")
+    train.add_argument("--loss", choices=("softmax_xent", "mse", "mae"), default="softmax_xent",
+                       help="softmax_xent (classification, default); mse or mae: regression on a --data-file's "
+                            "numeric labels")
     train.add_argument("--out", default="model.npz", help="where to save the trained model, default model.npz")
     train.add_argument("--plots", metavar="DIR", help="save training_curves.png, confusion_matrix.png and "
                                                       "samples.png there (needs matplotlib)")
@@ -149,6 +159,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="test loss, accuracy and per-class accuracy of a saved model")
     evaluate.add_argument("model", help="a .npz file written by pydfn train or model.save")
     evaluate.add_argument("--data", metavar="DIR", help=data_help)
+    evaluate.add_argument("--data-file", metavar="FILE",
+                          help="evaluate on a data file (as pydfn train --data-file reads it) instead of "
+                               "Fashion-MNIST: on its test part, or on all its samples when it has none")
+    evaluate.add_argument("--label-column", metavar="NAME", help="with a .csv --data-file: the label column")
     evaluate.add_argument("--threads", type=_number(int, 1), help=threads_help)
     evaluate.set_defaults(run=_evaluate)
 
@@ -214,8 +228,14 @@ def _train(args: argparse.Namespace) -> int:
     for flag in ("early_stopping", "reduce_lr"):
         if getattr(args, flag) and not args.validation_split:
             raise ValueError(f"--{flag.replace('_', '-')} needs validation data: give --validation-split > 0")
-    # Fashion-MNIST's sizes: too wide a --hidden fails now, not by the OOM killer mid-allocation.
-    check_network_size([28 * 28, *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], name="--hidden")
+    if args.data_file is None:
+        for flag in ("label_column", "loss"):
+            if getattr(args, flag) not in (None, "softmax_xent"):
+                raise ValueError(f"--{flag.replace('_', '-')} applies to a --data-file; Fashion-MNIST is classification")
+        # Fashion-MNIST's sizes: too wide a --hidden fails now, not by the OOM killer mid-allocation.
+        check_network_size([28 * 28, *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], name="--hidden")
+    elif args.data is not None:
+        raise ValueError("--data (the Fashion-MNIST folder) and --data-file exclude each other")
     root = True
     if args.distributed:
         from . import distributed  # ImportError names the extra
@@ -236,21 +256,27 @@ def _train(args: argparse.Namespace) -> int:
         os.makedirs(args.plots, exist_ok=True)
         plt_module = plot
 
-    where = _find_data(args.data)
-    (x, y), (x_test, y_test) = datasets.load_fashion_mnist(where)
+    x, y, x_test, y_test, class_names, source = _training_data(args)
+    n_inputs = int(np.prod(x.shape[1:]))
+    n_outputs = len(class_names) if class_names is not None else y.shape[1]
+    check_network_size([n_inputs, *args.hidden, n_outputs], name="--hidden")
     if args.validation_split:
         x_train, x_val, y_train, y_val = datasets.train_val_split(x, y, args.validation_split, seed=args.seed)
         validation = (x_val, y_val)
     else:
         x_train, y_train, validation = x, y, None
-    model = MLP([x.shape[1] * x.shape[2], *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], seed=args.seed,
-                activation=args.activation, l1=args.l1, l2=args.l2, dropout=args.dropout,
-                precision=args.precision)
+    model = MLP([n_inputs, *args.hidden, n_outputs], seed=args.seed, activation=args.activation, loss=args.loss,
+                l1=args.l1, l2=args.l2, dropout=args.dropout, precision=args.precision,
+                label_smoothing=args.label_smoothing)
+    model.class_names = class_names
     optimizer = _optimizer(args)
     print(f"pydfn {_core.__version__} - {_core.isa()} kernels - {_core.get_num_threads()} threads"
           + (f" per rank - {distributed.size()} MPI ranks" if args.distributed else ""))
-    print(f"Fashion-MNIST from {where}: {len(x_train)} train, {len(x_val) if validation else 0} validation "
-          f"(seed {args.seed}), {len(x_test)} test")
+    test_part = f"{len(x_test)} test" if x_test is not None else "no test part (no test metrics)"
+    print(f"{source}: {len(x_train)} train, {len(x_val) if validation else 0} validation "
+          f"(seed {args.seed}), {test_part}")
+    if class_names is not None and args.data_file is not None:
+        print(f"Classes ({len(class_names)}): {', '.join(class_names)}")
     print(f"{model!r} - {optimizer!r} - batch {args.batch_size} - {_plural(args.epochs, 'epoch')}"
           + (f" - {args.augment!r}" if args.augment else ""), flush=True)
     callbacks: list[Any] = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
@@ -260,7 +286,8 @@ def _train(args: argparse.Namespace) -> int:
                         validation_data=validation, callbacks=callbacks, verbose=args.verbose,
                         distributed=args.distributed, augment=args.augment)
 
-    y_pred = _report_test(model, x_test, y_test)  # on every rank: cheap, and it keeps the code one path
+    # on every rank: cheap, and it keeps the code one path
+    y_pred = _report_test(model, x_test, y_test) if x_test is not None and y_test is not None else None
     times = history.history.get("time", [])
     if times:
         mean = float(np.mean(times))
@@ -271,8 +298,23 @@ def _train(args: argparse.Namespace) -> int:
     model.save(args.out)
     print(f"Saved the model to {args.out}")
     if plt_module:
-        _save_plots(plt_module, args.plots, history, x_test, y_test, y_pred)
+        _save_plots(plt_module, args.plots, model, history, x_test, y_test, y_pred)
     return 0
+
+
+def _training_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                                                      np.ndarray | None, list[str] | None, str]:
+    """``x, y, x_test, y_test, class_names, where`` from --data-file, else Fashion-MNIST
+    (class_names None for regression; x_test, y_test None when the file has no test part)."""
+    if args.data_file is None:
+        where = _find_data(args.data)
+        (x, y), (x_test, y_test) = datasets.load_fashion_mnist(where)
+        return x, y, x_test, y_test, list(datasets.FASHION_MNIST_CLASSES), f"Fashion-MNIST from {where}"
+    from .datafile import load_data_file
+
+    task = "classification" if args.loss == "softmax_xent" else "regression"
+    data = load_data_file(args.data_file, task=task, label_column=args.label_column)
+    return data.x, data.y, data.x_test, data.y_test, data.class_names, args.data_file
 
 
 def _plural(n: int, word: str) -> str:
@@ -290,12 +332,16 @@ def _find_data(data: str | None, download: bool = True) -> Path:
 
 
 def _report_test(model: MLP, x_test: np.ndarray, y_test: np.ndarray) -> np.ndarray:
-    """Print test loss, accuracy and per-class accuracy; return the predictions."""
+    """Print test loss, accuracy and per-class accuracy (for regression: loss and mean
+    absolute error); return the predictions."""
     x_test = prepare_features(x_test, model.layer_sizes[0], "test images")
-    loss, accuracy = model.evaluate(x_test, y_test)
+    loss, metric = model.evaluate(x_test, y_test)
     y_pred = model.predict(x_test)
+    if not model.is_classifier:
+        print(f"Test: loss {loss:.4f} - mean absolute error {metric:.4f}")
+        return y_pred
     names = _class_names(model)
-    print(f"Test: loss {loss:.4f} - accuracy {accuracy:.4f}")
+    print(f"Test: loss {loss:.4f} - accuracy {metric:.4f}")
     print("Per-class accuracy:")
     width = max(len(n) for n in names)
     for name, acc in zip(names, metrics.per_class_accuracy(y_test, y_pred, len(names))):
@@ -304,17 +350,22 @@ def _report_test(model: MLP, x_test: np.ndarray, y_test: np.ndarray) -> np.ndarr
 
 
 def _class_names(model: MLP) -> list[str]:
+    """The names saved with the model, else Fashion-MNIST's for 10 classes, else the class ids."""
+    if model.class_names is not None:
+        return list(model.class_names)
     classes = model.layer_sizes[-1]
     names = datasets.FASHION_MNIST_CLASSES
     return list(names) if classes == len(names) else [str(i) for i in range(classes)]
 
 
-def _save_plots(plot: Any, folder: str, history: Any, x_test: np.ndarray, y_test: np.ndarray,
-                y_pred: np.ndarray) -> None:
-    figures = {"training_curves.png": plot.training_curves(history),
-               "confusion_matrix.png": plot.confusion_matrix(y_test, y_pred,
-                                                             class_names=datasets.FASHION_MNIST_CLASSES),
-               "samples.png": plot.sample_grid(x_test, y_test, rows=2, cols=2)}
+def _save_plots(plot: Any, folder: str, model: MLP, history: Any, x_test: np.ndarray | None,
+                y_test: np.ndarray | None, y_pred: np.ndarray | None) -> None:
+    """The training curves; with test data of a classifier, its confusion matrix; for images, samples."""
+    figures = {"training_curves.png": plot.training_curves(history)}
+    if y_pred is not None and model.is_classifier:
+        figures["confusion_matrix.png"] = plot.confusion_matrix(y_test, y_pred, class_names=_class_names(model))
+    if x_test is not None and x_test.ndim == 3 and _class_names(model) == list(datasets.FASHION_MNIST_CLASSES):
+        figures["samples.png"] = plot.sample_grid(x_test, y_test, rows=2, cols=2)
     for name, fig in figures.items():
         fig.savefig(os.path.join(folder, name), dpi=120)
     print(f"Saved {', '.join(figures)} in {folder}")
@@ -329,8 +380,12 @@ def _load_for_fashion_mnist(path: str) -> MLP:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    model = _load_for_fashion_mnist(args.model)
-    _, (x_test, y_test) = datasets.load_fashion_mnist(_find_data(args.data))
+    if args.data_file is None:
+        model = _load_for_fashion_mnist(args.model)
+        _, (x_test, y_test) = datasets.load_fashion_mnist(_find_data(args.data))
+    else:
+        model = load(args.model)
+        x_test, y_test = _evaluation_data(model, args.data_file, args.label_column)
     print(f"{args.model}: {model!r}")
     history = model.history
     if history is not None and len(history):
@@ -338,14 +393,36 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"Trained {_plural(len(history), 'epoch')}"
               + (f"; best val_loss at epoch {best + 1}" if best is not None else "")
               + (f" ({history.stop_reason})" if history.stop_reason else ""))
-    if model.layer_sizes[-1] != len(datasets.FASHION_MNIST_CLASSES):
+    if args.data_file is None and model.layer_sizes[-1] != len(datasets.FASHION_MNIST_CLASSES):
         raise ValueError(f"{args.model} has {model.layer_sizes[-1]} outputs; Fashion-MNIST has 10 classes")
     _report_test(model, x_test, y_test)
     return 0
 
 
+def _evaluation_data(model: MLP, path: str, label_column: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """A data file's test part (else all its samples), labelled with the model's class ids."""
+    from .datafile import DataFileError, load_data_file
+
+    data = load_data_file(path, task="classification" if model.is_classifier else "regression",
+                          label_column=label_column)
+    has_test = data.x_test is not None and data.y_test is not None
+    x, y = (data.x_test, data.y_test) if has_test else (data.x, data.y)
+    assert x is not None and y is not None
+    print(f"{path}: {'its test part' if has_test else 'all its samples (it has no test part)'}, {len(x)} samples")
+    if x.shape[1] != model.layer_sizes[0]:
+        raise DataFileError(f"{path}: {x.shape[1]} features; the model takes {model.layer_sizes[0]}")
+    if data.class_names is None:
+        return x, y
+    known = _class_names(model)
+    unknown = [n for n in data.class_names if n not in known]
+    if unknown:
+        raise DataFileError(f"{path}: labels the model does not know: {unknown[:5]} (its classes: {known[:20]})")
+    ids = np.array([known.index(n) for n in data.class_names], dtype=np.int32)
+    return x, ids[y]
+
+
 def _predict(args: argparse.Namespace) -> int:
-    model = _load_for_fashion_mnist(args.model)
+    model = load(args.model) if args.input else _load_for_fashion_mnist(args.model)
     if args.input:
         with open(args.input, "rb") as f:  # allow_pickle=False: an .npy file can't run code
             x = np.load(f, allow_pickle=False)
@@ -353,7 +430,17 @@ def _predict(args: argparse.Namespace) -> int:
             raise ValueError(f"--input {args.input}: expected one array (.npy), got an .npz archive")
     else:
         _, (x, _) = datasets.load_fashion_mnist(_find_data(args.data))
-    proba = model.predict_proba(prepare_features(x, model.layer_sizes[0], "--input" if args.input else "x"))
+    features = prepare_features(x, model.layer_sizes[0], "--input" if args.input else "x")
+    if not model.is_classifier:  # regression: the predicted values
+        values = model.predict(features)
+        if args.output:
+            np.save(args.output, values)
+            print(f"Saved {len(values)} predictions to {args.output}")
+        else:
+            sys.stdout.write("index\tprediction\n" + "".join(
+                f"{i}\t{' '.join(f'{v:.6g}' for v in row)}\n" for i, row in enumerate(values)))
+        return 0
+    proba = model.predict_proba(features)
     labels = proba.argmax(axis=1)
     if args.output:
         np.save(args.output, labels)
