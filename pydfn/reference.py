@@ -8,7 +8,7 @@ test asks for float64. It shares only the initialisation with the model.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -30,9 +30,9 @@ def softmax_xent(logits: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
     return losses, e / s
 
 
-def smoothed_targets(y: np.ndarray, n_classes: int, label_smoothing: float, dtype: type = np.float64) -> np.ndarray:
+def smoothed_targets(y: np.ndarray, n_classes: int, label_smoothing: float, dtype: Any = np.float64) -> np.ndarray:
     """``(1-eps)·onehot(y) + eps/C`` (B, C): the target softmax_xent's gradient ``probs - t`` uses."""
-    t = np.full((len(y), n_classes), label_smoothing / n_classes, dtype=dtype)
+    t: np.ndarray = np.full((len(y), n_classes), label_smoothing / n_classes, dtype=dtype)
     t[np.arange(len(y)), y] += 1 - label_smoothing
     return t
 
