@@ -188,7 +188,9 @@ class _BaseMLP(BaseEstimator):
             Each sample's loss weight (finite, >= 0, not all 0): a minibatch's loss is
             ``Σ w_i·l_i / B`` (Keras's ``sum_over_batch_size``, see :meth:`pydfn.MLP.fit`).
             With ``early_stopping`` the weights are split with the samples and the
-            validation score is unweighted.
+            validation score is unweighted. Unlike scikit-learn 1.9's MLP, which divides
+            by the batch's Σ w_i (loss and alpha's penalty) and weights the validation
+            score: under Adam that rescales each batch's gradient, not its direction.
 
         Returns
         -------
@@ -209,6 +211,8 @@ class _BaseMLP(BaseEstimator):
             weights = np.asarray(sample_weight, dtype=np.float64)
             if weights.shape != (X.shape[0],):
                 raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got {weights.shape}")
+            if not weights.any():
+                raise ValueError("sample_weight: every sample has a weight of zero")
         if not keep:
             self._initialize(X.shape[1], y if classes is None else classes)
         return self._fit_epochs(X, self._encode(y), optimizer, epochs, early_stopping=early_stopping,

@@ -71,7 +71,7 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
     if weights is not None:
         weights = weights[:x.shape[0]]  # validation_split keeps the first rows for training
         if not weights.any():
-            raise ValueError("sample_weight and class_weight give every training sample weight 0")
+            raise ValueError("sample_weight and class_weight give every training sample a weight of zero")
         if distributed:
             raise ValueError("sample_weight and class_weight are not supported with distributed=True yet")
     epochs = positive_int(epochs, "epochs", minimum=0)
@@ -166,7 +166,7 @@ def sample_weights(model: MLP, y: np.ndarray, sample_weight: Any, class_weight: 
             raise ValueError(f"class_weight's weights must be finite and >= 0, got {class_weight}")
         weights = weights * per_class[y].astype(np.float32)
     if not weights.any():
-        raise ValueError("sample_weight and class_weight give every sample weight 0")
+        raise ValueError("sample_weight and class_weight give every sample a weight of zero")
     return np.ascontiguousarray(weights, dtype=np.float32)
 
 

@@ -120,14 +120,14 @@ def test_with_augment_the_weights_follow_the_rows(rng):
     ({"sample_weight": np.ones((30, 1))}, ValueError, r"sample_weight must have shape \(30,\)"),
     ({"sample_weight": np.r_[np.ones(29), np.nan]}, ValueError, "sample 29 has nan"),
     ({"sample_weight": np.r_[np.ones(29), -1.0]}, ValueError, "finite and >= 0; sample 29 has -1"),
-    ({"sample_weight": np.zeros(30)}, ValueError, "every sample weight 0"),
+    ({"sample_weight": np.zeros(30)}, ValueError, "every sample a weight of zero"),
     ({"sample_weight": ["a"] * 30}, TypeError, "array of numbers"),
     ({"class_weight": {4: 1.0}}, ValueError, r"keys must be labels in \[0, 4\), got 4"),
     ({"class_weight": {"cat": 1.0}}, ValueError, "keys must be labels"),
     ({"class_weight": {0: -1.0}}, ValueError, "finite and >= 0"),
     ({"class_weight": {0: float("inf")}}, ValueError, "finite and >= 0"),
     ({"class_weight": [1.0, 2.0]}, TypeError, "class_weight must be a dict"),
-    ({"class_weight": {0: 0.0, 1: 0, 2: 0, 3: 0}}, ValueError, "every sample weight 0"),
+    ({"class_weight": {0: 0.0, 1: 0, 2: 0, 3: 0}}, ValueError, "every sample a weight of zero"),
 ])
 def test_bad_weights_are_refused_before_training(kwargs, error, match, rng):
     x, y = data(rng, 30)
