@@ -8,6 +8,7 @@
 #include <cmath>
 #include <atomic>
 #include <cstring>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <map>
@@ -16,6 +17,7 @@
 
 #include "pydfn/optim.hpp"
 #include "pydfn/common.hpp"
+#include "pydfn/cpu.hpp"
 #include "pydfn/dense.hpp"
 #include "pydfn/dropout.hpp"
 #include "pydfn/kernels/kernels.hpp"
@@ -80,16 +82,25 @@ std::vector<std::string> kernel_names() {
     return names;
 }
 
-// Runs fast kernels the way training does: inside one parallel region. The
-// reference kernels are serial.
+// A matrix product f runs: which, and C's columns N and the inner dimension K.
+struct ProductShape {
+    pydfn::Product p;
+    int N, K;
+};
+
+// Runs fast kernels the way training does: inside one parallel region, with
+// scratch for `products`. The reference kernels are serial.
 template <class F>
-void run_kernels(const pydfn::Kernels& k, F&& f) {
+void run_kernels(const pydfn::Kernels& k, std::initializer_list<ProductShape> products, F&& f) {
     py::gil_scoped_release release;
     if (&k == &pydfn::kernels_ref()) {
         f();
         return;
     }
-    pydfn::parallel_region(f);
+    pydfn::ScratchNeed need;
+    for (const ProductShape& s : products) need.add(k, s.p, s.N, s.K);
+    pydfn::KernelScratch scratch;
+    pydfn::parallel_region(scratch, need, f);
 }
 
 pydfn::OptKind opt_kind_named(const std::string& kind) {
@@ -263,6 +274,8 @@ PYBIND11_MODULE(_core, m) {
         }
     });
 
+    m.attr("MAX_THREADS") = pydfn::kMaxThreads;
+    m.attr("MAX_OPT_STEP") = pydfn::kMaxOptStep;
     py::class_<pydfn::OptConfig>(m, "OptimizerConfig",
                                  "An optimizer's kind and hyper-parameters, checked once: what "
                                  "Network.bind_optimizer takes.")
@@ -292,6 +305,21 @@ PYBIND11_MODULE(_core, m) {
     m.def("has_openmp", &pydfn::has_openmp);
     m.def("get_num_threads", &pydfn::get_num_threads);
     m.def("set_num_threads", &pydfn::set_num_threads, py::arg("n"));
+    m.def("environment_problems",
+          [] {
+              std::vector<std::string> problems;
+              for (const std::string& p : {pydfn::omp_num_threads_problem(), pydfn::max_isa_problem()})
+                  if (!p.empty()) problems.push_back(p);
+              return problems;
+          },
+          "What is wrong with OMP_NUM_THREADS and PYDFN_MAX_ISA, one sentence each.");
+    m.def("max_isa",
+          []() -> std::optional<std::string> {
+              const char* cap = pydfn::max_isa();
+              if (cap == nullptr) return std::nullopt;
+              return std::string(cap);
+          },
+          "The ISA PYDFN_MAX_ISA names, or None when it is unset or names none.");
     m.def("isa", [] { return std::string(pydfn::kernels_best().isa); },
           "The kernels training uses on this CPU.");
     m.def("kernel_names", &kernel_names,
@@ -314,7 +342,8 @@ PYBIND11_MODULE(_core, m) {
               const float* b = bias ? bias->data() : nullptr;
               float* c = C.mutable_data();
               const auto& k = kernels_named(kernels);
-              run_kernels(k, [&] { k.sgemm_nn_bias_relu(c, A.data(), B.data(), b, relu, M, N, K); });
+              run_kernels(k, {{pydfn::Product::nn, N, K}},
+                          [&] { k.sgemm_nn_bias_relu(c, A.data(), B.data(), b, relu, M, N, K); });
               return C;
           },
           py::arg("A"), py::arg("B"), py::arg("bias") = py::none(), py::arg("relu") = false,
@@ -330,7 +359,8 @@ PYBIND11_MODULE(_core, m) {
               const float* mk = mask ? mask->data() : nullptr;
               float* c = C.mutable_data();
               const auto& k = kernels_named(kernels);
-              run_kernels(k, [&] { k.sgemm_nt_mask(c, A.data(), B.data(), mk, M, N, K); });
+              run_kernels(k, {{pydfn::Product::nt, N, K}},
+                          [&] { k.sgemm_nt_mask(c, A.data(), B.data(), mk, M, N, K); });
               return C;
           },
           py::arg("A"), py::arg("B"), py::arg("mask") = py::none(), py::arg("kernels") = "best",
@@ -343,7 +373,8 @@ PYBIND11_MODULE(_core, m) {
               py::array_t<float> C({M, N});
               float* c = C.mutable_data();
               const auto& k = kernels_named(kernels);
-              run_kernels(k, [&] { k.sgemm_tn(c, A.data(), B.data(), M, N, K); });
+              run_kernels(k, {{pydfn::Product::tn, N, K}},
+                          [&] { k.sgemm_tn(c, A.data(), B.data(), M, N, K); });
               return C;
           },
           py::arg("A"), py::arg("B"), py::arg("kernels") = "best", "C(M,N) = A(K,M)ᵀ·B(K,N).");
@@ -352,7 +383,7 @@ PYBIND11_MODULE(_core, m) {
               const int n = int(x.size());
               std::vector<uint32_t> packed(size_t(n + 1) / 2);
               const auto& k = kernels_named(kernels);
-              run_kernels(k, [&] { k.pack_bf16_rows(packed.data(), (n + 1) / 2, x.data(), 1, n); });
+              run_kernels(k, {}, [&] { k.pack_bf16_rows(packed.data(), (n + 1) / 2, x.data(), 1, n); });
               py::array_t<float> out(x.size());
               float* o = out.mutable_data();
               for (int i = 0; i < n; i++) {
@@ -383,7 +414,7 @@ PYBIND11_MODULE(_core, m) {
                                       ta ? pydfn::bf16_ld(M) : 1, b_pairs.data(), pydfn::bf16_ld(N),
                                       bias ? bias->data() : nullptr, relu,
                                       mask ? mask->data() : nullptr, M, N, P, ta};
-              run_kernels(k, [&] {
+              run_kernels(k, {}, [&] {
                   if (ta)
                       k.pack_bf16_pairs(a_pairs.data(), pydfn::bf16_ld(M), A.data(), K, M, false);
                   else
@@ -405,7 +436,7 @@ PYBIND11_MODULE(_core, m) {
               py::array_t<float> db(N);
               float* out = db.mutable_data();
               const auto& k = kernels_named(kernels);
-              run_kernels(k, [&] { k.column_sums(out, dy.data(), B, N, nullptr); });
+              run_kernels(k, {}, [&] { k.column_sums(out, dy.data(), B, N, nullptr); });
               return db;
           },
           py::arg("dy"), py::arg("kernels") = "best", "db(N) = sum of the rows of dy(B,N).");
@@ -421,7 +452,7 @@ PYBIND11_MODULE(_core, m) {
               float* pdx = need_dx ? dx.mutable_data() : nullptr;
               float *pdW = dW.mutable_data(), *pdb = db.mutable_data();
               const auto& k = kernels_named(kernels);
-              run_kernels(k, [&] {
+              run_kernels(k, {{pydfn::Product::nt, in, out}, {pydfn::Product::tn, out, B}}, [&] {
                   pydfn::dense_backward(k, pdx, pdW, pdb, dy.data(), x.data(), x.data(), W.data(),
                                         mask_relu ? pydfn::Activation::relu : pydfn::Activation::none,
                                         B, in, out);
@@ -440,7 +471,7 @@ PYBIND11_MODULE(_core, m) {
               check_labels(y, C);
               py::array_t<float> losses(B), probs({B, C});
               float *pl = losses.mutable_data(), *pp = probs.mutable_data();
-              run_kernels(pydfn::kernels_best(), [&] {
+              run_kernels(pydfn::kernels_best(), {}, [&] {
                   pydfn::softmax_xent_forward(pl, pp, logits.data(), y.data(), B, C, label_smoothing);
               });
               return std::make_tuple(losses, probs);
@@ -456,7 +487,7 @@ PYBIND11_MODULE(_core, m) {
               check_labels(y, C);
               py::array_t<float> d({B, C});
               float* pd = d.mutable_data();
-              run_kernels(pydfn::kernels_best(), [&] {
+              run_kernels(pydfn::kernels_best(), {}, [&] {
                   pydfn::softmax_xent_backward(pd, probs.data(), y.data(), scale, B, C, label_smoothing);
               });
               return d;
@@ -474,7 +505,7 @@ PYBIND11_MODULE(_core, m) {
               const auto step = pydfn::opt_step(adam_config(lr, beta1, beta2, eps), t);
               float *pp = params.mutable_data(), *pm = m_.mutable_data(), *pv = v.mutable_data();
               const auto& k = kernels_named(kernels);
-              run_kernels(k, [&] { k.opt_update(pp, pm, pv, grads.data(), n, step); });
+              run_kernels(k, {}, [&] { k.opt_update(pp, pm, pv, grads.data(), n, step); });
           },
           py::arg("params"), py::arg("m"), py::arg("v"), py::arg("grads"), py::arg("t"),
           py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
@@ -495,7 +526,7 @@ PYBIND11_MODULE(_core, m) {
               step.l2 = l2;
               float *pp = params.mutable_data(), *p1 = s1.mutable_data(), *p2 = s2.mutable_data();
               const auto& k = kernels_named(kernels);
-              run_kernels(k, [&] { k.opt_update(pp, p1, p2, grads.data(), n, step); });
+              run_kernels(k, {}, [&] { k.opt_update(pp, p1, p2, grads.data(), n, step); });
           },
           py::arg("params"), py::arg("s1"), py::arg("s2"), py::arg("grads"), py::arg("t"),
           py::arg("config"), py::arg("l1") = 0.0f, py::arg("l2") = 0.0f, py::arg("kernels") = "best",
@@ -579,7 +610,8 @@ PYBIND11_MODULE(_core, m) {
                  bool same = buffers.size() == slots.size();
                  for (const auto& [name, slot] : slots) same = same && buffers.count(name);
                  check(same, "the bound optimizer's state is [" + want + "], got other buffers");
-                 check(step >= 0, "step must be >= 0");
+                 check(step >= 0 && step <= pydfn::kMaxOptStep,
+                       "step must be in [0, " + std::to_string(pydfn::kMaxOptStep) + "]");
                  for (const auto& [name, slot] : slots) n.check_size(buffers.at(name), name);
                  n.net().reset_optimizer();
                  for (const auto& [name, slot] : slots)

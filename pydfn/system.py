@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
-import os
+import warnings
 from typing import Any
 
 from . import _core
 from ._validation import positive_int
 
-MAX_THREADS = 1024  # far beyond the cores of any machine pydfn targets: more only oversubscribes
+MAX_THREADS = _core.MAX_THREADS  # far beyond the cores of any machine pydfn targets
+
+# An OMP_NUM_THREADS or PYDFN_MAX_ISA pydfn cannot follow is said once, at import.
+for _problem in _core.environment_problems():
+    warnings.warn(_problem, RuntimeWarning, stacklevel=2)
 
 
 def set_num_threads(n: int) -> None:
-    """Set the core's thread count, 1 <= n <= 1024; it overrides ``OMP_NUM_THREADS``.
+    """Set pydfn's thread count, 1 <= n <= 1024; it overrides ``OMP_NUM_THREADS``.
 
-    Results are bitwise the same for any count.
+    The count is pydfn's own: other libraries setting OpenMP's count
+    (``torch.set_num_threads``, ``omp_set_num_threads``) do not change it, nor
+    does it change theirs. Results are bitwise the same for any count.
     """
     _core.set_num_threads(positive_int(n, "threads", maximum=MAX_THREADS))
 
 
 def get_num_threads() -> int:
-    """The core's thread count: set_num_threads()'s, else ``OMP_NUM_THREADS``, else all cores."""
+    """pydfn's thread count.
+
+    set_num_threads()'s count; until it is called, OpenMP's (``OMP_NUM_THREADS``,
+    threadpoolctl's limits, else all cores), at most 4 per core. Fewer when the
+    system cannot start that many threads (``ulimit -u``): pydfn then runs with
+    those it could start instead of failing.
+    """
     return _core.get_num_threads()
 
 
@@ -32,10 +44,10 @@ def info() -> dict[str, Any]:
     dict
         ``version``; ``kernels``: the instruction set of the kernels in use
         (``"avx512bf16"`` (AVX-512 with bf16 dot products), ``"avx512"``, ``"avx2"`` or
-        ``"generic"``); ``cpu_kernels``: the best this CPU
-        could run; ``max_isa``: the ``PYDFN_MAX_ISA`` cap, or None; ``threads``: the
-        core's thread count; ``openmp``: whether the core was built with OpenMP.
+        ``"generic"``); ``cpu_kernels``: the best this CPU could run; ``max_isa``: the ISA
+        ``PYDFN_MAX_ISA`` names, or None when it is unset or names none (an unknown value is
+        ignored, with a warning at import); ``threads``: the core's thread count; ``openmp``:
+        whether the core was built with OpenMP.
     """
     return {"version": _core.__version__, "kernels": _core.isa(), "cpu_kernels": _core.hardware_isa(),
-            "max_isa": os.environ.get("PYDFN_MAX_ISA") or None, "threads": get_num_threads(),
-            "openmp": _core.has_openmp()}
+            "max_isa": _core.max_isa(), "threads": get_num_threads(), "openmp": _core.has_openmp()}

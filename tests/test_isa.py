@@ -62,8 +62,40 @@ def test_the_best_isa_is_chosen_without_a_cap():
     assert _core.kernel_names()[0] == "reference" and _core.isa() in _core.kernel_names()
 
 
-def test_an_unknown_cap_is_no_cap():
-    assert run_with_cap("sse9")["isa"] == _core.hardware_isa()
+UNKNOWN_CAP = """
+import json, subprocess, sys, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import pydfn
+cli = subprocess.run([sys.executable, "-m", "pydfn", "info"], capture_output=True, text=True)
+print(json.dumps({"info": pydfn.info(), "warnings": [f"{w.category.__name__}: {w.message}" for w in caught],
+                  "cli": cli.stdout, "cli_stderr": cli.stderr}))
+"""
+
+
+@pytest.mark.parametrize("cap", ["sse9", "avx", "avx-512"])
+def test_an_unknown_cap_is_ignored_with_a_warning_and_info_says_what_runs(cap):
+    out = json.loads(run_python(UNKNOWN_CAP, PYDFN_MAX_ISA=cap))
+    best = _core.hardware_isa()
+    assert out["info"]["kernels"] == best and out["info"]["max_isa"] is None
+    assert out["warnings"] == [f"RuntimeWarning: PYDFN_MAX_ISA='{cap}' is not one of generic, avx2, avx512, "
+                               f"avx512bf16: ignored, pydfn runs its {best} kernels"]
+    assert f"CPU kernels: {best} (this CPU runs up to {best})\n" in out["cli"]
+    assert "PYDFN_MAX_ISA" in out["cli_stderr"]  # the CLI's own import warns too
+
+
+def test_an_empty_cap_is_no_cap():
+    out = json.loads(run_python(UNKNOWN_CAP, PYDFN_MAX_ISA=""))
+    assert out["warnings"] == [] and out["info"]["kernels"] == _core.hardware_isa()
+    assert out["info"]["max_isa"] is None
+
+
+def test_a_cap_in_any_case_is_honoured_and_reported():
+    out = json.loads(run_python(UNKNOWN_CAP, PYDFN_MAX_ISA="GENERIC"))
+    assert out["warnings"] == [] and out["info"]["kernels"] == "generic" and out["info"]["max_isa"] == "generic"
+    capped = _core.hardware_isa() != "generic"
+    assert (f"CPU kernels: generic (this CPU runs up to {_core.hardware_isa()}"
+            + ("; capped by PYDFN_MAX_ISA=generic)" if capped else ")")) in out["cli"]
 
 
 def test_missing_isa_kernels_are_refused():

@@ -164,3 +164,31 @@ def test_cli_rejects_momentum_for_adam():
     from pydfn import cli
     with pytest.raises(ValueError, match="--momentum applies to sgd and rmsprop"):
         cli._optimizer(cli._parser().parse_args(["train", "--momentum", "0.9"]))
+
+
+def test_the_core_refuses_a_step_count_it_cannot_advance(rng):
+    # A step count near 2**63 overflowed in the core and turned the weights into NaN.
+    net = _core.Network([5, 4, 3])
+    net.bind_optimizer(_core.OptimizerConfig(kind="adam", lr=1e-3))
+    state = net.get_optimizer_state()
+    for t in (-1, _core.MAX_OPT_STEP + 1, 2**63 - 1):
+        with pytest.raises(ValueError, match="step must be in"):
+            net.set_optimizer_state(state, t)
+    x = rng.random((8, 5), dtype=np.float32)
+    y = rng.integers(0, 3, 8).astype(np.int32)
+    order = np.arange(8, dtype=np.int64)
+    net.set_optimizer_state(state, _core.MAX_OPT_STEP - 1)
+    params = net.get_params()
+    with pytest.raises(ValueError, match="would pass its limit"):
+        net.train_batches(x, y, order, 4)  # two steps, one left
+    assert np.array_equal(net.get_params(), params) and net.optimizer_step == _core.MAX_OPT_STEP - 1
+    net.train_batches(x, y, order, 8)  # the last step
+    assert net.optimizer_step == _core.MAX_OPT_STEP
+    params = net.get_params()
+    assert np.all(np.isfinite(params))
+    net.compute_gradients(x, y)
+    with pytest.raises(ValueError, match="step count is at its limit"):
+        net.apply_update()
+    with pytest.raises(ValueError, match="would pass its limit"):
+        net.train_batches(x, y, order, 8)
+    assert np.array_equal(net.get_params(), params) and net.optimizer_step == _core.MAX_OPT_STEP

@@ -61,3 +61,51 @@ print(json.dumps({"threads": pydfn.get_num_threads(), "sha": hashlib.sha256(w.to
 def pydfn_has_openmp() -> bool:
     from pydfn import _core
     return _core.has_openmp()
+
+
+OUT_OF_MEMORY = """
+import json, resource
+import numpy as np, pydfn
+pydfn.set_num_threads(THREADS)
+# 32 MB to gather a batch of 8 rows; the first product packs panels of W (1e6 rows, 17
+# columns: a partial panel on every ISA), >= 32 MB of kernel scratch a thread.
+model = pydfn.MLP([1_000_000, 17, 2], seed=0)
+rng = np.random.default_rng(0)
+x = rng.random((8, 1_000_000), dtype=np.float32)
+y = np.array([0, 1] * 4)
+opt = pydfn.Adam()
+before = [w.copy() for w in model.get_weights()]
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+
+def address_space():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * resource.getpagesize()
+
+outcome = {}
+for name, call in [("predict_logits", lambda: model.predict_logits(x)),
+                   ("train_step", lambda: model.train_step(x, y, opt)),
+                   ("train_epoch", lambda: model.train_epoch(x, y, opt, batch_size=8))]:
+    resource.setrlimit(resource.RLIMIT_AS, (address_space() + (48 << 20), hard))
+    try:
+        call()
+        outcome[name] = "ran"
+    except MemoryError:
+        outcome[name] = "MemoryError"
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+outcome["unchanged"] = all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+outcome["usable"] = model.predict_logits(x).shape == (8, 2)
+print(json.dumps(outcome))
+"""
+
+
+@pytest.mark.skipif(bool(os.environ.get("PYDFN_SANITIZED")), reason="ASan reserves terabytes of address space")
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_running_out_of_memory_raises_memory_error_and_changes_nothing(threads):
+    # Memory a call needs inside its parallel region (the kernels' per-thread
+    # scratch) is allocated before the region: a std::bad_alloc inside one would
+    # end the process (SIGABRT), with one thread too.
+    outcome = run(OUT_OF_MEMORY.replace("THREADS", str(threads)), timeout=120)
+    assert outcome == {"predict_logits": "MemoryError", "train_step": "MemoryError",
+                       "train_epoch": "MemoryError", "unchanged": True, "usable": True}

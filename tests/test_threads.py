@@ -1,5 +1,6 @@
 """Threads: the count, fork safety and oversubscription never change results or hang."""
 
+import json
 import os
 
 import numpy as np
@@ -26,6 +27,7 @@ def test_a_forked_child_trains_instead_of_hanging():
     # GNU OpenMP's thread pool does not survive fork(): a child forked after the
     # parent trained runs single-threaded, with the same results.
     out = run_python(TRAIN + """
+import json
 import os
 parent = train()
 pid = os.fork()
@@ -88,3 +90,115 @@ def test_bad_thread_counts_are_refused_and_change_nothing(n, error, match):
     with pytest.raises(error, match=match):
         pydfn.set_num_threads(n)
     assert pydfn.get_num_threads() == before
+
+
+OPENMP_ALONGSIDE = """
+import ctypes, ctypes.util, json
+import numpy as np, pydfn
+from pydfn import _core
+# The libgomp pydfn's core uses (already loaded): what torch.set_num_threads and
+# threadpoolctl call.
+gomp = ctypes.CDLL("libgomp.so.1")
+x = np.random.default_rng(0).random((64, 20), dtype=np.float32)
+y = np.random.default_rng(1).integers(0, 3, 64)
+def train():
+    pydfn.MLP([20, 8, 3], seed=0).train_epoch(x, y, pydfn.Adam(), batch_size=16, seed=0)
+pydfn.set_num_threads(2)
+gomp.omp_set_num_threads(1)
+train()
+pydfn_after_openmp = pydfn.get_num_threads()
+gomp.omp_set_num_threads(3)
+pydfn.set_num_threads(1)
+train()
+print(json.dumps({"pydfn": pydfn_after_openmp, "openmp": gomp.omp_get_max_threads()}))
+"""
+
+
+def test_pydfns_thread_count_and_openmps_do_not_change_each_other():
+    if not pydfn._core.has_openmp():
+        pytest.skip("built without OpenMP")
+    assert json.loads(run_python(OPENMP_ALONGSIDE)) == {"pydfn": 2, "openmp": 3}
+
+
+ENVIRONMENT = """
+import json, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import numpy as np, pydfn
+x = np.random.default_rng(0).random((64, 20), dtype=np.float32)
+y = np.random.default_rng(1).integers(0, 3, 64)
+pydfn.MLP([20, 8, 3], seed=0).train_epoch(x, y, pydfn.Adam(), batch_size=16, seed=0)
+print(json.dumps({"threads": pydfn.get_num_threads(),
+                  "warnings": [f"{w.category.__name__}: {w.message}" for w in caught]}))
+"""
+
+
+@pytest.mark.parametrize("value, problem, threads", [
+    ("garbage", "OMP_NUM_THREADS='garbage' is not a positive integer", "cores"),
+    ("0", "OMP_NUM_THREADS='0' is not a positive integer", "cores"),
+    ("100000", "OMP_NUM_THREADS='100000' is more than pydfn's default allows (4 per core", "cap"),
+    ("65000", "OMP_NUM_THREADS='65000' is more than pydfn's default allows (4 per core", "cap"),
+    # beyond what OpenMP reads: it falls back to the cores
+    ("99999999999999999999", "is more than pydfn's default allows", "cores"),
+    ("3", None, 3),
+    ("3,1", None, 3),
+])
+def test_omp_num_threads_is_validated_and_capped_with_a_warning(value, problem, threads):
+    # 100000 segfaulted in GOMP_parallel, 65000 exited ("Thread creation failed").
+    if not pydfn._core.has_openmp():
+        pytest.skip("built without OpenMP")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = {"cores": cores, "cap": min(4 * cores, 1024)}.get(threads, threads)
+    out = json.loads(run_python(ENVIRONMENT, timeout=60, OMP_NUM_THREADS=value))
+    assert out["threads"] == threads
+    if problem is None:
+        assert out["warnings"] == []
+    else:
+        [warning] = out["warnings"]
+        assert warning.startswith("RuntimeWarning: ") and problem in warning
+        assert warning.endswith(f"pydfn uses {threads} threads") or f"pydfn uses {threads} threads;" in warning
+
+
+NO_THREADS = """
+import json, resource
+import numpy as np, pydfn
+x = np.random.default_rng(0).random((300, 20), dtype=np.float32)
+y = np.random.default_rng(1).integers(0, 3, 300)
+def train():
+    model = pydfn.MLP([20, 8, 3], seed=0)
+    model.train_epoch(x, y, pydfn.Adam(), batch_size=16, seed=0)
+    return [w.tolist() for w in model.get_weights()]
+pydfn.set_num_threads(2)
+weights = train()
+print(json.dumps({"threads": pydfn.get_num_threads(), "weights": weights}))
+"""
+
+
+def without_new_threads():
+    # Every new thread's stack would be 1 TiB (glibc sizes it by RLIMIT_STACK): no
+    # thread can be created, as under a low `ulimit -u`, which root ignores.
+    import resource
+    resource.setrlimit(resource.RLIMIT_STACK, (1 << 40, resource.getrlimit(resource.RLIMIT_STACK)[1]))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX resource limits")
+def test_when_no_thread_can_start_pydfn_runs_on_one_instead_of_exiting():
+    # GNU OpenMP exits the process (code 1, "Thread creation failed") when it cannot
+    # create a thread; pydfn starts its threads only once it knows they can start.
+    if not pydfn._core.has_openmp():
+        pytest.skip("built without OpenMP")
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+    if resource.getrlimit(resource.RLIMIT_STACK)[1] not in (resource.RLIM_INFINITY,) \
+            and resource.getrlimit(resource.RLIMIT_STACK)[1] < (1 << 40):
+        pytest.skip("the hard stack limit is too low to make thread creation fail")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")  # NumPy's BLAS: no threads
+    proc = subprocess.run([sys.executable, "-c", NO_THREADS], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=tempfile.gettempdir(), preexec_fn=without_new_threads)
+    assert proc.returncode == 0, proc.stderr
+    limited = json.loads(proc.stdout)
+    normal = json.loads(run_python(NO_THREADS, timeout=120))
+    assert limited["threads"] == 1 and normal["threads"] == 2
+    assert limited["weights"] == normal["weights"]

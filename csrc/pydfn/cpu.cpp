@@ -1,8 +1,7 @@
 #include "pydfn/cpu.hpp"
 
+#include <cctype>
 #include <cstdlib>
-#include <cstring>
-#include <initializer_list>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -39,12 +38,36 @@ Isa detect() {
 Isa detect() { return Isa::generic; }
 #endif
 
-Isa cap_from_env(Isa isa) {
+constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512bf16};
+
+bool same_ignoring_case(const char* a, const char* b) {
+    for (; *a && *b; a++, b++)
+        if (std::tolower(static_cast<unsigned char>(*a)) != std::tolower(static_cast<unsigned char>(*b)))
+            return false;
+    return *a == *b;
+}
+
+// PYDFN_MAX_ISA, or null when it is unset or empty.
+const char* max_isa_env() {
     const char* cap = std::getenv("PYDFN_MAX_ISA");
-    if (cap == nullptr) return isa;
-    for (Isa lower : {Isa::generic, Isa::avx2, Isa::avx512})
-        if (std::strcmp(cap, isa_name(lower)) == 0 && int(lower) < int(isa)) return lower;
-    return isa;  // "avx512bf16", or an unknown value: no cap
+    return cap != nullptr && *cap != '\0' ? cap : nullptr;
+}
+
+// The ISA PYDFN_MAX_ISA names; false when it is unset or names none.
+bool isa_from_env(Isa* isa) {
+    const char* cap = max_isa_env();
+    if (cap == nullptr) return false;
+    for (Isa named : kIsas)
+        if (same_ignoring_case(cap, isa_name(named))) {
+            *isa = named;
+            return true;
+        }
+    return false;
+}
+
+Isa cap_from_env(Isa isa) {
+    Isa cap;
+    return isa_from_env(&cap) && int(cap) < int(isa) ? cap : isa;
 }
 
 }  // namespace
@@ -66,6 +89,18 @@ const char* isa_name(Isa isa) {
         case Isa::avx2: return "avx2";
         default: return "generic";
     }
+}
+
+const char* max_isa() {
+    Isa cap;
+    return isa_from_env(&cap) ? isa_name(cap) : nullptr;
+}
+
+std::string max_isa_problem() {
+    const char* cap = max_isa_env();
+    if (cap == nullptr || max_isa() != nullptr) return "";
+    return std::string("PYDFN_MAX_ISA='") + cap + "' is not one of generic, avx2, avx512, avx512bf16: " +
+           "ignored, pydfn runs its " + isa_name(best_isa()) + " kernels";
 }
 
 }  // namespace pydfn

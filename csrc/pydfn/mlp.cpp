@@ -69,7 +69,8 @@ int64_t MLP::bias_offset(int layer) const {
 }
 
 void MLP::set_opt_step_count(int64_t t) {
-    check(t >= 0, "the optimizer step must be >= 0, got " + std::to_string(t));
+    check(t >= 0 && t <= kMaxOptStep, "the optimizer step must be in [0, " +
+                                          std::to_string(kMaxOptStep) + "], got " + std::to_string(t));
     step_ = t;
 }
 
@@ -113,7 +114,7 @@ double MLP::sum_penalty_parts() const {
 
 double MLP::penalty() {
     if (l1_ == 0.0f && l2_ == 0.0f) return 0.0;
-    parallel_region([&] { penalty_parts(); });
+    run_parallel([&] { penalty_parts(); });
     return sum_penalty_parts();
 }
 
@@ -143,6 +144,14 @@ void MLP::reserve(int B) {
     x_batch_.grow_to(rows * sizes_[0]);
     if (loss_ == Loss::softmax_xent) y_batch_.resize(rows);
     w_batch_.resize(rows);
+    ScratchNeed need;  // of dense_forward and dense_backward's products
+    for (int l = 0; l < num_layers(); l++) {
+        const int in = sizes_[l], out = sizes_[l + 1];
+        need.add(kernels_, Product::nn, out, in);
+        if (l > 0) need.add(kernels_, Product::nt, in, out);
+        need.add(kernels_, Product::tn, out, B);
+    }
+    scratch_need_ = need;
     if (bf16()) {
         x_rows_.grow_to(rows * x_rows_at_.back());
         x_pairs_.grow_to(size_t(half_up(B)) * x_pairs_at_.back());
@@ -315,7 +324,7 @@ int64_t MLP::count_correct(const int32_t* y, int B) const {
 double MLP::compute_gradients(const float* x, Targets y, int B) {
     reserve(B);
     const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
-    parallel_region([&] {
+    run_parallel([&] {
         if (penalized) penalty_parts();
         if (bf16()) pack_weights(true);
         forward(x, B, step_ + 1);
@@ -331,9 +340,10 @@ double MLP::compute_gradients(const float* x, Targets y, int B) {
 }
 
 void MLP::apply_update(const OptConfig& config) {
+    check(step_ < kMaxOptStep, "the optimizer step count is at its limit");
     const OptStep step = opt_step(config, step_ + 1);
     step_++;
-    parallel_region([&] {
+    run_parallel([&] {
         kernels_.opt_update(params(), opt_s1(), opt_s2(), grads(), num_params_, step);
     });
 }
@@ -343,14 +353,16 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
                          int64_t* batch_correct) {
     check(batch_size >= 1, "batch_size must be >= 1");
     if (n == 0) return 0;
-    reserve(int(std::min<int64_t>(batch_size, n)));
     const int64_t num_batches = (n + batch_size - 1) / batch_size;
+    check(num_batches <= kMaxOptStep - step_,
+          "the optimizer step count would pass its limit of " + std::to_string(kMaxOptStep));
+    reserve(int(std::min<int64_t>(batch_size, n)));
     const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
     const int64_t first_step = step_;
     int64_t applied = 0;
     // One parallel region for the whole epoch: the threads meet at
     // sync_threads(), never fork or join per batch.
-    parallel_region([&] {
+    run_parallel([&] {
         // bf16: packed here once (the first gather's barrier comes before any read), then
         // by each layer's optimizer step as it updates W.
         if (bf16()) pack_weights(true);
@@ -388,7 +400,7 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], classes = sizes_.back();
-    parallel_region([&] {
+    run_parallel([&] {
         if (bf16()) pack_weights(false);  // the first forward's barrier comes before any read
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
@@ -411,7 +423,7 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y
     if (n == 0) return;
     reserve(int(std::min<int64_t>(batch_size, n)));
     const int in = sizes_[0], out = sizes_.back();
-    parallel_region([&] {
+    run_parallel([&] {
         if (bf16()) pack_weights(false);  // the first forward's barrier comes before any read
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));

@@ -53,7 +53,7 @@ class MLP {
     float* opt_s1() { return s1_.data(); }
     float* opt_s2() { return s2_.data(); }
     int64_t opt_step_count() const { return step_; }
-    void set_opt_step_count(int64_t t);
+    void set_opt_step_count(int64_t t);  // 0 <= t <= kMaxOptStep
     void reset_optimizer();  // s1 = s2 = 0, t = 0
 
     // Penalties on the weights (never the biases): the cost is
@@ -98,6 +98,12 @@ class MLP {
 
   private:
     void reserve(int B);
+    // parallel_region(body) with the kernels' scratch reserved first: a
+    // std::bad_alloc leaves before any thread starts and anything changes.
+    template <class Body>
+    void run_parallel(Body&& body) {
+        parallel_region(scratch_, scratch_need_, body);
+    }
     bool bf16() const { return precision_ == Precision::bf16; }
     // bf16: rounds and packs every layer's W for the forward products, and
     // for_backward, Wᵀ for the dx products; sync_threads() before they are read.
@@ -163,6 +169,8 @@ class MLP {
     int capacity_ = 0;
     std::vector<int64_t> act_offsets_;  // per layer, in units of capacity_ rows
     int max_width_ = 0;
+    ScratchNeed scratch_need_;  // of a batch of capacity_ rows
+    KernelScratch scratch_;
     Buffer acts_, dropped_, probs_, losses_, dbuf_a_, dbuf_b_, x_batch_, t_batch_;
     std::vector<int32_t> y_batch_;
     std::vector<float> w_batch_;

@@ -35,6 +35,11 @@ struct OptStep {  // beta2 holds RMSProp's alpha: its square average decays as A
     float l1, l2;  // weight penalties (0 for biases)
 };
 
-OptStep opt_step(const OptConfig& config, int64_t t);  // t >= 1, no penalty
+OptStep opt_step(const OptConfig& config, int64_t t);  // 1 <= t <= kMaxOptStep, no penalty
+
+// The largest step count: exact in a double (the bias corrections), and beyond
+// any training (2^53 steps at one per microsecond take 285 years). A count
+// that would pass it is refused before anything changes.
+constexpr int64_t kMaxOptStep = int64_t(1) << 53;
 
 }  // namespace pydfn

@@ -1,7 +1,13 @@
 #include "pydfn/threads.hpp"
 
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <climits>
+#include <cstdlib>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "pydfn/common.hpp"
 
@@ -20,14 +26,17 @@
 namespace pydfn {
 
 namespace {
-int g_num_threads = 0;  // 0: not set, use OpenMP's default (OMP_NUM_THREADS or all cores)
-bool g_pool_started = false;
-bool g_forked_after_start = false;
+std::atomic<int> g_num_threads{0};  // 0: not set, follow OpenMP's setting
+std::atomic<bool> g_pool_started{false};
+bool g_forked_after_start = false;  // written only in a forked child, before it runs anything
+std::mutex g_probe_mutex;             // guards the two below
+int g_proven_threads = 1;             // the largest team known to start
+std::atomic<int> g_startable{0};      // 0, or the most threads a probe could start
 thread_local TeamBarrier* tl_barrier = nullptr;  // of the region this thread is in
 constexpr int kSpinsBeforeSleep = 2000;           // ~10-30 us of pause instructions
 
 #if defined(__unix__) || defined(__APPLE__)
-void on_fork_child() { g_forked_after_start = g_pool_started; }
+void on_fork_child() { g_forked_after_start = g_pool_started.load(); }
 const int g_atfork = pthread_atfork(nullptr, nullptr, on_fork_child);
 #endif
 
@@ -56,6 +65,67 @@ void wake_all(std::atomic<unsigned>* word) {
     (void)word;
 #endif
 }
+
+int num_cores() {
+#ifdef _OPENMP
+    return std::max(1, omp_get_num_procs());  // the cores this process may run on
+#else
+    return 1;
+#endif
+}
+
+int default_cap() { return std::min(kMaxThreads, kMaxThreadsPerCore * num_cores()); }
+
+int configured_threads() {
+#ifdef _OPENMP
+    const int set = g_num_threads.load(std::memory_order_relaxed);
+    return set > 0 ? set : std::clamp(omp_get_max_threads(), 1, default_cap());
+#else
+    return 1;
+#endif
+}
+
+#if defined(__unix__) || defined(__APPLE__)
+void* wait_at_gate(void* gate) {
+    auto* mutex = static_cast<std::mutex*>(gate);
+    mutex->lock();
+    mutex->unlock();
+    return nullptr;
+}
+
+// How many of `wanted` threads can run at once: they are started, held until
+// the last one is (or fails to be), then joined.
+int probe_threads(int wanted) {
+    std::vector<pthread_t> started;
+    started.reserve(size_t(wanted));
+    std::mutex gate;
+    gate.lock();
+    for (int i = 0; i < wanted; i++) {
+        pthread_t thread;
+        if (pthread_create(&thread, nullptr, wait_at_gate, &gate) != 0) break;
+        started.push_back(thread);
+    }
+    gate.unlock();
+    for (pthread_t thread : started) pthread_join(thread, nullptr);
+    return int(started.size());
+}
+#else
+int probe_threads(int wanted) { return wanted; }
+#endif
+
+// n, or fewer if a team of n cannot start.
+int startable_threads(int n) {
+    std::lock_guard<std::mutex> lock(g_probe_mutex);
+    if (n <= g_proven_threads) return n;
+    const int helpers = probe_threads(n - 1);  // the calling thread is the team's first
+    if (helpers == n - 1) {
+        g_proven_threads = n;
+        return n;
+    }
+    g_startable.store(helpers + 1);
+    return helpers + 1;
+}
+
 }  // namespace
 
 bool has_openmp() {
@@ -68,21 +138,45 @@ bool has_openmp() {
 
 int get_num_threads() {
     if (g_forked_after_start) return 1;
-#ifdef _OPENMP
-    return g_num_threads > 0 ? g_num_threads : omp_get_max_threads();
-#else
-    return 1;
-#endif
+    const int n = configured_threads(), startable = g_startable.load();
+    return startable > 0 ? std::min(n, startable) : n;
 }
 
 void set_num_threads(int n) {
-    check(n >= 1, "num_threads must be >= 1, got " + std::to_string(n));
-    g_num_threads = n;
+    check(n >= 1 && n <= kMaxThreads, "num_threads must be in [1, " + std::to_string(kMaxThreads) +
+                                          "], got " + std::to_string(n));
+    g_num_threads.store(n);
+    g_startable.store(0);  // a count set again is tried again
+}
+
+std::string omp_num_threads_problem() {
+    const char* value = std::getenv("OMP_NUM_THREADS");
+    if (value == nullptr || !has_openmp()) return "";
+    // OpenMP reads a list (threads per nesting level): the first is the count.
+    const char* p = value;
+    while (std::isspace(static_cast<unsigned char>(*p))) p++;
+    if (*p == '\0') return "";
+    char* end = nullptr;
+    errno = 0;
+    const long long n = std::strtoll(p, &end, 10);
+    while (std::isspace(static_cast<unsigned char>(*end))) end++;
+    const std::string quoted = std::string("OMP_NUM_THREADS='") + value + "'";
+    const std::string uses = ": pydfn uses " + std::to_string(get_num_threads()) + " threads";
+    if (end == p || (*end != '\0' && *end != ',') || n < 1)
+        return quoted + " is not a positive integer" + uses;
+    if (errno == ERANGE || n > default_cap())
+        return quoted + " is more than pydfn's default allows (" + std::to_string(kMaxThreadsPerCore) +
+               " per core, " + std::to_string(num_cores()) + " cores, at most " +
+               std::to_string(kMaxThreads) + ")" + uses + "; pydfn.set_num_threads() can set more";
+    return "";
 }
 
 int threads_for_region() {
-    const int n = get_num_threads();
-    if (n > 1) g_pool_started = true;
+    int n = get_num_threads();
+    if (n > 1) {
+        n = startable_threads(n);
+        g_pool_started.store(true);
+    }
     return n;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
@@ -10,14 +11,32 @@
 
 namespace pydfn {
 
+constexpr int kMaxThreads = 1024;
+// The default count is at most this many threads per core: more only
+// oversubscribes (4096 threads on 2 cores made a 2 ms epoch take 6.6 s).
+constexpr int kMaxThreadsPerCore = 4;
+
 bool has_openmp();
+// pydfn's own count, which every parallel region of pydfn passes to OpenMP
+// (num_threads), so other libraries calling omp_set_num_threads() never change
+// it once set. Until set_num_threads() it follows OpenMP's setting
+// (OMP_NUM_THREADS, threadpoolctl's limits, else the cores), capped at
+// kMaxThreadsPerCore per core and kMaxThreads. At most the threads that could be
+// started (see threads_for_region()).
 int get_num_threads();
-void set_num_threads(int n);  // n >= 1
+void set_num_threads(int n);  // 1 <= n <= kMaxThreads
+
+// What is wrong with OMP_NUM_THREADS, as a sentence saying what pydfn does
+// instead, or "" when nothing is.
+std::string omp_num_threads_problem();
 
 // The thread count for a parallel region about to start. In a child forked
 // after the parent's OpenMP threads started it is 1: GNU OpenMP's pool does not
-// survive fork() and a parallel region there would hang. One thread gives the
-// same results (they never depend on the thread count).
+// survive fork() and a parallel region there would hang. The first time a
+// count is asked for, that many threads are started and joined as a probe:
+// GNU OpenMP exits the process when it cannot create a thread (a low
+// `ulimit -u`, no memory for a stack), so pydfn runs with the threads the
+// probe could start instead. Results never depend on the thread count.
 int threads_for_region();
 
 // The number of threads in the current parallel region (1 outside one).
@@ -37,6 +56,8 @@ class FlushDenormals {
   private:
     static constexpr unsigned kFtz = 0x8000, kDaz = 0x0040;
     unsigned saved_;
+#else
+    FlushDenormals() = default;  // other CPUs keep the caller's mode
 #endif
   public:
     FlushDenormals(const FlushDenormals&) = delete;
@@ -88,12 +109,17 @@ class RegionMember {
     FlushDenormals ftz_;
 };
 
-// Runs body() on each of threads_for_region() threads; inside it, share work
-// with `omp for nowait` loops followed by sync_threads().
+// Runs body() on each of `threads` threads (from threads_for_region()); inside
+// it, share work with `omp for nowait` loops followed by sync_threads(). No
+// exception may leave body(): allocate what it needs before the region (the
+// kernels' scratch: parallel_region() of kernels.hpp).
 template <class Body>
-void parallel_region(Body&& body) {
+void parallel_region(int threads, Body&& body) {
+#ifndef _OPENMP
+    (void)threads;  // always 1
+#endif
     TeamBarrier barrier;
-#pragma omp parallel num_threads(threads_for_region())
+#pragma omp parallel num_threads(threads)
     {
 #pragma omp single
         barrier.set_size(team_size());  // the team OpenMP really gave us

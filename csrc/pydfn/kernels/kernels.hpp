@@ -16,9 +16,12 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
-#include "pydfn/optim.hpp"
+#include "pydfn/common.hpp"
 #include "pydfn/cpu.hpp"
+#include "pydfn/optim.hpp"
+#include "pydfn/threads.hpp"
 
 namespace pydfn {
 
@@ -30,6 +33,12 @@ struct OptTarget {
     float* s2;
     OptStep step;
 };
+
+// The uses of a kernel thread's scratch memory (see thread_scratch()).
+enum class Scratch { b_panel, a_rows };
+constexpr int kScratchUses = 2;
+// The three matrix products, named by which operand is transposed.
+enum class Product { nn, nt, tn };
 
 // A product in bf16 (precision "bf16"): C(M,N) = A·B (+ bias, ReLU, mask as in
 // the float kernels) from operands rounded to bf16 and packed two per uint32
@@ -53,6 +62,9 @@ struct Bf16Gemm {
 
 struct Kernels {
     const char* isa;
+    // The floats of scratch `use` one thread needs in product p with C(·,N)
+    // and inner dimension K.
+    size_t (*scratch_floats)(Scratch use, Product p, int N, int K);
     // C(M,N) = A(M,K)·B(K,N) + bias(N) (bias may be null), ReLU applied if relu.
     void (*sgemm_nn_bias_relu)(float* C, const float* A, const float* B, const float* bias,
                                bool relu, int M, int N, int K);
@@ -98,10 +110,57 @@ const Kernels* kernels_for(Isa isa);
 // The kernels training uses: the best this CPU runs (see best_isa()).
 const Kernels& kernels_best();
 
-// A buffer of at least `floats` floats owned by the calling thread, one per
-// use, valid until that use's next call; it only grows, so steady-state
-// training allocates nothing.
-enum class Scratch { b_panel, a_rows };
+// The scratch floats each thread needs for every use, over some products.
+struct ScratchNeed {
+    size_t floats[kScratchUses] = {};
+    // Makes room for product p of `kernels` with C(·,N) and inner dimension K.
+    void add(const Kernels& kernels, Product p, int N, int K);
+};
+
+// The fast kernels' scratch memory for each thread of a parallel region,
+// allocated before the region: a std::bad_alloc inside one would end the
+// process (std::terminate), so nothing in a region allocates. Whoever runs
+// kernels owns one (a network, for its lifetime) and runs them through
+// parallel_region(scratch, need, body).
+class KernelScratch {
+  public:
+    // Room for `threads` threads, each with need.floats[use] floats for each
+    // use. Only grows; may throw std::bad_alloc (call it outside a region).
+    void reserve(int threads, const ScratchNeed& need);
+
+    // Makes `scratch` the one thread_scratch() hands out in this thread while it lives.
+    class Use {
+      public:
+        explicit Use(KernelScratch& scratch);
+        ~Use();
+        Use(const Use&) = delete;
+        Use& operator=(const Use&) = delete;
+
+      private:
+        KernelScratch* previous_;
+    };
+
+  private:
+    friend float* thread_scratch(Scratch use, size_t floats);
+    std::vector<Buffer> buffers_;  // [thread][use]
+    ScratchNeed reserved_;         // what every buffer holds
+};
+
+// Scratch `use` of the calling thread in the current region: at least `floats`
+// floats, valid until that use's next call. Never allocates; asking for more
+// than was reserved is a bug in a kernel's scratch_floats and aborts.
 float* thread_scratch(Scratch use, size_t floats);
+
+// parallel_region(threads_for_region(), body), with `scratch` reserved for
+// `need` first, and in use in every thread of the region.
+template <class Body>
+void parallel_region(KernelScratch& scratch, const ScratchNeed& need, Body&& body) {
+    const int threads = threads_for_region();
+    scratch.reserve(threads, need);
+    parallel_region(threads, [&] {
+        KernelScratch::Use use(scratch);
+        body();
+    });
+}
 
 }  // namespace pydfn

@@ -1,5 +1,9 @@
 // The dispatch table: the kernels of the best ISA this CPU runs, chosen once;
 // and the kernels' per-thread scratch (here, compiled for any CPU).
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
 #include "pydfn/common.hpp"
 #include "pydfn/kernels/kernels.hpp"
 
@@ -19,11 +23,35 @@ const Kernels& kernels_best() {
     return best;
 }
 
+namespace {
+thread_local KernelScratch* tl_scratch = nullptr;  // of the region this thread is in
+}
+
+void ScratchNeed::add(const Kernels& kernels, Product p, int N, int K) {
+    for (int u = 0; u < kScratchUses; u++)
+        floats[u] = std::max(floats[u], kernels.scratch_floats(Scratch(u), p, N, K));
+}
+
+void KernelScratch::reserve(int threads, const ScratchNeed& need) {
+    ScratchNeed target = reserved_;
+    for (int u = 0; u < kScratchUses; u++) target.floats[u] = std::max(target.floats[u], need.floats[u]);
+    if (buffers_.size() < size_t(threads) * kScratchUses) buffers_.resize(size_t(threads) * kScratchUses);
+    for (size_t b = 0; b < buffers_.size(); b++) buffers_[b].grow_to(target.floats[b % kScratchUses]);
+    reserved_ = target;  // only now that every buffer has it: a failed reserve promises nothing new
+}
+
+KernelScratch::Use::Use(KernelScratch& scratch) : previous_(tl_scratch) { tl_scratch = &scratch; }
+
+KernelScratch::Use::~Use() { tl_scratch = previous_; }
+
 float* thread_scratch(Scratch use, size_t floats) {
-    thread_local Buffer scratch[2];  // each grows to the largest panel, then is reused
-    Buffer& buffer = scratch[use == Scratch::a_rows];
-    buffer.grow_to(floats);
-    return buffer.data();
+    const size_t at = size_t(thread_index()) * kScratchUses + size_t(use);
+    const KernelScratch* scratch = tl_scratch;
+    if (scratch == nullptr || at >= scratch->buffers_.size() || floats > scratch->reserved_.floats[int(use)]) {
+        std::fprintf(stderr, "pydfn: internal error: kernel scratch not reserved (%zu floats)\n", floats);
+        std::abort();
+    }
+    return tl_scratch->buffers_[at].data();
 }
 
 }  // namespace pydfn

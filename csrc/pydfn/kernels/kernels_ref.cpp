@@ -104,6 +104,8 @@ void ref_column_sums(float* db, const float* dy, int B, int N, const OptTarget* 
     store_or_update(db, g, opt);
 }
 
+size_t ref_scratch_floats(Scratch, Product, int, int) { return 0; }  // serial loops, no packing
+
 // The bf16 (low 16 bits of `bits`, or high if `high`) as a double.
 double bf16_value(uint32_t bits, bool high) {
     const uint32_t f = high ? bits & 0xffff0000u : bits << 16;
@@ -137,8 +139,8 @@ void ref_update_pack_bf16(float* W, float* s1, float* s2, const float* grads, in
 // The packing is a layout, not arithmetic: the reference uses the generic kernels' (its
 // rounding is checked bit by bit against NumPy's in the tests).
 const Kernels& kernels_ref() {
-    static const Kernels kernels{"reference", ref_nn, ref_nt, ref_tn, ref_column_sums, ref_update,
-                                 ref_add_penalty, ref_bf16gemm, kernels_generic().pack_bf16_rows,
+    static const Kernels kernels{"reference", ref_scratch_floats, ref_nn, ref_nt, ref_tn, ref_column_sums,
+                                 ref_update, ref_add_penalty, ref_bf16gemm, kernels_generic().pack_bf16_rows,
                                  kernels_generic().pack_bf16_pairs, ref_update_pack_bf16};
     return kernels;
 }
