@@ -463,7 +463,8 @@ PYBIND11_MODULE(_core, m) {
           py::arg("need_dx") = true, py::arg("kernels") = "best",
           "(dx, dW, db) of a dense layer; dx is masked where x <= 0 if mask_relu.");
     testing.def("softmax_xent_forward",
-          [](const FloatArray& logits, const LabelArray& y) {
+          [](const FloatArray& logits, const LabelArray& y, float label_smoothing) {
+              check(label_smoothing >= 0 && label_smoothing <= 1, "label_smoothing must be in [0, 1]");
               check_shape(logits, "logits", {-1, -1});
               const int B = int(logits.shape(0)), C = int(logits.shape(1));
               check_shape(y, "y", {B});
@@ -471,13 +472,15 @@ PYBIND11_MODULE(_core, m) {
               py::array_t<float> losses(B), probs({B, C});
               float *pl = losses.mutable_data(), *pp = probs.mutable_data();
               run_kernels(pydfn::kernels_best(), {}, [&] {
-                  pydfn::softmax_xent_forward(pl, pp, logits.data(), y.data(), B, C);
+                  pydfn::softmax_xent_forward(pl, pp, logits.data(), y.data(), B, C, label_smoothing);
               });
               return std::make_tuple(losses, probs);
           },
-          py::arg("logits"), py::arg("y"), "(per-row losses (B,), probs (B,C)).");
+          py::arg("logits"), py::arg("y"), py::arg("label_smoothing") = 0.0f,
+          "(per-row losses (B,), probs (B,C)).");
     testing.def("softmax_xent_backward",
-          [](const FloatArray& probs, const LabelArray& y, float scale) {
+          [](const FloatArray& probs, const LabelArray& y, float scale, float label_smoothing) {
+              check(label_smoothing >= 0 && label_smoothing <= 1, "label_smoothing must be in [0, 1]");
               check_shape(probs, "probs", {-1, -1});
               const int B = int(probs.shape(0)), C = int(probs.shape(1));
               check_shape(y, "y", {B});
@@ -485,11 +488,11 @@ PYBIND11_MODULE(_core, m) {
               py::array_t<float> d({B, C});
               float* pd = d.mutable_data();
               run_kernels(pydfn::kernels_best(), {}, [&] {
-                  pydfn::softmax_xent_backward(pd, probs.data(), y.data(), scale, B, C);
+                  pydfn::softmax_xent_backward(pd, probs.data(), y.data(), scale, B, C, label_smoothing);
               });
               return d;
           },
-          py::arg("probs"), py::arg("y"), py::arg("scale"));
+          py::arg("probs"), py::arg("y"), py::arg("scale"), py::arg("label_smoothing") = 0.0f);
     testing.def("adam_update",
           [](FloatArray params, FloatArray m_, FloatArray v, const FloatArray& grads, int64_t t,
              float lr, float beta1, float beta2, float eps, const std::string& kernels) {
@@ -629,6 +632,13 @@ PYBIND11_MODULE(_core, m) {
                  n.net().set_penalty(l1, l2);
              },
              py::arg("l1"), py::arg("l2"), "Weight penalties: cost = mean loss + l1·Σ|W| + l2·ΣW².")
+        .def_property(
+            "label_smoothing", [](Network& n) { return n.net().label_smoothing(); },
+            [](Network& n, float eps) {
+                Network::Use use(n);
+                n.net().set_label_smoothing(eps);
+            },
+            "softmax_xent's label smoothing eps in [0, 1]: targets (1-eps)·onehot + eps/C.")
         .def("set_dropout",
              [](Network& n, const std::vector<float>& rates, uint64_t seed) {
                  Network::Use use(n);
@@ -663,8 +673,15 @@ PYBIND11_MODULE(_core, m) {
              "One step of the bound optimizer from the grads.")
         .def("train_batches",
              [](Network& n, const FloatArray& X, const py::array& y, const IndexArray& order,
-                int batch_size) {
-                 const pydfn::Targets t = n.check_batch(X, y);
+                int batch_size, const std::optional<FloatArray>& sample_weight) {
+                 pydfn::Targets t = n.check_batch(X, y);
+                 if (sample_weight) {
+                     check_shape(*sample_weight, "sample_weight", {X.shape(0)});
+                     const float* w = sample_weight->data();
+                     check(std::all_of(w, w + X.shape(0), [](float v) { return v >= 0 && std::isfinite(v); }),
+                           "sample_weight must be finite and >= 0");
+                     t.weights = w;
+                 }
                  check_shape(order, "order", {-1});
                  check(batch_size >= 1, "batch_size must be >= 1");
                  const int64_t rows = X.shape(0), count = order.size();
@@ -686,9 +703,11 @@ PYBIND11_MODULE(_core, m) {
                  return std::make_tuple(applied, batch_loss, batch_correct);
              },
              py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"),
+             py::arg("sample_weight") = py::none(),
              "Trains on rows order of x in minibatches with the bound optimizer (the fit loop "
              "gives it a slice of an epoch's order at a time); returns (batches applied, "
-             "per-batch cost, per-batch correct count).")
+             "per-batch cost, per-batch correct count). sample_weight (N): each row's loss "
+             "weight, the batch's loss then Σ w_i·l_i / B.")
         .def("predict_logits",
              [](Network& n, const FloatArray& X, int batch_size) {
                  check_shape(X, "x", {-1, n.in()});

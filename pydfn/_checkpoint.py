@@ -6,7 +6,8 @@ architecture and options (sizes, activation, loss, penalties, dropout, seed), th
 weights, the optimizer's kind and hyper-parameters, its state buffers under their
 names (``optimizer.m``, ``optimizer.v``; ``optimizer.momentum``;
 ``optimizer.square_avg``) and step count (``optimizer.step``), the state of the
-generator that shuffles the epochs, and the last fit's history. Training a loaded
+generator that shuffles the epochs, the last fit's history and, optionally, the
+names of the classes (``class_names``, a JSON list; absent when they have none). Training a loaded
 model with ``model.optimizer`` (or an equal optimizer) then gives bit for bit the
 weights an uninterrupted run would have. Pickling a model stores the same arrays.
 
@@ -47,6 +48,7 @@ class ModelState:
     options: dict[str, Any]  # MLP's keyword arguments: activation, loss, l1, l2, dropout, seed
     engine: EngineState
     history: History | None
+    class_names: list[str] | None = None  # the label of each output, when the classes have names
 
 
 def save(state: ModelState, path: str | os.PathLike[str]) -> None:
@@ -92,6 +94,8 @@ def to_arrays(state: ModelState) -> dict[str, np.ndarray]:
         "rng_state": np.array(json.dumps(engine.rng_state)),  # 128-bit ints: JSON keeps them
         "history": np.array(json.dumps(state.history.to_dict()) if state.history is not None else ""),
     }
+    if state.class_names is not None:  # optional: files without it (older ones too) have unnamed classes
+        arrays["class_names"] = np.array(json.dumps(state.class_names))
     arrays.update({f"optimizer.{name}": buffer for name, buffer in engine.optimizer_state.items()})
     return arrays
 
@@ -188,7 +192,12 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> ModelState:
     rng_state = json.loads(str(arrays["rng_state"]))
     text = str(arrays["history"])
     history = History.from_dict(json.loads(text)) if text else None
-    return ModelState(sizes, options, EngineState(params, optimizer, buffers, step, rng_state), history)
+    class_names = json.loads(str(arrays["class_names"])) if "class_names" in arrays else None
+    if class_names is not None and (not isinstance(class_names, list)
+                                    or not all(isinstance(n, str) for n in class_names)):
+        raise ValueError("class_names must be a JSON list of strings")
+    return ModelState(sizes, options, EngineState(params, optimizer, buffers, step, rng_state), history,
+                      class_names)
 
 
 def _check_parameter_array(arrays: dict[str, np.ndarray], key: str, sizes: list[int]) -> np.ndarray:

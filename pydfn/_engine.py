@@ -126,6 +126,8 @@ class Engine:
     sizes : list of int
         Checked layer sizes.
     activation, loss, precision : str
+    label_smoothing : float
+        softmax_xent's, checked by the caller.
     dropout : sequence of float
         One rate per hidden layer.
     seed : int >= 0
@@ -133,8 +135,9 @@ class Engine:
     """
 
     def __init__(self, sizes: list[int], *, activation: str, loss: str, precision: str, dropout: Sequence[float],
-                 seed: int):
+                 seed: int, label_smoothing: float = 0.0):
         self._net = _core.Network(sizes, activation, loss, precision)
+        self._net.label_smoothing = label_smoothing
         self._net.set_dropout(list(dropout), seed % 2**64)
         self._rng = np.random.default_rng(seed)
         self._optimizer: Optimizer | None = None
@@ -220,8 +223,10 @@ class Engine:
 
     # --- training ---------------------------------------------------------------------------
 
-    def train(self, x: np.ndarray, y: np.ndarray, rows: np.ndarray, batch_size: int) -> BatchLogs:
-        """Train on rows ``rows`` of ``(x, y)`` in minibatches, in one C++ call.
+    def train(self, x: np.ndarray, y: np.ndarray, rows: np.ndarray, batch_size: int,
+              sample_weight: np.ndarray | None = None) -> BatchLogs:
+        """Train on rows ``rows`` of ``(x, y)`` in minibatches, in one C++ call; with
+        ``sample_weight`` (float32 (n,), checked), each batch's loss is Σ w_i·l_i / B.
 
         Calls on consecutive slices of one order, cut at multiples of ``batch_size``,
         give exactly the result of one call on the whole order.
@@ -233,7 +238,7 @@ class Engine:
             last finite step.
         """
         self._sync()
-        applied, loss, correct = self._net.train_batches(x, y, rows, batch_size)
+        applied, loss, correct = self._net.train_batches(x, y, rows, batch_size, sample_weight)
         if applied < len(loss):
             raise FloatingPointError(
                 f"the loss became {loss[applied]} at batch {applied} of {len(loss)}: "

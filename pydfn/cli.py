@@ -120,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
                             "and optimizer state stay float32); default fp32")
     train.add_argument("--l1", type=_number(float, 0.0), default=0.0, help="l1 penalty on the weights, default 0")
     train.add_argument("--l2", type=_number(float, 0.0), default=0.0, help="l2 penalty on the weights, default 0")
+    train.add_argument("--label-smoothing", type=_number(float, 0.0), default=0.0, metavar="EPS",
+                       help="softmax_xent's label smoothing in [0, 1] (PyTorch's definition), default 0")
     train.add_argument("--dropout", type=_rates, default=0.0, metavar="RATES",
                        help="dropout rate of every hidden layer (0.2), or one per hidden layer (0.2,0.1); default 0")
     train.add_argument("--hidden", type=_hidden, default=[256, 128], help="hidden layer sizes, default 256,128")
@@ -138,6 +140,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--early-stopping", type=_number(int, 1), metavar="PATIENCE",
                        help="stop after PATIENCE epochs without a lower validation loss; keep the best epoch")
     train.add_argument("--data", metavar="DIR", help=data_help)
+    train.add_argument("--data-file", metavar="FILE",
+                       help="train on your own data instead of Fashion-MNIST: an .npz with x_train, y_train "
+                            "(optionally x_test, y_test) or a .csv with a header row, one sample a row")
+    train.add_argument("--label-column", metavar="NAME",
+                       help="with a .csv --data-file: the header of the label column, default the last column")
+    train.add_argument("--loss", choices=("softmax_xent", "mse", "mae"), default="softmax_xent",
+                       help="softmax_xent (classification, default); mse or mae: regression on a --data-file's "
+                            "numeric labels")
     train.add_argument("--out", default="model.npz", help="where to save the trained model, default model.npz")
     train.add_argument("--plots", metavar="DIR", help="save training_curves.png, confusion_matrix.png and "
                                                       "samples.png there (needs matplotlib)")
@@ -161,6 +171,10 @@ def _parser() -> argparse.ArgumentParser:
                           help="the class ids (0 to classes-1) of --input: .npy, .npz (its array y, y_test or "
                                "only array) or .csv (one column, an optional header row)")
     evaluate.add_argument("--data", metavar="DIR", help=data_help)
+    evaluate.add_argument("--data-file", metavar="FILE",
+                          help="evaluate on a data file (as pydfn train --data-file reads it) instead of "
+                               "Fashion-MNIST: on its test part, or on all its samples when it has none")
+    evaluate.add_argument("--label-column", metavar="NAME", help="with a .csv --data-file: the label column")
     evaluate.add_argument("--threads", type=_number(int, 1), help=threads_help)
     evaluate.set_defaults(run=_evaluate)
 
@@ -243,13 +257,19 @@ def _train(args: argparse.Namespace) -> int:
     for flag in ("early_stopping", "reduce_lr"):
         if getattr(args, flag) and not args.validation_split:
             raise ValueError(f"--{flag.replace('_', '-')} needs validation data: give --validation-split > 0")
-    # Fashion-MNIST's sizes: too wide a --hidden or --batch-size fails now, not after the data has loaded
-    # (or by the OOM killer mid-allocation).
-    check_network_size([28 * 28, *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], name="--hidden")
-    n_train = datasets.FASHION_MNIST_FILES["train_images"].shape[0]
-    n_train -= math.ceil(args.validation_split * n_train)  # as train_val_split draws it
-    if args.batch_size > n_train:
-        raise ValueError(f"--batch-size {args.batch_size} is larger than the {n_train} training samples")
+    if args.data_file is None:
+        for flag in ("label_column", "loss"):
+            if getattr(args, flag) not in (None, "softmax_xent"):
+                raise ValueError(f"--{flag.replace('_', '-')} applies to a --data-file; Fashion-MNIST is classification")
+        # Fashion-MNIST's sizes: too wide a --hidden or --batch-size fails now, not after the data has loaded
+        # (or by the OOM killer mid-allocation).
+        check_network_size([28 * 28, *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], name="--hidden")
+        n_train = datasets.FASHION_MNIST_FILES["train_images"].shape[0]
+        n_train -= math.ceil(args.validation_split * n_train)  # as train_val_split draws it
+        if args.batch_size > n_train:
+            raise ValueError(f"--batch-size {args.batch_size} is larger than the {n_train} training samples")
+    elif args.data is not None:
+        raise ValueError("--data (the Fashion-MNIST folder) and --data-file exclude each other")
     root = True
     if args.distributed:
         from . import distributed  # ImportError names the extra
@@ -270,21 +290,27 @@ def _train(args: argparse.Namespace) -> int:
         os.makedirs(args.plots, exist_ok=True)
         plt_module = plot
 
-    where = _find_data(args.data)
-    (x, y), (x_test, y_test) = datasets.load_fashion_mnist(where)
+    x, y, x_test, y_test, class_names, source = _training_data(args)
+    n_inputs = int(np.prod(x.shape[1:]))
+    n_outputs = len(class_names) if class_names is not None else y.shape[1]
+    check_network_size([n_inputs, *args.hidden, n_outputs], name="--hidden")
     if args.validation_split:
         x_train, x_val, y_train, y_val = datasets.train_val_split(x, y, args.validation_split, seed=args.seed)
         validation = (x_val, y_val)
     else:
         x_train, y_train, validation = x, y, None
-    model = MLP([x.shape[1] * x.shape[2], *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], seed=args.seed,
-                activation=args.activation, l1=args.l1, l2=args.l2, dropout=args.dropout,
-                precision=args.precision)
+    model = MLP([n_inputs, *args.hidden, n_outputs], seed=args.seed, activation=args.activation, loss=args.loss,
+                l1=args.l1, l2=args.l2, dropout=args.dropout, precision=args.precision,
+                label_smoothing=args.label_smoothing)
+    model.class_names = class_names
     optimizer = _optimizer(args)
     print(f"pydfn {_core.__version__} - {_core.isa()} kernels - {_plural(_core.get_num_threads(), 'thread')}"
           + (f" per rank - {distributed.size()} MPI ranks" if args.distributed else ""))
-    print(f"Fashion-MNIST from {where}: {len(x_train)} train, {len(x_val) if validation else 0} validation "
-          f"(seed {args.seed}), {len(x_test)} test")
+    test_part = f"{len(x_test)} test" if x_test is not None else "no test part (no test metrics)"
+    print(f"{source}: {len(x_train)} train, {len(x_val) if validation else 0} validation "
+          f"(seed {args.seed}), {test_part}")
+    if class_names is not None and args.data_file is not None:
+        print(f"Classes ({len(class_names)}): {', '.join(class_names)}")
     print(f"{model!r} - {optimizer!r} - batch {args.batch_size} - {_plural(args.epochs, 'epoch')}"
           + (f" - {args.augment!r}" if args.augment else ""), flush=True)
     callbacks: list[Any] = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
@@ -303,7 +329,8 @@ def _train(args: argparse.Namespace) -> int:
               f"to {args.out}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
-    y_pred = _report_test(model, x_test, y_test)  # on every rank: cheap, and it keeps the code one path
+    # on every rank: cheap, and it keeps the code one path
+    y_pred = _report_test(model, x_test, y_test) if x_test is not None and y_test is not None else None
     times = history.history.get("time", [])
     if times:
         mean = float(np.mean(times))
@@ -314,7 +341,7 @@ def _train(args: argparse.Namespace) -> int:
     model.save(args.out)
     print(f"Saved the model to {args.out}")
     if plt_module:
-        _save_plots(plt_module, args.plots, history, x_test, y_test, y_pred)
+        _save_plots(plt_module, args.plots, model, history, x_test, y_test, y_pred)
     return 0
 
 
@@ -326,6 +353,21 @@ class _LastEpoch(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         self.snapshot, self.epoch = copy.deepcopy(self.model), epoch
+
+
+def _training_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                                                      np.ndarray | None, list[str] | None, str]:
+    """``x, y, x_test, y_test, class_names, where`` from --data-file, else Fashion-MNIST
+    (class_names None for regression; x_test, y_test None when the file has no test part)."""
+    if args.data_file is None:
+        where = _find_data(args.data)
+        (x, y), (x_test, y_test) = datasets.load_fashion_mnist(where)
+        return x, y, x_test, y_test, list(datasets.FASHION_MNIST_CLASSES), f"Fashion-MNIST from {where}"
+    from .datafile import load_data_file
+
+    task = "classification" if args.loss == "softmax_xent" else "regression"
+    data = load_data_file(args.data_file, task=task, label_column=args.label_column)
+    return data.x, data.y, data.x_test, data.y_test, data.class_names, args.data_file
 
 
 def _plural(n: int, word: str) -> str:
@@ -344,12 +386,16 @@ def _find_data(data: str | None, download: bool = True) -> Path:
 
 def _report_test(model: MLP, x_test: np.ndarray, y_test: np.ndarray, what: str = "Test",
                  name: str = "test images") -> np.ndarray:
-    """Print test loss, accuracy and per-class accuracy; return the predictions."""
+    """Print test loss, accuracy and per-class accuracy (for regression: loss and mean
+    absolute error); return the predictions."""
     x_test = prepare_features(x_test, model.layer_sizes[0], name)
-    loss, accuracy = model.evaluate(x_test, y_test)
-    y_pred = model.predict(x_test)
+    loss, metric = model.evaluate(x_test, y_test)
+    y_pred: np.ndarray = model.predict(x_test)
+    if not model.is_classifier:
+        print(f"{what}: loss {loss:.4f} - mean absolute error {metric:.4f}")
+        return y_pred
     names = _class_names(model)
-    print(f"{what}: loss {loss:.4f} - accuracy {accuracy:.4f}")
+    print(f"{what}: loss {loss:.4f} - accuracy {metric:.4f}")
     print("Per-class accuracy:")
     width = max(len(n) for n in names)
     for name, acc in zip(names, metrics.per_class_accuracy(y_test, y_pred, len(names))):
@@ -358,26 +404,32 @@ def _report_test(model: MLP, x_test: np.ndarray, y_test: np.ndarray, what: str =
 
 
 def _class_names(model: MLP) -> list[str]:
+    """The names saved with the model, else Fashion-MNIST's for 10 classes, else the class ids."""
+    if model.class_names is not None:
+        return list(model.class_names)
     classes = model.layer_sizes[-1]
     names = datasets.FASHION_MNIST_CLASSES
     return list(names) if classes == len(names) else [str(i) for i in range(classes)]
 
 
-def _save_plots(plot: Any, folder: str, history: Any, x_test: np.ndarray, y_test: np.ndarray,
-                y_pred: np.ndarray) -> None:
-    figures = {"training_curves.png": plot.training_curves(history),
-               "confusion_matrix.png": plot.confusion_matrix(y_test, y_pred,
-                                                             class_names=datasets.FASHION_MNIST_CLASSES),
-               "samples.png": plot.sample_grid(x_test, y_test, rows=2, cols=2)}
+def _save_plots(plot: Any, folder: str, model: MLP, history: Any, x_test: np.ndarray | None,
+                y_test: np.ndarray | None, y_pred: np.ndarray | None) -> None:
+    """The training curves; with test data of a classifier, its confusion matrix; for images, samples."""
+    figures = {"training_curves.png": plot.training_curves(history)}
+    if y_pred is not None and model.is_classifier:
+        figures["confusion_matrix.png"] = plot.confusion_matrix(y_test, y_pred, class_names=_class_names(model))
+    if x_test is not None and x_test.ndim == 3 and _class_names(model) == list(datasets.FASHION_MNIST_CLASSES):
+        figures["samples.png"] = plot.sample_grid(x_test, y_test, rows=2, cols=2)
     for name, fig in figures.items():
         fig.savefig(os.path.join(folder, name), dpi=120)
     print(f"Saved {', '.join(figures)} in {folder}")
 
 
-def _load_model(path: str, own_data: bool) -> MLP:
-    """The model at ``path``; without the user's own data it must fit Fashion-MNIST's images."""
+def _load_model(path: str, own_data: bool, classifier: bool = False) -> MLP:
+    """The model at ``path`` (a classifier if asked); without the user's own data it must fit
+    Fashion-MNIST's images."""
     model = load(path)
-    if not model.is_classifier:
+    if classifier and not model.is_classifier:
         raise ValueError(f"{path} holds a regression model (loss {model.loss!r}); this command needs a classifier")
     if not own_data and model.layer_sizes[0] != 28 * 28:
         raise ValueError(f"{path} holds a network of {model.layer_sizes[0]} inputs; Fashion-MNIST images have "
@@ -404,10 +456,15 @@ def _read_labels(path: str, n_samples: int) -> np.ndarray:
 def _evaluate(args: argparse.Namespace) -> int:
     if (args.input is None) != (args.labels is None):
         raise ValueError("--input and --labels go together: the samples and their class ids")
-    model = _load_model(args.model, own_data=args.input is not None)
+    if args.input is not None and args.data_file is not None:
+        raise ValueError("--input/--labels and --data-file exclude each other: give your data one way")
+    model = _load_model(args.model, own_data=args.input is not None or args.data_file is not None,
+                        classifier=args.data_file is None)
     if args.input:
         x_test = datafile.read_array(args.input)
         y_test = _read_labels(args.labels, len(x_test))
+    elif args.data_file:
+        x_test, y_test = _evaluation_data(model, args.data_file, args.label_column)
     else:
         if model.layer_sizes[-1] != len(datasets.FASHION_MNIST_CLASSES):
             raise ValueError(f"{args.model} has {model.layer_sizes[-1]} outputs; Fashion-MNIST has 10 classes")
@@ -426,6 +483,45 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluation_data(model: MLP, path: str, label_column: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """A data file's test part (else all its samples), labelled with the model's class ids."""
+    from .datafile import DataFileError, load_data_file
+
+    data = load_data_file(path, task="classification" if model.is_classifier else "regression",
+                          label_column=label_column)
+    has_test = data.x_test is not None and data.y_test is not None
+    x, y = (data.x_test, data.y_test) if has_test else (data.x, data.y)
+    assert x is not None and y is not None
+    print(f"{path}: {'its test part' if has_test else 'all its samples (it has no test part)'}, {len(x)} samples")
+    if x.shape[1] != model.layer_sizes[0]:
+        raise DataFileError(f"{path}: {x.shape[1]} features; the model takes {model.layer_sizes[0]}")
+    if data.class_names is None:
+        return x, y
+    known = _class_names(model)
+    unknown = [n for n in data.class_names if n not in known]
+    if unknown:
+        raise DataFileError(f"{path}: labels the model does not know: {unknown[:5]} (its classes: {known[:20]})")
+    ids = np.array([known.index(n) for n in data.class_names], dtype=np.int32)
+    return x, ids[y]
+
+
+def _write_values(values: np.ndarray, output: str | None, out_kind: str | None) -> int:
+    """A regression model's predictions: to stdout, or to ``output`` as .npy or .csv (a row a sample)."""
+    sep = "," if out_kind == ".csv" else "\t"
+    text = sep.join(["index", *(f"value{j}" for j in range(values.shape[1]))]) + "\n" + "".join(
+        sep.join([str(i), *(f"{v:.6g}" for v in row)]) + "\n" for i, row in enumerate(values))
+    if output is None:
+        sys.stdout.write(text)
+        return 0
+    if out_kind == ".npy":
+        np.save(output, values)
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    print(f"Saved the predictions of {_plural(len(values), 'sample')} to {output}")
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     model = _load_model(args.model, own_data=args.input is not None)
     out_kind = os.path.splitext(args.output)[1].lower() if args.output else None
@@ -437,6 +533,10 @@ def _predict(args: argparse.Namespace) -> int:
         _, (x, _) = datasets.load_fashion_mnist(_find_data(args.data))
     # one rule with the Python API's; one sample (an image (28, 28) or a row) is one row
     features, _ = as_inputs(x, model.layer_sizes[0], name="--input" if args.input else "test images")
+    if not model.is_classifier:  # regression: the predicted values
+        if args.probabilities:
+            raise ValueError(f"--probabilities: {args.model} is a regression model (loss {model.loss!r})")
+        return _write_values(model.predict(features), args.output, out_kind)
     proba = model.predict_proba(features)
     labels = proba.argmax(axis=1)
     if out_kind == ".npy":

@@ -86,13 +86,20 @@ class MLP:
         the weights kept between steps, the optimizer state, the loss and softmax
         stay float32. On a CPU without AVX512_BF16 the same rounding runs on float
         instructions (slower). Saved in checkpoints.
+    label_smoothing : float in [0, 1], default 0
+        For ``softmax_xent`` only: PyTorch's ``CrossEntropyLoss(label_smoothing=)``.
+        Each row's target is ``(1 − eps)·onehot(y) + eps/C`` (C classes) and its loss
+        ``−Σ_j t_j·log softmax(z)_j``, with the exact gradient ``softmax(z) − t``.
+        The losses reported (``fit``'s, ``evaluate``'s) are this smoothed loss, as
+        PyTorch reports it; accuracy is unaffected. Saved in checkpoints.
     """
 
     history: History | None = None  # the last fit's, kept even when it was interrupted
+    _class_names: list[str] | None = None
 
     def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0, activation: str = "relu",
                  loss: str = "softmax_xent", l1: float = 0.0, l2: float = 0.0,
-                 dropout: float | Sequence[float] = 0.0, precision: str = "fp32"):
+                 dropout: float | Sequence[float] = 0.0, precision: str = "fp32", label_smoothing: float = 0.0):
         sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
         if sizes is None or len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least an input and an output size, got {layer_sizes!r}")
@@ -106,12 +113,17 @@ class MLP:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         seed = positive_int(seed, "seed", minimum=0)
+        label_smoothing = nonnegative_real(label_smoothing, "label_smoothing")
+        if label_smoothing > 1:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+        if label_smoothing and loss != "softmax_xent":
+            raise ValueError(f"label_smoothing applies to the softmax_xent loss, not {loss!r}")
         rates = _dropout_rates(dropout, len(sizes) - 2)
         self._engine = Engine(sizes, activation=activation, loss=loss, precision=precision, dropout=rates,
-                              seed=seed)
+                              seed=seed, label_smoothing=label_smoothing)
         self.set_penalty(l1, l2)
         self.activation, self.loss, self.precision = activation, loss, precision
-        self.dropout, self.seed = rates, seed
+        self.dropout, self.seed, self.label_smoothing = rates, seed, label_smoothing
         self.set_weights(glorot_uniform(sizes, seed))
 
     def set_penalty(self, l1: float = 0.0, l2: float = 0.0) -> None:
@@ -119,6 +131,23 @@ class MLP:
         l1, l2 = nonnegative_real(l1, "l1"), nonnegative_real(l2, "l2")
         self._engine.set_penalty(l1, l2)
         self.l1, self.l2 = l1, l2
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The label each output class stands for (e.g. from a data file), saved in checkpoints;
+        None (the default) when the classes have no names beyond their ids."""
+        return self._class_names
+
+    @class_names.setter
+    def class_names(self, names: Sequence[str] | None) -> None:
+        if names is not None:
+            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+                raise TypeError(f"class_names must be a sequence of str, got {names!r}")
+            if not self.is_classifier or len(names) != self.layer_sizes[-1]:
+                raise ValueError(f"class_names must name the {self.layer_sizes[-1]} outputs of a classifier, "
+                                 f"got {len(names)} names for a {self.loss} model")
+            names = list(names)
+        self._class_names = names
 
     @property
     def engine(self) -> Engine:
@@ -131,7 +160,8 @@ class MLP:
         """The constructor's keyword arguments: ``MLP(model.layer_sizes, **model.options())``
         is the same network before training."""
         return {"activation": self.activation, "loss": self.loss, "l1": self.l1, "l2": self.l2,
-                "dropout": list(self.dropout), "seed": self.seed, "precision": self.precision}
+                "dropout": list(self.dropout), "seed": self.seed, "precision": self.precision,
+                "label_smoothing": self.label_smoothing}
 
     @property
     def is_classifier(self) -> bool:
@@ -163,7 +193,7 @@ class MLP:
     def __repr__(self) -> str:
         extra = "".join(f", {k}={getattr(self, k)!r}" for k, default in
                         (("activation", "relu"), ("loss", "softmax_xent"), ("l1", 0.0), ("l2", 0.0),
-                         ("precision", "fp32"))
+                         ("precision", "fp32"), ("label_smoothing", 0.0))
                         if getattr(self, k) != default)
         if any(self.dropout):
             extra += f", dropout={list(self.dropout)!r}"
@@ -264,7 +294,7 @@ class MLP:
         return loss
 
     def train_epoch(self, x: Any, y: Any, optimizer: Optimizer, *, batch_size: int = 64, shuffle: bool = True,
-                    seed: int | None = None, check_finite: bool = True) -> float:
+                    seed: int | None = None, check_finite: bool = True, sample_weight: Any = None) -> float:
         """One pass over ``(x, y)`` in minibatches, run entirely in C++.
 
         Parameters
@@ -282,6 +312,8 @@ class MLP:
             (seeded at construction) is used, so runs are reproducible.
         check_finite : bool, default True
             Reject NaN/infinite features up front; False skips the pass over x.
+        sample_weight : array-like of shape (n_samples,), optional
+            Each sample's loss weight, as in :meth:`fit`.
 
         Returns
         -------
@@ -289,6 +321,7 @@ class MLP:
             Mean over the samples of the cost of the minibatch each belonged to.
         """
         x, y = self._check_xy(x, y, check_finite)
+        weights = training.sample_weights(self, y, sample_weight, None)
         batch_size = positive_int(batch_size, "batch_size")
         if batch_size > x.shape[0]:
             raise ValueError(f"batch_size ({batch_size}) is larger than the number of samples ({x.shape[0]})")
@@ -296,12 +329,14 @@ class MLP:
         if seed is not None:
             seed = positive_int(seed, "seed", minimum=0)
         self._engine.bind(optimizer)
-        return self._engine.train(x, y, self._engine.epoch_order(x.shape[0], shuffle, seed), batch_size).mean_loss()
+        order = self._engine.epoch_order(x.shape[0], shuffle, seed)
+        return self._engine.train(x, y, order, batch_size, weights).mean_loss()
 
     def fit(self, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 64,
             validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
             seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1,
-            distributed: bool = False, augment: Augment | None = None) -> History:
+            distributed: bool = False, augment: Augment | None = None, class_weight: Any = None,
+            sample_weight: Any = None) -> History:
         """Train for a number of epochs, validating after each; each epoch runs in C++.
 
         Parameters
@@ -351,6 +386,17 @@ class MLP:
             transform runs in Cython between the C++ calls, on each call's rows (a
             buffer of about 8 MB): on two idle cores it adds about 12% to an epoch
             of the tutorial network.
+        class_weight : dict of int to float, optional
+            Keras's meaning: each sample's loss is multiplied by the weight of its
+            class (keys are labels in ``[0, n_classes)``; a class left out weighs 1).
+            Classification only.
+        sample_weight : array-like of shape (n_samples,), optional
+            Keras's meaning: each sample's loss is multiplied by its weight (finite,
+            >= 0, not all 0); with ``class_weight`` too, by both. A minibatch's loss
+            is then ``Σ w_i·l_i / B`` (Keras's ``sum_over_batch_size``), reported as
+            ``loss``; validation losses are unweighted. With ``validation_split``, the
+            weights of the rows kept for training apply. Weights of all ones give
+            bit for bit the unweighted run. Not yet with ``distributed``.
 
         Returns
         -------
@@ -383,7 +429,8 @@ class MLP:
         return training.fit(self, x, y, optimizer, epochs=epochs, batch_size=batch_size,
                             validation_data=validation_data, validation_split=validation_split,
                             shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
-                            distributed=distributed, augment=augment)
+                            distributed=distributed, augment=augment, class_weight=class_weight,
+                            sample_weight=sample_weight)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model to ``path`` (.npz) atomically: architecture, loss, activation, penalties, dropout,
@@ -393,7 +440,8 @@ class MLP:
     # --- state: checkpoints, pickling, copying --------------------------------------
 
     def _describe(self) -> _checkpoint.ModelState:
-        return _checkpoint.ModelState(self.layer_sizes, self.options(), self._engine.state(), self.history)
+        return _checkpoint.ModelState(self.layer_sizes, self.options(), self._engine.state(), self.history,
+                                      self.class_names)
 
     @classmethod
     def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> MLP:
@@ -412,6 +460,7 @@ class MLP:
         MLP.__init__(self, state.layer_sizes, **state.options)
         self._engine.set_state(state.engine)
         self.history = state.history
+        self.class_names = state.class_names
 
     def to_onnx(self, path: str | os.PathLike[str], *, probabilities: bool = False,
                 class_names: Sequence[Any] | None = None) -> None:

@@ -8,20 +8,33 @@ test asks for float64. It shares only the initialisation with the model.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .initializers import glorot_uniform
 
 
-def softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row losses (B,) and softmax probabilities (B, C), from logits (B, C)."""
+def softmax_xent(logits: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row losses (B,) and softmax probabilities (B, C), from logits (B, C).
+
+    With ``label_smoothing`` eps, PyTorch's ``CrossEntropyLoss(label_smoothing=eps)``: the
+    loss is ``-Σ_j t_j·log p_j`` against the target ``t = (1-eps)·onehot(y) + eps/C``.
+    """
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     s = e.sum(axis=1, keepdims=True)
-    losses = np.log(s[:, 0]) - z[np.arange(len(y)), y]
+    log_p = z - np.log(s)
+    nll = -log_p[np.arange(len(y)), y]
+    losses = nll if label_smoothing == 0 else (1 - label_smoothing) * nll - label_smoothing * log_p.mean(axis=1)
     return losses, e / s
+
+
+def smoothed_targets(y: np.ndarray, n_classes: int, label_smoothing: float, dtype: Any = np.float64) -> np.ndarray:
+    """``(1-eps)·onehot(y) + eps/C`` (B, C): the target softmax_xent's gradient ``probs - t`` uses."""
+    t: np.ndarray = np.full((len(y), n_classes), label_smoothing / n_classes, dtype=dtype)
+    t[np.arange(len(y)), y] += 1 - label_smoothing
+    return t
 
 
 _M64 = (1 << 64) - 1
@@ -81,7 +94,7 @@ class ReferenceMLP:
     seed : int, default 0
         Same initialisation as ``pydfn.MLP`` with this seed.
     dtype : numpy dtype, default float32
-    activation, loss, l1, l2, dropout :
+    activation, loss, l1, l2, dropout, label_smoothing :
         As ``pydfn.MLP`` (``dropout``: one rate per hidden layer; its masks are
         seeded with ``seed``, as the model's are).
 
@@ -93,11 +106,11 @@ class ReferenceMLP:
 
     def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0, dtype: type = np.float32,
                  activation: str = "relu", loss: str = "softmax_xent", l1: float = 0.0, l2: float = 0.0,
-                 dropout: Sequence[float] = ()):
+                 dropout: Sequence[float] = (), label_smoothing: float = 0.0):
         self.dtype = np.dtype(dtype)
         self.params = [p.astype(self.dtype) for p in glorot_uniform(layer_sizes, seed)]
         self.f, self.df = ACTIVATIONS[activation]
-        self.loss_name, self.l1, self.l2 = loss, l1, l2
+        self.loss_name, self.l1, self.l2, self.label_smoothing = loss, l1, l2, label_smoothing
         self.dropout = list(dropout) or [0.0] * (len(layer_sizes) - 2)
         self.seed, self.steps = seed, 0
 
@@ -131,9 +144,9 @@ class ReferenceMLP:
     def data_loss(self, out: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Mean loss of the output (B, n_out) and its gradient with respect to it."""
         if self.loss_name == "softmax_xent":
-            losses, probs = softmax_xent(out, y)
-            probs[np.arange(len(y)), y] -= 1
-            return float(losses.mean()), probs / len(y)
+            losses, probs = softmax_xent(out, y, self.label_smoothing)
+            dy = probs - smoothed_targets(y, out.shape[1], self.label_smoothing, out.dtype)
+            return float(losses.mean()), dy / len(y)
         err = out - y
         if self.loss_name == "mse":
             return float((err ** 2).mean()), 2 * err / err.size

@@ -187,7 +187,7 @@ class _BaseMLP(BaseEstimator):
 
     # --- fitting -----------------------------------------------------------------
 
-    def fit(self: _Estimator, X: Any, y: Any) -> _Estimator:
+    def fit(self: _Estimator, X: Any, y: Any, sample_weight: Any = None) -> _Estimator:
         """Train on ``(X, y)`` for up to ``max_iter`` epochs.
 
         Parameters
@@ -196,23 +196,39 @@ class _BaseMLP(BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels of any type ``np.unique`` can sort (classifier), or
             regression targets.
+        sample_weight : array-like of shape (n_samples,), optional
+            Each sample's loss weight (finite, >= 0, not all 0): a minibatch's loss is
+            ``Σ w_i·l_i / B`` (Keras's ``sum_over_batch_size``, see :meth:`pydfn.MLP.fit`).
+            With ``early_stopping`` the weights are split with the samples and the
+            validation score is unweighted. Unlike scikit-learn 1.9's MLP, which divides
+            by the batch's Σ w_i (loss and alpha's penalty) and weights the validation
+            score: under Adam that rescales each batch's gradient, not its direction.
 
         Returns
         -------
         self
         """
-        return self._train(X, y, epochs=self.max_iter, keep=self.warm_start, early_stopping=self.early_stopping)
+        return self._train(X, y, epochs=self.max_iter, keep=self.warm_start, early_stopping=self.early_stopping,
+                           sample_weight=sample_weight)
 
     def _train(self: _Estimator, X: Any, y: Any, *, epochs: int, keep: bool, early_stopping: bool,
-               classes: np.ndarray | None = None) -> _Estimator:
+               classes: np.ndarray | None = None, sample_weight: Any = None) -> _Estimator:
         """Check everything, make a new network unless ``keep`` and one exists (its
         outputs from ``classes``, else from ``y``), train ``epochs`` epochs."""
         optimizer = self._check_hyperparameters()
         keep = keep and hasattr(self, "model_")
         X, y = self._check_xy(X, y, reset=not keep)
+        weights = None
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=np.float64)
+            if weights.shape != (X.shape[0],):
+                raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got {weights.shape}")
+            if not weights.any():
+                raise ValueError("sample_weight: every sample has a weight of zero")
         if not keep:
             self._initialize(X.shape[1], y if classes is None else classes)
-        return self._fit_epochs(X, self._encode(y), optimizer, epochs, early_stopping=early_stopping)
+        return self._fit_epochs(X, self._encode(y), optimizer, epochs, early_stopping=early_stopping,
+                                sample_weight=weights)
 
     def _check_hyperparameters(self) -> Adam:
         """Check the parameters that are not the data's; return the Adam they describe."""
@@ -260,12 +276,16 @@ class _BaseMLP(BaseEstimator):
         self.loss_curve_: list[float] = []
 
     def _fit_epochs(self: _Estimator, X: np.ndarray, y: np.ndarray, optimizer: Adam, epochs: int, *,
-                    early_stopping: bool) -> _Estimator:
+                    early_stopping: bool, sample_weight: np.ndarray | None = None) -> _Estimator:
         X_val = y_val = None
         if early_stopping:
-            X, X_val, y, y_val = train_test_split(X, y, test_size=self.validation_fraction,
-                                                  stratify=y if self._stratify else None,
-                                                  random_state=check_random_state(self.random_state))
+            arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+            parts = train_test_split(*arrays, test_size=self.validation_fraction,
+                                     stratify=y if self._stratify else None,
+                                     random_state=check_random_state(self.random_state))
+            X, X_val, y, y_val = parts[:4]
+            if sample_weight is not None:
+                sample_weight = parts[4]
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small: increase validation_fraction or "
                                  "the size of the data set.")
@@ -278,7 +298,7 @@ class _BaseMLP(BaseEstimator):
         no_improvement = 0
         for _ in range(epochs):
             loss = self._loss_scale * self.model_.train_epoch(X, y, optimizer, batch_size=batch_size,
-                                                              shuffle=self.shuffle,
+                                                              shuffle=self.shuffle, sample_weight=sample_weight,
                                                               check_finite=False)  # validate_data checked X
             self.n_iter_ += 1
             self.t_ += n

@@ -59,13 +59,21 @@ def _check_validation(model: MLP, x: np.ndarray, y: np.ndarray, validation_data:
 def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 64,
         validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
         seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1,
-        distributed: bool = False, augment: Augment | None = None) -> History:
+        distributed: bool = False, augment: Augment | None = None, class_weight: Any = None,
+        sample_weight: Any = None) -> History:
     """Train ``model``; see :meth:`pydfn.MLP.fit`, which documents the arguments and behaviour."""
     # Every check first, so a mistake fails now rather than after an epoch.
     n_features = model.layer_sizes[0]
     x = prepare_features(x, n_features)
     y = as_y(y, model.is_classifier, model.layer_sizes[-1], x.shape[0])
+    weights = sample_weights(model, y, sample_weight, class_weight)
     x, y, val = _check_validation(model, x, y, validation_data, validation_split)
+    if weights is not None:
+        weights = weights[:x.shape[0]]  # validation_split keeps the first rows for training
+        if not weights.any():
+            raise ValueError("sample_weight and class_weight give every training sample a weight of zero")
+        if distributed:
+            raise ValueError("sample_weight and class_weight are not supported with distributed=True yet")
     epochs = positive_int(epochs, "epochs", minimum=0)
     batch_size = positive_int(batch_size, "batch_size")
     if batch_size > x.shape[0]:
@@ -97,7 +105,8 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
     model.history = history
     if seed is not None:
         engine.reseed(seed)  # saved in checkpoints, so a resumed fit continues it
-    loop: EpochLoop = loop_type(engine, x, y, batch_size, cbs, augmenter)
+    loop: EpochLoop = (OneProcessLoop(engine, x, y, batch_size, cbs, augmenter, weights) if weights is not None
+                       else loop_type(engine, x, y, batch_size, cbs, augmenter))
     with loop:  # distributed: a failure on one rank stops them all
         try:
             for epoch in range(epochs):
@@ -122,6 +131,43 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
         finally:
             cbs.on_train_end()
     return history
+
+
+def sample_weights(model: MLP, y: np.ndarray, sample_weight: Any, class_weight: Any) -> np.ndarray | None:
+    """Each sample's loss weight, float32 (n,), from ``sample_weight`` times ``class_weight[y_i]``
+    (Keras's meaning; a class missing from ``class_weight`` weighs 1), or None when both are None."""
+    if sample_weight is None and class_weight is None:
+        return None
+    n = y.shape[0]
+    weights = np.ones(n, np.float32)
+    if sample_weight is not None:
+        try:
+            w = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError("sample_weight must be an array of numbers") from None
+        if w.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},), one weight per sample, got {w.shape}")
+        bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
+        if bad.size:
+            raise ValueError(f"sample_weight must be finite and >= 0; sample {bad[0]} has {w[bad[0]]}")
+        weights = w.astype(np.float32)
+    if class_weight is not None:
+        if not model.is_classifier:
+            raise ValueError("class_weight applies to classification (loss='softmax_xent')")
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict {{label: weight}}, got {type(class_weight).__name__}")
+        per_class = np.ones(model.layer_sizes[-1], np.float64)
+        for label, value in class_weight.items():
+            if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)) \
+                    or not 0 <= label < len(per_class):
+                raise ValueError(f"class_weight keys must be labels in [0, {len(per_class)}), got {label!r}")
+            per_class[int(label)] = real(value, f"class_weight[{label}]")
+        if not (np.isfinite(per_class) & (per_class >= 0)).all():
+            raise ValueError(f"class_weight's weights must be finite and >= 0, got {class_weight}")
+        weights = weights * per_class[y].astype(np.float32)
+    if not weights.any():
+        raise ValueError("sample_weight and class_weight give every sample a weight of zero")
+    return np.ascontiguousarray(weights, dtype=np.float32)
 
 
 class EpochLoop(Protocol):
@@ -149,8 +195,8 @@ class OneProcessLoop:
     """Runs one epoch as a few C++ calls, each sized to last about CHUNK_SECONDS."""
 
     def __init__(self, engine: Engine, x: np.ndarray, y: np.ndarray, batch_size: int,
-                 callbacks: CallbackList, augmenter: EpochAugmenter | None):
-        self.engine, self.x, self.y = engine, x, y
+                 callbacks: CallbackList, augmenter: EpochAugmenter | None, weights: np.ndarray | None = None):
+        self.engine, self.x, self.y, self.weights = engine, x, y, weights
         self.batch_size, self.callbacks, self.augmenter = batch_size, callbacks, augmenter
         self.n_batches = batches_per_epoch(x.shape[0], batch_size)
         self.chunk = FIRST_CHUNK  # then sized from the measured speed
@@ -197,11 +243,11 @@ class OneProcessLoop:
             if self.augmenter:
                 batches = min(batches, self.augmenter.max_batches(self.batch_size))
             rows = order[first:first + batches * self.batch_size]
-            x, y = self.x, self.y
+            x, y, w = self.x, self.y, self.weights
             if self.augmenter:  # the core trains on the transformed rows, in the order gathered
-                x, y = self.augmenter.take(rows, first), y[rows]
+                x, y, w = self.augmenter.take(rows, first), y[rows], None if w is None else w[rows]
                 rows = np.arange(len(rows), dtype=np.int64)
-            logs = self.engine.train(x, y, rows, self.batch_size)
+            logs = self.engine.train(x, y, rows, self.batch_size, w)
             seconds = time.perf_counter() - t0
             self.done += len(logs)
             parts.append(logs)

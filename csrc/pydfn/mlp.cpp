@@ -87,6 +87,12 @@ void MLP::set_penalty(float l1, float l2) {
     l2_ = l2;
 }
 
+void MLP::set_label_smoothing(float eps) {
+    check(eps >= 0 && eps <= 1, "label_smoothing must be in [0, 1]");
+    check(eps == 0 || loss_ == Loss::softmax_xent, "label_smoothing applies to the softmax_xent loss only");
+    label_smoothing_ = eps;
+}
+
 void MLP::penalty_parts() {
     const float* p = params();
 #pragma omp for schedule(static) nowait
@@ -137,6 +143,7 @@ void MLP::reserve(int B) {
     dbuf_b_.grow_to(rows * max_width_);
     x_batch_.grow_to(rows * sizes_[0]);
     if (loss_ == Loss::softmax_xent) y_batch_.resize(rows);
+    w_batch_.resize(rows);
     ScratchNeed need;  // of dense_forward and dense_backward's products
     for (int l = 0; l < num_layers(); l++) {
         const int in = sizes_[l], out = sizes_[l + 1];
@@ -205,9 +212,15 @@ void MLP::forward(const float* x, int B, int64_t mask_step) {
 void MLP::loss_forward(Targets y, int B) {
     const float* out = layer_output(num_layers() - 1);
     if (loss_ == Loss::softmax_xent)
-        softmax_xent_forward(losses_.data(), probs_.data(), out, y.labels, B, sizes_.back());
+        softmax_xent_forward(losses_.data(), probs_.data(), out, y.labels, B, sizes_.back(),
+                             label_smoothing_);
     else
         regression_loss_forward(losses_.data(), out, y.values, loss_, B, sizes_.back());
+    if (y.weights) {
+        // The same static split of the rows as the loss's: each thread scales its own rows.
+#pragma omp for schedule(static) nowait
+        for (int i = 0; i < B; i++) losses_.data()[i] *= y.weights[i];
+    }
 }
 
 void MLP::loss_forward_backward(Targets y, int B) {
@@ -215,10 +228,16 @@ void MLP::loss_forward_backward(Targets y, int B) {
     // Row loops over the rows loss_forward gave this thread: no barrier between.
     if (loss_ == Loss::softmax_xent)
         softmax_xent_backward(dbuf_a_.data(), probs_.data(), y.labels, 1.0f / float(B), B,
-                              sizes_.back());
+                              sizes_.back(), label_smoothing_);
     else
         regression_loss_backward(dbuf_a_.data(), layer_output(num_layers() - 1), y.values, loss_,
                                  1.0f / float(B), B, sizes_.back());
+    if (y.weights) {  // d(Σ w_i·l_i / B) = w_i · (row i's gradient of the unweighted mean)
+        const int n = sizes_.back();
+#pragma omp for schedule(static) nowait
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < n; j++) dbuf_a_.data()[int64_t(i) * n + j] *= y.weights[i];
+    }
 }
 
 void MLP::backward(const float* x, int B, int64_t mask_step, const OptStep* step) {
@@ -269,9 +288,11 @@ Targets MLP::gather(const float* X, Targets y, const int64_t* rows, int B) {
         else
             std::memcpy(t_batch_.data() + int64_t(i) * out, y.values + rows[i] * out,
                         sizeof(float) * out);
+        if (y.weights) w_batch_[i] = y.weights[rows[i]];
     }
     sync_threads();
     Targets batch;
+    if (y.weights) batch.weights = w_batch_.data();
     if (y.labels)
         batch.labels = y_batch_.data();
     else

@@ -29,6 +29,9 @@ enum class Precision : int { fp32 = 0, bf16 = 1 };
 struct Targets {
     const int32_t* labels = nullptr;
     const float* values = nullptr;
+    // Optional per-row weights (N) of the loss (Keras's sample_weight): the batch's
+    // loss is Σ w_i·l_i / B. Used in training only; evaluate ignores them.
+    const float* weights = nullptr;
 };
 
 class MLP {
@@ -60,6 +63,11 @@ class MLP {
     float l2() const { return l2_; }
     // l1·Σ|W| + l2·ΣW² of the current weights, summed in a fixed order.
     double penalty();
+
+    // Label smoothing eps in [0, 1] of the softmax_xent loss (softmax_xent.hpp),
+    // in training and evaluation alike, as PyTorch's CrossEntropyLoss reports it.
+    void set_label_smoothing(float eps);
+    float label_smoothing() const { return label_smoothing_; }
 
     // Inverted dropout on each hidden layer's output (rates[l] for hidden
     // layer l, each in [0, 1)), in training only: train_epoch and
@@ -144,6 +152,7 @@ class MLP {
     std::vector<int> sizes_;
     Activation activation_;
     Loss loss_;
+    float label_smoothing_ = 0.0f;
     Precision precision_;
     std::vector<int64_t> offsets_;  // where each layer's W starts in the flat buffers
     int64_t num_params_ = 0;
@@ -164,6 +173,7 @@ class MLP {
     KernelScratch scratch_;
     Buffer acts_, dropped_, probs_, losses_, dbuf_a_, dbuf_b_, x_batch_, t_batch_;
     std::vector<int32_t> y_batch_;
+    std::vector<float> w_batch_;
     // bf16 operands, as uint32 pairs (dense.hpp, Bf16Operands): per layer, W and Wᵀ
     // packed at these offsets; x by rows (⌈in/2⌉ per row) and paired along the batch
     // (bf16_ld(in) per pair of rows), at offsets in units of capacity_ rows / pairs.

@@ -5,7 +5,7 @@
 namespace pydfn {
 
 void softmax_xent_forward(float* losses, float* probs, const float* logits, const int32_t* y,
-                          int B, int C) {
+                          int B, int C, float label_smoothing) {
 #pragma omp for schedule(static) nowait
     for (int i = 0; i < B; i++) {
         const float* z = logits + int64_t(i) * C;
@@ -20,17 +20,30 @@ void softmax_xent_forward(float* losses, float* probs, const float* logits, cons
         const float inv = 1.0f / sum;
         for (int j = 0; j < C; j++) p[j] *= inv;
         losses[i] = std::log(sum) - (z[y[i]] - zmax);
+        if (label_smoothing != 0.0f) {
+            // -Σ_j t_j·log p_j = log(sum) - (1-eps)(z_y - zmax) - (eps/C)·Σ_j (z_j - zmax), as Σ_j t_j = 1
+            float zsum = 0.0f;
+            for (int j = 0; j < C; j++) zsum += z[j] - zmax;
+            losses[i] = std::log(sum) - (1.0f - label_smoothing) * (z[y[i]] - zmax) -
+                        label_smoothing / float(C) * zsum;
+        }
     }
 }
 
 void softmax_xent_backward(float* dlogits, const float* probs, const int32_t* y, float scale,
-                           int B, int C) {
+                           int B, int C, float label_smoothing) {
+    const float off = label_smoothing / float(C);  // t_j off the label; (1-eps) + eps/C on it
 #pragma omp for schedule(static) nowait
     for (int i = 0; i < B; i++) {
         const float* p = probs + int64_t(i) * C;
         float* d = dlogits + int64_t(i) * C;
-        for (int j = 0; j < C; j++) d[j] = p[j] * scale;
-        d[y[i]] -= scale;
+        if (label_smoothing == 0.0f) {  // the plain loss's exact operations
+            for (int j = 0; j < C; j++) d[j] = p[j] * scale;
+            d[y[i]] -= scale;
+        } else {
+            for (int j = 0; j < C; j++) d[j] = (p[j] - off) * scale;
+            d[y[i]] -= (1.0f - label_smoothing) * scale;
+        }
     }
 }
 

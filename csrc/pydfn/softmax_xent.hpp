@@ -6,14 +6,16 @@
 
 namespace pydfn {
 
-// losses (B) = -log softmax(logits)[y];  probs (B,C) = softmax(logits).
+// With label smoothing eps in [0, 1] (PyTorch's CrossEntropyLoss(label_smoothing=eps)) the
+// target of row i is t = (1-eps)·onehot(y[i]) + eps/C; eps = 0 is the plain loss, bit for bit.
+// losses (B) = -Σ_j t_j·log softmax(logits)_j;  probs (B,C) = softmax(logits).
 // Labels must be in [0, C): callers check them.
 void softmax_xent_forward(float* losses, float* probs, const float* logits, const int32_t* y,
-                          int B, int C);
+                          int B, int C, float label_smoothing = 0.0f);
 
-// dlogits (B,C) = (probs - onehot(y)) * scale; scale = 1/B for the mean loss.
+// dlogits (B,C) = (probs - t) * scale; scale = 1/B for the mean loss.
 void softmax_xent_backward(float* dlogits, const float* probs, const int32_t* y, float scale,
-                           int B, int C);
+                           int B, int C, float label_smoothing = 0.0f);
 
 // Serial sum of losses (B) in double, in row order: the same for any thread count.
 double sum_in_order(const float* values, int64_t n);
