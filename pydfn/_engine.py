@@ -224,9 +224,12 @@ class Engine:
     # --- training ---------------------------------------------------------------------------
 
     def train(self, x: np.ndarray, y: np.ndarray, rows: np.ndarray, batch_size: int,
-              sample_weight: np.ndarray | None = None) -> BatchLogs:
+              sample_weight: np.ndarray | None = None, lr: np.ndarray | None = None) -> BatchLogs:
         """Train on rows ``rows`` of ``(x, y)`` in minibatches, in one C++ call; with
         ``sample_weight`` (float32 (n,), checked), each batch's loss is Σ w_i·l_i / B.
+        With ``lr`` (one rate per batch; the core checks it is finite, >= 0 and of that
+        length: ValueError), batch i steps with rate ``lr[i]`` (rounded to float32) in
+        place of the optimizer's, whose ``lr`` is then the last batch's.
 
         Calls on consecutive slices of one order, cut at multiples of ``batch_size``,
         give exactly the result of one call on the whole order.
@@ -238,7 +241,11 @@ class Engine:
             last finite step.
         """
         self._sync()
-        applied, loss, correct = self._net.train_batches(x, y, rows, batch_size, sample_weight)
+        rates = None if lr is None else np.ascontiguousarray(lr, dtype=np.float32)
+        applied, loss, correct = self._net.train_batches(x, y, rows, batch_size, sample_weight, rates)
+        if lr is not None and applied > 0:
+            assert self._optimizer is not None  # _sync checked it
+            self._optimizer.lr = float(lr[applied - 1])
         if applied < len(loss):
             raise FloatingPointError(
                 f"the loss became {loss[applied]} at batch {applied} of {len(loss)}: "
