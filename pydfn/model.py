@@ -401,8 +401,9 @@ class MLP:
         lr_schedule : pydfn.schedules.CosineDecay, StepDecay or OneCycle, optional
             Set the learning rate of every batch from its optimizer step (counted over
             the model's life, so a resumed fit continues the schedule), in place of the
-            optimizer's ``lr``; applied in C++, no Python call per batch. Not with a
-            ``ReduceLROnPlateau`` callback (ValueError). See :mod:`pydfn.schedules`.
+            optimizer's ``lr`` (so an optimizer equal to ``model.optimizer`` but for
+            ``lr`` continues its state); applied in C++, no Python call per batch. Not
+            with a ``ReduceLROnPlateau`` callback (ValueError). See :mod:`pydfn.schedules`.
 
         Returns
         -------

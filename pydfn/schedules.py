@@ -15,10 +15,11 @@ Steps, not epochs: an epoch of ``n`` training rows in batches of ``b`` is
 ``ceil(n / b)`` steps (``pydfn train --schedule`` converts its epoch flags so).
 
 Resuming: the step count is saved in checkpoints, so a loaded model continues a
-schedule where it stopped when given the same schedule and its own optimizer again,
-``m = pydfn.load(path); m.fit(x, y, m.optimizer, lr_schedule=same_schedule)``
-(a new ``Adam()`` would differ from ``m.optimizer`` in ``lr`` and start fresh state;
-see :mod:`pydfn.optim`).
+schedule where it stopped when given the same schedule again,
+``m = pydfn.load(path); m.fit(x, y, m.optimizer, lr_schedule=same_schedule)``. As the
+schedule owns the rate, an optimizer that equals the model's but for ``lr`` (a new
+``pydfn.Adam()``) continues the state too; other hyper-parameters start fresh state,
+and the schedule from step 0 (see :mod:`pydfn.optim`).
 """
 
 from __future__ import annotations

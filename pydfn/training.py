@@ -111,6 +111,11 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
     else:
         begin()
     engine = model.engine
+    held = engine.optimizer
+    if lr_schedule is not None and held is not None and type(optimizer) is type(held):
+        # The schedule owns lr: an optimizer equal to the model's but for lr continues its state too.
+        if {**optimizer.get_config(), "lr": held.lr} == held.get_config():
+            optimizer.lr = held.lr
     engine.bind(optimizer)  # checks its type; see pydfn.optim for when the state continues
     model.history = history
     if seed is not None:

@@ -235,8 +235,16 @@ def test_resuming_a_checkpoint_continues_the_schedule(tmp_path):
     half.save(tmp_path / "half.npz")
     resumed = pydfn.load(tmp_path / "half.npz")
     assert resumed.optimizer.lr == schedule(19)
+    again = pydfn.load(tmp_path / "half.npz")
     resumed.fit(x, y, resumed.optimizer, epochs=2, batch_size=32, verbose=0, lr_schedule=schedule)
     assert weights_equal(resumed, whole) and resumed.optimizer.lr == whole.optimizer.lr == schedule(39)
+    # The schedule owns lr, so an optimizer equal but for lr (a new Adam()) continues the state as well.
+    again.fit(x, y, pydfn.Adam(), epochs=2, batch_size=32, verbose=0, lr_schedule=schedule)
+    assert weights_equal(again, whole) and again.optimizer_step == 40
+    # Other hyper-parameters still start fresh state (and the schedule from step 0).
+    other = pydfn.load(tmp_path / "half.npz")
+    other.fit(x, y, pydfn.Adam(beta2=0.99), epochs=1, batch_size=32, verbose=0, lr_schedule=schedule)
+    assert other.optimizer_step == 10 and other.optimizer.lr == schedule(9)
 
 
 def test_fit_refuses_a_schedule_beside_reduce_lr_on_plateau_before_training():
@@ -332,3 +340,14 @@ def test_cli_refuses_an_unknown_schedule(fake_data, capsys):
 def test_cli_schedule_needs_an_epoch(fake_data, capsys):
     code = cli.main(["train", "--epochs", "0", "--schedule", "cosine"])
     assert code == 2 and "--schedule needs --epochs >= 1" in capsys.readouterr().err
+
+
+def test_csv_logger_writes_each_epochs_last_rate(tmp_path):
+    x, y = blobs(200, 20, 4)  # 5 batches of 40 per epoch
+    schedule = OneCycle(1e-2, 15)
+    path = tmp_path / "log.csv"
+    pydfn.MLP([20, 16, 4]).fit(x, y, pydfn.Adam(), epochs=3, batch_size=40, verbose=0, lr_schedule=schedule,
+                               callbacks=[pydfn.callbacks.CSVLogger(path)])
+    lines = path.read_text().splitlines()
+    assert lines[0] == "epoch,loss,accuracy,time,lr"
+    assert [float(line.split(",")[-1]) for line in lines[1:]] == [schedule(4), schedule(9), schedule(14)]
