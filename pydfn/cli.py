@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
                             "validation loss")
     train.add_argument("--schedule", choices=("cosine", "step", "onecycle"),
                        help="learning-rate schedule, set per batch from --lr: cosine (linear warm-up from 0 over "
-                            "--warmup epochs, then cosine decay to 0 at the last batch), step (times --gamma every "
+                            "--warmup epochs, then cosine decay to 0 at the end of the run), step (times --gamma every "
                             "--step-size epochs), onecycle (PyTorch's OneCycleLR with max_lr --lr over the run); "
                             "default none (constant --lr)")
     train.add_argument("--warmup", type=_number(int, 0), metavar="EPOCHS",
