@@ -18,13 +18,16 @@ each layer's step runs as soon as its gradient is complete, in the backward pass
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 from . import _core
 from ._validation import real
 
 
-_FLOAT32_MAX = 3.4028234663852886e38  # the core computes in float32
+_FLOAT32_MAX = 3.4028234663852886e38
+_POSITIVE: tuple[Callable[[float], bool], str] = (lambda v: v > 0, "a finite number > 0")
+_UNIT: tuple[Callable[[float], bool], str] = (lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+_NONNEGATIVE: tuple[Callable[[float], bool], str] = (lambda v: v >= 0, "a finite number >= 0")  # the core computes in float32
 
 
 def _check(name: str, value: float, ok: bool, wanted: str) -> float:
@@ -46,6 +49,22 @@ class Optimizer:
     kind = ""  # the core's name for it
     _fields: tuple[str, ...] = ()
     lr: float  # sent to the core when it changed, so a schedule may change it between epochs
+
+    # Each float hyper-parameter's rule: checked on every assignment, in the constructor and
+    # after it (``opt.lr = float("inf")`` raises), so a bound optimizer is always valid.
+    _rules: dict[str, tuple[Callable[[float], bool], str]] = {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        rule = self._rules.get(name)
+        if rule is not None:
+            number = real(value, name)
+            value = _check(name, number, rule[0](number), rule[1])
+        super().__setattr__(name, value)
+
+    def validate(self) -> None:
+        """Raise ValueError or TypeError if the hyper-parameters are not a valid
+        combination (what binding the optimizer to a model checks)."""
+        type(self)(**self.get_config())
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments: ``type(self)(**opt.get_config())`` is an equal optimizer."""
@@ -92,12 +111,10 @@ class Adam(Optimizer):
 
     kind = "adam"
     _fields: tuple[str, ...] = ("lr", "beta1", "beta2", "eps")
+    _rules = {"lr": _POSITIVE, "beta1": _UNIT, "beta2": _UNIT, "eps": _POSITIVE}
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.lr = _check("lr", real(lr, "lr"), lr > 0, "a finite number > 0")
-        self.beta1 = _check("beta1", real(beta1, "beta1"), 0.0 <= beta1 < 1.0, "in [0, 1)")
-        self.beta2 = _check("beta2", real(beta2, "beta2"), 0.0 <= beta2 < 1.0, "in [0, 1)")
-        self.eps = _check("eps", real(eps, "eps"), eps > 0, "a finite number > 0")
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps  # checked by _rules
 
     def hyperparameters(self) -> tuple[float, float, float, float]:
         """``(lr, beta1, beta2, eps)``."""
@@ -121,12 +138,12 @@ class AdamW(Adam):
 
     kind = "adamw"
     _fields: tuple[str, ...] = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    _rules = {**Adam._rules, "weight_decay": _NONNEGATIVE}
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  weight_decay: float = 0.01):
         super().__init__(lr, beta1, beta2, eps)
-        self.weight_decay = _check("weight_decay", real(weight_decay, "weight_decay"), weight_decay >= 0,
-                                   "a finite number >= 0")
+        self.weight_decay = weight_decay
 
 
 class SGD(Optimizer):
@@ -149,10 +166,10 @@ class SGD(Optimizer):
 
     kind = "sgd"
     _fields = ("lr", "momentum", "nesterov")
+    _rules = {"lr": _POSITIVE, "momentum": _UNIT}
 
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False):
-        self.lr = _check("lr", real(lr, "lr"), lr > 0, "a finite number > 0")
-        self.momentum = _check("momentum", real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")
+        self.lr, self.momentum = lr, momentum
         if not isinstance(nesterov, bool):
             raise TypeError(f"nesterov must be True or False, got {type(nesterov).__name__}")
         if nesterov and self.momentum == 0:
@@ -178,12 +195,10 @@ class RMSProp(Optimizer):
 
     kind = "rmsprop"
     _fields = ("lr", "alpha", "eps", "momentum")
+    _rules = {"lr": _POSITIVE, "alpha": _UNIT, "eps": _POSITIVE, "momentum": _UNIT}
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0):
-        self.lr = _check("lr", real(lr, "lr"), lr > 0, "a finite number > 0")
-        self.alpha = _check("alpha", real(alpha, "alpha"), 0.0 <= alpha < 1.0, "in [0, 1)")
-        self.eps = _check("eps", real(eps, "eps"), eps > 0, "a finite number > 0")
-        self.momentum = _check("momentum", real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")
+        self.lr, self.alpha, self.eps, self.momentum = lr, alpha, eps, momentum
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.kind: cls for cls in (Adam, AdamW, SGD, RMSProp)}

@@ -88,3 +88,39 @@ def test_bad_thread_counts_are_refused_and_change_nothing(n, error, match):
     with pytest.raises(error, match=match):
         pydfn.set_num_threads(n)
     assert pydfn.get_num_threads() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_child_forked_while_another_thread_trains_can_use_the_model():
+    # Issue 19 item 7: the model's "in use" flag was copied into the child set, and no thread
+    # there would ever clear it: every call raised "already in use by another thread".
+    out = run_python("""
+import os, threading
+import numpy as np
+import pydfn
+x = np.random.default_rng(0).random((20000, 200), dtype=np.float32)
+y = np.random.default_rng(1).integers(0, 10, 20000).astype(np.int32)
+model, idle = pydfn.MLP([200, 256, 10], seed=0), pydfn.MLP([200, 4, 10], seed=1)
+worker = threading.Thread(target=lambda: model.fit(x, y, pydfn.Adam(), epochs=50, verbose=0))
+worker.start()
+while True:  # fork only once the worker holds the model
+    try:
+        model.predict(x[:1])
+    except Exception as exc:
+        assert "already in use" in str(exc), exc
+        break
+pid = os.fork()
+if pid == 0:
+    try:
+        model.predict(x[:5])
+        model.train_step(x[:64], y[:64], pydfn.Adam())
+        idle.predict(x[:5])
+        os._exit(0)
+    except BaseException as exc:
+        print("child:", type(exc).__name__, exc, flush=True)
+        os._exit(3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), flush=True)
+os._exit(0)  # no need to wait for the worker's 50 epochs
+""", timeout=120)
+    assert out.split()[-1] == "0", out
