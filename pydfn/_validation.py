@@ -15,8 +15,12 @@ MAX_DIM = 2**31 - 1  # the core indexes rows and layer widths with C int
 BYTES_PER_PARAM = 4 * 4
 
 
-def _asarray(x: Any, name: str) -> np.ndarray:
-    """``np.asarray(x)``, with NumPy's complaint about ragged input naming ``name``."""
+def as_array(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)``, with NumPy's complaint about ragged input naming ``name``; masked
+    arrays are refused (every way data enters goes through here, and the core cannot honour a mask)."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array: pydfn would ignore its mask; fill the masked entries "
+                        f"({name}.filled(value)) or drop their rows ({name}[~{name}.mask.any(axis=1)]) first")
     try:
         return np.asarray(x)
     except (ValueError, TypeError) as exc:
@@ -25,7 +29,7 @@ def _asarray(x: Any, name: str) -> np.ndarray:
 
 def as_features(x: Any, n_features: int, *, name: str = "x", check_finite: bool = True) -> np.ndarray:
     """Return ``x`` as a C-contiguous float32 array of shape (n_samples, n_features)."""
-    x = _asarray(x, name)
+    x = as_array(x, name)
     if x.dtype.kind != "f":
         raise TypeError(
             f"{name} must be a floating-point array, got dtype {x.dtype}"
@@ -50,7 +54,7 @@ def all_finite(x: np.ndarray, chunk: int = 1 << 20) -> bool:
 
 def as_labels(y: Any, n_classes: int, n_samples: int, *, name: str = "y") -> np.ndarray:
     """Return class labels ``y`` as a C-contiguous int32 array of shape (n_samples,)."""
-    y = _asarray(y, name)
+    y = as_array(y, name)
     if y.dtype.kind not in "ui":
         raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
     if y.ndim != 1:
@@ -121,7 +125,7 @@ def as_targets(y: Any, n_outputs: int, n_samples: int, *, name: str = "y") -> np
 
     A 1-D ``y`` is accepted when there is one output.
     """
-    y = np.asarray(y)
+    y = as_array(y, name)
     if y.dtype.kind not in "fiu" or y.dtype == np.bool_:
         raise TypeError(f"{name} must hold numeric regression targets, got dtype {y.dtype}")
     if y.ndim == 1 and n_outputs == 1:

@@ -18,6 +18,7 @@ from typing import Any, NoReturn, Sequence
 import numpy as np
 
 from . import _core, datasets, metrics
+from ._npz import check_npy
 from ._validation import check_network_size
 from .augment import Augment
 from .callbacks import EarlyStopping, ReduceLROnPlateau
@@ -348,6 +349,13 @@ def _predict(args: argparse.Namespace) -> int:
     model = _load_for_fashion_mnist(args.model)
     if args.input:
         with open(args.input, "rb") as f:  # allow_pickle=False: an .npy file can't run code
+            if f.read(6) == b"\x93NUMPY":
+                f.seek(0)
+                try:
+                    check_npy(f)  # before np.load allocates what the header claims
+                except ValueError as exc:
+                    raise ValueError(f"--input {args.input}: {exc}") from None
+            f.seek(0)
             x = np.load(f, allow_pickle=False)
         if not isinstance(x, np.ndarray):
             raise ValueError(f"--input {args.input}: expected one array (.npy), got an .npz archive")

@@ -9,10 +9,13 @@ from __future__ import annotations
 import csv
 import os
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._npz import check_members
 from .datasets import prepare_images
 
 TASKS = ("classification", "regression")
@@ -129,8 +132,9 @@ def _load_npz(path: str, task: str) -> DataFile:
         if ("x_test" in archive.files) != ("y_test" in archive.files):
             raise DataFileError(f"{path}: x_test and y_test go together; it has only one of them")
         try:
+            check_members(archive)  # before NumPy allocates what a header claims
             arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in archive.files}
-        except (OSError, ValueError, EOFError) as exc:  # a corrupt member
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # a corrupt member
             raise DataFileError(f"{path}: cannot read its arrays ({exc})") from None
     parts = [("x_train", "y_train")] + ([("x_test", "y_test")] if "x_test" in arrays else [])
     x_parts, y_raw = [], []
