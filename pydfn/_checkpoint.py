@@ -148,8 +148,8 @@ def read_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             data = np.load(f, allow_pickle=False)  # never unpickle: a checkpoint cannot run code
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ValueError("it holds a single array, not an .npz archive")
+            check_members(data)  # first: _check_sizes reads layer_sizes
             _check_sizes(data)
-            check_members(data)
             arrays = {key: data[key] for key in data.files}
         # What zipfile and np.load raise for hostile bytes (the fuzz tests found each kind):
         # encrypted or exotic zip members, corrupt headers and streams.

@@ -120,9 +120,11 @@ def check_same_everywhere(items: dict[str, bytes | np.ndarray]) -> None:
     mine = np.array([[_nbytes(v), _crc(v)] for v in items.values()], np.int64).reshape(-1)
     low, high = mine.copy(), mine.copy()
     comm = MPI.COMM_WORLD
-    under_deadline("the check that every rank holds the same data and model",
-                   lambda: (comm.Allreduce(MPI.IN_PLACE, low, op=MPI.MIN),
-                            comm.Allreduce(MPI.IN_PLACE, high, op=MPI.MAX)))
+    def reduce() -> None:
+        comm.Allreduce(MPI.IN_PLACE, low, op=MPI.MIN)
+        comm.Allreduce(MPI.IN_PLACE, high, op=MPI.MAX)
+
+    under_deadline("the check that every rank holds the same data and model", reduce)
     differ = [name for i, name in enumerate(items) if not np.array_equal(low[2 * i:2 * i + 2], high[2 * i:2 * i + 2])]
     if differ:  # seen alike by every rank, so all raise together
         raise ValueError("distributed training needs the same data, model and fit settings on every rank; the "
@@ -136,7 +138,8 @@ def _nbytes(value: bytes | np.ndarray) -> int:
 
 def _crc(value: bytes | np.ndarray, chunk: int = 1 << 24) -> int:
     """CRC-32 of all the bytes, in chunks (no copy of a contiguous array)."""
-    flat = memoryview(np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value).cast("B")
+    flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8).data if isinstance(value, np.ndarray) \
+        else memoryview(value)
     crc = 0
     for at in range(0, len(flat), chunk):
         crc = zlib.crc32(flat[at:at + chunk], crc)
@@ -145,9 +148,11 @@ def _crc(value: bytes | np.ndarray, chunk: int = 1 << 24) -> int:
 
 def ranks_per_node() -> int:
     """The number of ranks sharing this rank's node (its shared-memory group)."""
-    node = under_deadline("the count of ranks per node", lambda: MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED))
+    node: MPI.Comm = under_deadline("the count of ranks per node",
+                                    lambda: MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED))
     try:
-        return node.Get_size()
+        count: int = node.Get_size()
+        return count
     finally:
         node.Free()
 
