@@ -244,7 +244,9 @@ print("finished", flush=True)
 def test_a_rank_that_never_reaches_fit_aborts_the_others_after_the_timeout(tmp_path):
     result, seconds = run_mpi(LATE_RANK, 2, tmp_path, env={"PYDFN_MPI_TIMEOUT": "3"}, timeout=60)
     assert result.returncode != 0 and "finished" not in result.stdout
-    assert re.search(r"rank 0/2: no answer from the other ranks for 3 s during the start of fit",
+    # rank 0's broadcast may return before rank 1 receives it (an eager send): then the next collective waits
+    assert re.search(r"rank 0/2: no answer from the other ranks for 3 s during the (start of fit|check that every "
+                     r"rank holds the same data)",
                      result.stdout + result.stderr), result.stdout + result.stderr
     assert seconds < 30
 
