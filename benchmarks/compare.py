@@ -1,27 +1,44 @@
-"""Side-by-side epoch times: pydfn vs the NumPy reference (and PyTorch when installed).
+"""Side-by-side epoch times: pydfn vs a lean NumPy loop, PyTorch eager and JAX, each in its own process.
 
-Trains the tutorial network (784-256-128-10, Adam, one epoch = 54,000 samples)
-with each implementation in turn, interleaved, for 1 and all threads and batch
-sizes 64 and 256, and prints the median of the repeats with GFLOP/s, the share
-of this machine's SGEMM peak (NumPy 4096x4096 matmul, same threads) and the
-ratios. NumPy's BLAS thread count is set with threadpoolctl.
+Trains the tutorial network (784-256-128-10, Adam, one epoch = 54,000 samples) with
+each system of systems.py (how each loop is written is described there), at batch 64
+and 256, on 1 and 2 threads (all cores by default), and prints seconds per epoch,
+samples/s, GFLOP/s, the share of this machine's SGEMM peak and how many times slower
+each peer is than pydfn.
 
-    python benchmarks/compare.py [--repeats 5] [--plot compare.png] [--memory] [--no-training]
+    python benchmarks/compare.py [--rounds 3] [--epochs 3] [--markdown] [--plot compare.png] [--memory]
 
-Then inference: the logits of 10,000 test-set-sized rows (predict_logits at its
-default batch of 1024; NumPy's forward in the same batches), median of
---repeats passes each (each after one untimed pass), interleaved, same thread
-counts. --no-training skips the epoch table. And latency: one predict_logits call
-on 1, 16 and 64 rows (a server's requests), the mean of 300 calls in a row.
+How it measures:
+- Every measurement runs in a fresh child process (a system's thread pool never meets
+  another's), one child per system per cell per round; rounds are interleaved (round 1
+  runs every system in every cell, then round 2, ...), with the systems' order rotated
+  each round. A child trains one warm-up epoch (it holds JAX's compile and every
+  first-touch cost; reported apart) and then --epochs timed epochs. A cell's figure is
+  the median of all its timed epochs (rounds x epochs) with their min-max; "x pydfn" is
+  the median (min-max) over the rounds of the peer's median over pydfn's in that round.
+  "CPU s" is the median CPU time of the child (all its threads) per timed epoch: on a
+  shared machine, where other programs take the cores, the one-thread rows' CPU seconds
+  are the steadier figure (at 2 threads they include spin-waiting).
+- Threads: each library's own setting (pydfn.set_num_threads, threadpoolctl for NumPy's
+  BLAS, torch.set_num_threads with one inter-op thread, XLA_FLAGS for JAX's one-thread run,
+  OMP/OPENBLAS/MKL_NUM_THREADS in the environment), and the child pins itself with
+  os.sched_setaffinity to its first N allowed cores before it imports any of them.
+- The SGEMM peak is NumPy's float32 4096x4096 matmul on the same threads, the best of 3
+  after one untimed, in a child of its own each round; % of peak uses the best round.
+- The children run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (removed from their
+  environment only), so OpenBLAS picks its kernel for this CPU; the kernel is printed.
+- Peers that are not installed are skipped with a line saying so (pip install ".[peers]").
 
---memory also reports each implementation's peak memory over one epoch (Linux:
-the peak RSS during the epoch minus the RSS before it, data and model loaded),
-each measured in a fresh interpreter.
+Then inference (10,000 rows in batches of 1024, as predict_logits does by default) and
+latency (one call on 1, 16 and 64 rows, the mean of 300 calls) per system, each system
+in its own process per round too; --no-training / --no-inference skip either part.
+--memory adds each system's extra peak RSS over one epoch at batch 64.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -29,275 +46,369 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
-import pydfn
-from pydfn.reference import ReferenceAdam, ReferenceMLP
-from pydfn.reference import train_epoch as reference_epoch
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import EPOCH_SAMPLES, SIZES, flops_per_sample, synthetic_data  # noqa: E402
-
-try:
-    from threadpoolctl import threadpool_info, threadpool_limits
-except ImportError:  # pragma: no cover - told to the user below
-    sys.exit("compare.py needs threadpoolctl:  pip install threadpoolctl")
-
-
-def sgemm_peak(threads: int) -> float:
-    """GFLOP/s of NumPy's float32 4096x4096 matmul, best of 3."""
-    a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
-    with threadpool_limits(threads, user_api="blas"):
-        a @ a
-        best = min(_timed(lambda: a @ a) for _ in range(3))
-    return 2 * 4096 ** 3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def pydfn_epoch(x, y, batch):
-    model, adam = pydfn.MLP(SIZES, seed=0), pydfn.Adam()
-    model.train_epoch(x[:batch * 4], y[:batch * 4], adam, batch_size=batch)  # warm the buffers
-    return lambda: model.train_epoch(x, y, adam, batch_size=batch, check_finite=False)
-
-
-def numpy_epoch(x, y, batch):
-    model = ReferenceMLP(SIZES, seed=0)
-    adam = ReferenceAdam(model.params)
-    order = np.random.default_rng(1).permutation(len(x))
-    return lambda: reference_epoch(model, adam, x, y, order, batch)
-
-
-def torch_epoch(x, y, batch):
-    import torch
-    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
-                              torch.nn.ReLU(), torch.nn.Linear(128, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def epoch():
-        for start in range(0, len(xt), batch):
-            opt.zero_grad()
-            loss_fn(net(xt[start:start + batch]), yt[start:start + batch]).backward()
-            opt.step()
-    return epoch
-
-
-def measure(threads: int, batch: int, repeats: int, x, y, with_torch: bool) -> dict[str, float]:
-    """Median seconds per epoch of each implementation, runs interleaved."""
-    pydfn.set_num_threads(threads)
-    runners = {"pydfn": pydfn_epoch(x, y, batch), "numpy": numpy_epoch(x, y, batch)}
-    if with_torch:
-        import torch
-        torch.set_num_threads(threads)
-        runners["torch"] = torch_epoch(x, y.astype(np.int64), batch)
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    with threadpool_limits(threads, user_api="blas"):
-        for _ in range(repeats):
-            for name, run in runners.items():
-                # Idle BLAS and OpenMP workers spin for a while after their last
-                # call; let them sleep so each epoch pays only for its own threads.
-                time.sleep(0.3)
-                times[name].append(_timed(run))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # removed from the children's environment
 INFERENCE_SAMPLES = 10_000  # Fashion-MNIST's test set
+LATENCY_ROWS = (1, 16, 64)
+LATENCY_CALLS = 300
 
 
-def pydfn_predict(x, batch):
-    model = pydfn.MLP(SIZES, seed=0)
-    model.predict_logits(x[:batch], batch_size=batch)  # warm the buffers
-    return lambda: model.predict_logits(x, batch_size=batch)
+# --- the child: one system, one cell --------------------------------------------
 
-
-def numpy_predict(x, batch):
-    model = ReferenceMLP(SIZES, seed=0)
-    return lambda: np.concatenate([model.forward(x[start:start + batch])[-1]
-                                   for start in range(0, len(x), batch)])
-
-
-def torch_predict(x, batch):
-    import torch
-    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
-                              torch.nn.ReLU(), torch.nn.Linear(128, 10))
-    xt = torch.from_numpy(x)
-
-    def predict():
-        with torch.no_grad():
-            return torch.cat([net(xt[start:start + batch]) for start in range(0, len(xt), batch)])
-    return predict
-
-
-def measure_inference(threads: int, batch: int, repeats: int, x, with_torch: bool,
-                      calls: int = 1) -> dict[str, float]:
-    """Median seconds of one pass of predict_logits over x per implementation, interleaved
-    (each sample the mean of `calls` passes in a row)."""
-    pydfn.set_num_threads(threads)
-    runners = {"pydfn": pydfn_predict(x, batch), "numpy": numpy_predict(x, batch)}
-    if with_torch:
+def child(args: argparse.Namespace) -> dict:
+    """Runs in a fresh process: pins the threads, then measures and returns the result."""
+    args.threads = int(args.threads)
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.threads])
+    import numpy  # noqa: F401  (loads the BLAS that threadpool_limits caps below)
+    from threadpoolctl import threadpool_info, threadpool_limits
+    if args.child == "peak":
+        threadpool_limits(args.threads)
+        wall, cpu = sgemm_gflops()
+        return {"gflops": wall, "gflops_cpu": cpu, "blas": blas_description(threadpool_info())}
+    import systems
+    if args.system.startswith("pydfn"):
+        import pydfn
+        pydfn.set_num_threads(args.threads)
+    elif args.system == "torch":
         import torch
-        torch.set_num_threads(threads)
-        runners["torch"] = torch_predict(x, batch)
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    with threadpool_limits(threads, user_api="blas"):
-        for _ in range(repeats):
-            for name, run in runners.items():
-                # As in measure(), the other implementation's workers fall asleep; then as
-                # many untimed passes as timed: a ~20 ms pass timed straight after an idle
-                # pause ran up to 2.5x slower here (cold core: caches, clock; the idle
-                # virtual core takes a while to be given a real one again).
-                time.sleep(0.3)
-                for _ in range(calls):
-                    run()
-                times[name].append(_timed(lambda: [run() for _ in range(calls)]) / calls)
-    return {name: statistics.median(t) for name, t in times.items()}
+        torch.set_num_threads(args.threads)
+        torch.set_num_interop_threads(1)
+        systems.TORCH_ADAM = args.torch_adam
+    threadpool_limits(args.threads)  # every BLAS/OpenMP pool loaded by now
+    from workload import synthetic_data
+    if args.child == "epoch":
+        x, y = synthetic_data()
+        epoch = systems.build_epoch(args.system, x, y, args.batch)
+        start = time.perf_counter()
+        loss = epoch()
+        out = {"warmup": time.perf_counter() - start, "epochs": [], "cpu": [], "first_loss": loss}
+        for _ in range(args.epochs):
+            start, cpu = time.perf_counter(), time.process_time()
+            out["loss"] = epoch()
+            out["epochs"].append(time.perf_counter() - start)
+            out["cpu"].append(time.process_time() - cpu)
+        return out
+    if args.child == "memory":
+        x, y = synthetic_data()
+        epoch = systems.build_epoch(args.system, x, y, 64)
+        before = status_kib("VmRSS:")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak (VmHWM) to the current RSS
+        epoch()
+        return {"mib": (status_kib("VmHWM:") - before) / 1024}
+    # inference: the 10,000-row pass, then the latency calls; each sample the mean of a
+    # run of calls after as many untimed ones (a pass timed cold ran up to 2.5x slower)
+    x, _ = synthetic_data(INFERENCE_SAMPLES, seed=1)
+    out = {}
+    for rows, batch, calls in [(INFERENCE_SAMPLES, args.inference_batch, 3)] + \
+            [(r, r, LATENCY_CALLS) for r in LATENCY_ROWS]:
+        predict = systems.build_predict(args.system, x[:rows], batch)
+        samples = []
+        for _ in range(3):
+            for _ in range(calls):
+                predict()
+            start = time.perf_counter()
+            for _ in range(calls):
+                predict()
+            samples.append((time.perf_counter() - start) / calls)
+        out[str(rows)] = min(samples)
+    return out
 
 
-MEMORY_CHILD = """
-import sys
-sys.path.insert(0, {here!r})
-import compare
-from workload import synthetic_data
-
-def status_kib(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1])
-
-x, y = synthetic_data()
-epoch = compare.{runner}(x, y, 64)
-before = status_kib("VmRSS:")
-open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
-epoch()
-print(status_kib("VmHWM:") - before)
-"""
+def sgemm_gflops() -> tuple[float, float]:
+    """GFLOP/s of the best of 3 products, per wall second and per CPU second (all threads)."""
+    import numpy as np
+    a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
+    a @ a
+    wall = cpu = float("inf")
+    for _ in range(3):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        a @ a
+        wall, cpu = min(wall, time.perf_counter() - start), min(cpu, time.process_time() - cpu_start)
+    return 2 * 4096 ** 3 / wall / 1e9, 2 * 4096 ** 3 / cpu / 1e9
 
 
-def peak_memory_mib(runner: str) -> float:
-    """Extra peak RSS (MiB) of one epoch of ``runner``, in a fresh interpreter."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    code = MEMORY_CHILD.format(here=here, runner=runner)
-    # cwd: `python -c` puts it first on sys.path, and the repository root would
-    # shadow the installed pydfn with its uncompiled source folder.
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=here)
-    return int(out.stdout.split()[-1]) / 1024
+def blas_description(info: list[dict]) -> str:
+    return ", ".join(f"{i['internal_api']} {i.get('version')} kernel {i.get('architecture')}"
+                     for i in info if i["user_api"] == "blas") or "none found"
+
+
+def status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+# --- the parent: launches the children, interleaved, then the tables ---------------------
+
+TIMEOUT = [600.0]  # seconds a child may take (--timeout)
+
+
+def run_child(mode: str, threads: int, system: str = "pydfn", **options) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in UNSET}
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    if threads == 1:  # XLA's CPU backend: no Eigen thread pool, one intra-op thread
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                            " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    argv = [sys.executable, os.path.join(HERE, "compare.py"), "--child", mode, "--system", system,
+            "--threads", str(threads)]
+    for key, value in options.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    # cwd: the repository root would shadow the installed pydfn with its source folder
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=HERE, timeout=TIMEOUT[0])
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result within {TIMEOUT[0]:.0f} s (the child was stopped)"}
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["exit code %d" % done.returncode])[-1]}
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def rotated(names: list[str], k: int) -> list[str]:
+    k %= len(names)
+    return names[k:] + names[:k]
+
+
+def median_range(values: list[float], scale: float = 1.0, fmt: str = ".3f") -> str:
+    return (f"{scale * statistics.median(values):{fmt}} "
+            f"[{scale * min(values):{fmt}}-{scale * max(values):{fmt}}]")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5, help="epochs timed per cell (median)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (a fresh process each)")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per process, after one warm-up")
     parser.add_argument("--threads", type=str, default=None, help="comma list (default: 1 and all cores)")
     parser.add_argument("--batches", type=str, default="64,256")
+    parser.add_argument("--systems", type=str, default=",".join(SYSTEM_ORDER),
+                        help="comma list of " + ", ".join(SYSTEM_ORDER))
+    parser.add_argument("--torch-adam", choices=["foreach", "fused"], default="fused",
+                        help="PyTorch's Adam implementation (fused measured faster here)")
+    parser.add_argument("--markdown", action="store_true", help="also print the epoch table as Markdown")
     parser.add_argument("--plot", metavar="PNG", help="also write a bar chart")
+    parser.add_argument("--save", metavar="JSON", help="also write every child's raw result")
+    parser.add_argument("--load", metavar="JSON", help="print the tables of a --save'd run, measuring nothing")
     parser.add_argument("--memory", action="store_true", help="also compare peak memory of one epoch")
     parser.add_argument("--inference-batch", type=int, default=1024, help="predict_logits batch (its default)")
-    parser.add_argument("--no-training", action="store_true", help="skip the epoch table (inference only)")
+    parser.add_argument("--no-training", action="store_true", help="skip the epoch table")
+    parser.add_argument("--no-inference", action="store_true", help="skip the inference and latency tables")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds a child process may take")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each child's result as it comes")
+    parser.add_argument("--child", choices=["peak", "epoch", "infer", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--system", default="pydfn", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    cores = os.cpu_count() or 1
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+
+    import systems
+    from workload import EPOCH_SAMPLES, flops_per_sample
+    TIMEOUT[0] = args.timeout
+    cores = len(os.sched_getaffinity(0))
     thread_counts = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, cores})
     batches = [int(b) for b in args.batches.split(",")]
-    try:
-        import torch  # noqa: F401
-        with_torch = True
-    except ImportError:
-        with_torch = False
+    names = []
+    for name in args.systems.split(","):
+        reason = systems.unavailable(name)
+        if reason:
+            print(f"skipped {name}: {reason}")
+        else:
+            names.append(name)
+    print(f"machine: {platform.processor() or platform.machine()}, {cores} cores; Python {platform.python_version()}"
+          f"; {', '.join(f'{n} {version(n)}' for n in names)}")
+    print(f"children run without {' and '.join(UNSET)} "
+          f"(here: {', '.join(k + '=' + os.environ.get(k, 'unset') for k in UNSET)})")
 
-    blas = [f"{i['internal_api']} {i.get('version')} ({i.get('architecture')})"
-            for i in threadpool_info() if i["user_api"] == "blas"]
-    print(f"machine: {platform.processor() or platform.machine()}, {cores} cores; pydfn {pydfn.__version__} "
-          f"kernels {pydfn._core.isa()}; NumPy {np.__version__} BLAS {', '.join(blas) or 'none'}"
-          + (f"; torch {torch.__version__}" if with_torch else "; torch not installed"))
-    x, y = synthetic_data()
-    gflop = flops_per_sample() * EPOCH_SAMPLES / 1e9
-    header = (f"{'threads':>7} {'batch':>5} {'impl':>6} {'s/epoch':>8} {'samples/s':>10} {'GFLOP/s':>8} "
-              f"{'% peak':>7} {'vs numpy':>9}" + (f" {'vs torch':>9}" if with_torch else ""))
-    rows = []
-    peaks = {}
+    if args.load:
+        peaks, cpu_peaks, epochs, inference = load(args.load)
+        thread_counts, batches = sorted(peaks), sorted({b for _, b, _ in epochs})
+        names = [n for n in SYSTEM_ORDER if any(k[-1] == n for k in [*epochs, *inference])]
+    else:
+        peaks, cpu_peaks, epochs, inference = measure(args, thread_counts, batches, names)
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump({"peaks": peaks, "cpu_peaks": cpu_peaks, "epochs": [[*k, v] for k, v in epochs.items()],
+                       "inference": [[*k, v] for k, v in inference.items()]}, f)
+    best_peak = {t: max(p) for t, p in peaks.items()}
     for threads in thread_counts:
-        peak = peaks[threads] = sgemm_peak(threads)
-        print(f"\nSGEMM peak with {threads} thread(s): {peak:.0f} GFLOP/s (NumPy 4096x4096 float32 matmul)")
-        print(header)
-        for batch in [] if args.no_training else batches:
-            medians = measure(threads, batch, args.repeats, x, y, with_torch)
-            for name, seconds in medians.items():
-                print(f"{threads:>7} {batch:>5} {name:>6} {seconds:>8.3f} "
-                      + rates(seconds, EPOCH_SAMPLES, gflop, peak, medians))
-                rows.append((threads, batch, name, seconds))
-    inference(thread_counts, peaks, args.inference_batch, args.repeats, with_torch)
-    latency(thread_counts, args.repeats, with_torch)
+        print(f"\nSGEMM peak with {threads} thread(s): best {best_peak[threads]:.0f} GFLOP/s, rounds "
+              f"{', '.join(f'{p:.0f}' for p in peaks[threads])} (NumPy 4096x4096 float32 matmul)"
+              + (f"; per CPU second {max(cpu_peaks[threads]):.0f}" if threads in cpu_peaks else ""))
+    gflop = flops_per_sample() * EPOCH_SAMPLES / 1e9
+    summary = epoch_table(epochs, thread_counts, batches, names, best_peak, gflop, EPOCH_SAMPLES)
+    if cpu_peaks:
+        print("\nper CPU second (the epoch's GFLOP over its CPU seconds; the peak's likewise):")
+        for (threads, batch, name), row in summary.items():
+            rate = gflop / row[4]
+            print(f"  {threads} thread(s), batch {batch:>3}, {name:>10}: {rate:6.1f} GFLOP per CPU second, "
+                  f"{100 * rate / max(cpu_peaks[threads]):3.0f}% of the SGEMM's")
+    if args.markdown and summary:
+        markdown(summary, thread_counts, batches, names)
+    if inference:
+        inference_table(inference, thread_counts, names, args.inference_batch)
     if args.memory:
-        print("\npeak memory of one epoch at batch 64, beyond the data (fresh interpreter each):")
-        for name in ["pydfn", "numpy"] + (["torch"] if with_torch else []):
-            print(f"  {name:>6}: {peak_memory_mib(name + '_epoch'):7.1f} MiB")
-    if args.plot and rows:
-        plot(rows, args.plot)
+        print("\npeak memory of one epoch at batch 64, beyond the data (a fresh process each):")
+        for name in names:
+            result = run_child("memory", max(thread_counts), name, torch_adam=args.torch_adam)
+            print(f"  {name:>10}: " + (f"{result['mib']:7.1f} MiB" if "mib" in result else result["error"]))
+    if args.plot and summary:
+        plot(summary, args.plot, names)
     return 0
 
 
-def inference(thread_counts: list[int], peaks: dict[int, float], batch: int, repeats: int,
-              with_torch: bool) -> None:
-    """The inference table: one forward pass over INFERENCE_SAMPLES rows."""
-    x, _ = synthetic_data(INFERENCE_SAMPLES, seed=1)
-    products = [a * b for a, b in zip(SIZES[:-1], SIZES[1:])]
-    gflop = 2 * sum(products) * INFERENCE_SAMPLES / 1e9
-    print(f"\ninference: predict_logits of {INFERENCE_SAMPLES:,} rows, batch {batch} ({gflop:.2f} GFLOP)")
-    print(f"{'threads':>7} {'impl':>6} {'ms/pass':>8} {'samples/s':>10} {'GFLOP/s':>8} {'% peak':>7} "
-          f"{'vs numpy':>9}" + (f" {'vs torch':>9}" if with_torch else ""))
+SYSTEM_ORDER = ["pydfn", "pydfn-bf16", "numpy", "torch", "jax"]
+
+
+def measure(args, thread_counts, batches, names) -> tuple[dict, dict, dict, dict]:
+    """Runs the children, round after round: the SGEMM peaks, the epochs, the inference passes."""
+    peaks: dict[int, list[float]] = {t: [] for t in thread_counts}
+    epochs: dict[tuple, list[dict]] = {}
+    cpu_peaks: dict[int, list[float]] = {}
+    inference: dict[tuple, list[dict]] = {}
+    for r in range(args.rounds):
+        for threads in thread_counts:
+            result = run_child("peak", threads)
+            if "error" in result:
+                sys.exit(f"the SGEMM peak child failed: {result['error']}")
+            peaks[threads].append(result["gflops"])
+            cpu_peaks.setdefault(threads, []).append(result["gflops_cpu"])
+            if r == 0:
+                print(f"NumPy BLAS with {threads} thread(s): {result['blas']}")
+            for batch in [] if args.no_training else batches:
+                for name in rotated(names, r):
+                    result = run_child("epoch", threads, name, batch=batch, epochs=args.epochs,
+                                       torch_adam=args.torch_adam)
+                    epochs.setdefault((threads, batch, name), []).append(result)
+                    if args.verbose:
+                        print(f"  round {r + 1}, {threads} thread(s), batch {batch}, {name}: {result}", flush=True)
+            for name in [] if args.no_inference else rotated(names, r):
+                inference.setdefault((threads, name), []).append(
+                    run_child("infer", threads, name, inference_batch=args.inference_batch))
+        print(f"round {r + 1} of {args.rounds} done", flush=True)
+    return peaks, cpu_peaks, epochs, inference
+
+
+def load(path: str) -> tuple[dict, dict, dict, dict]:
+    with open(path) as f:
+        saved = json.load(f)
+    return ({int(t): p for t, p in saved["peaks"].items()},
+            {int(t): p for t, p in saved.get("cpu_peaks", {}).items()}, {tuple(e[:-1]): e[-1] for e in saved["epochs"]},
+            {tuple(e[:-1]): e[-1] for e in saved["inference"]})
+
+
+def version(name: str) -> str:
+    module = {"pydfn-bf16": "pydfn"}.get(name, name)
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+    try:
+        return dist_version(module)
+    except PackageNotFoundError:
+        return "?"
+
+
+def epoch_table(epochs, thread_counts, batches, names, peak, gflop, samples) -> dict:
+    """Prints the epoch table; returns {(threads, batch, name): (median s, min, max, ratio list)}."""
+    summary = {}
     for threads in thread_counts:
-        medians = measure_inference(threads, batch, repeats, x, with_torch)
-        for name, seconds in medians.items():
-            print(f"{threads:>7} {name:>6} {1e3 * seconds:>8.2f} "
-                  + rates(seconds, INFERENCE_SAMPLES, gflop, peaks[threads], medians))
+        for batch in batches:
+            print(f"\n{threads} thread(s), batch {batch}: seconds per epoch, median [min-max] of the timed epochs")
+            print(f"{'system':>10} {'s/epoch':>21} {'warm-up s':>9} {'samples/s':>10} {'GFLOP/s':>8} "
+                  f"{'% peak':>7} {'CPU s':>6} {'x pydfn (per round)':>22} {'x pydfn in CPU s':>22}")
+            base = [r if "epochs" in r else None for r in epochs.get((threads, batch, "pydfn"), [])]
+            for name in names:
+                results = epochs.get((threads, batch, name), [])
+                errors = [r["error"] for r in results if "error" in r]
+                done = [r for r in results if "epochs" in r]
+                if not done:
+                    print(f"{name:>10} failed: {errors[0] if errors else 'not run'}")
+                    continue
+                times = [t for r in done for t in r["epochs"]]
+                med = statistics.median(times)
+                cpu = statistics.median(c for r in done for c in r["cpu"])
+                pairs = [(r, b) for r, b in zip(results, base) if b and "epochs" in r]
+                ratios = [statistics.median(r["epochs"]) / statistics.median(b["epochs"]) for r, b in pairs]
+                cpu_ratios = [statistics.median(r["cpu"]) / statistics.median(b["cpu"]) for r, b in pairs]
+                summary[threads, batch, name] = (med, min(times), max(times), ratios, cpu, cpu_ratios)
+                warm = statistics.median(r["warmup"] for r in done)
+                rate = gflop / med
+                ratio, cpu_ratio = (median_range(r, fmt=".2f") if name != "pydfn" and r else ""
+                                    for r in (ratios, cpu_ratios))
+                print(f"{name:>10} {median_range(times):>21} {warm:>9.3f} {samples / med:>10,.0f} {rate:>8.1f} "
+                      f"{100 * rate / peak[threads]:>6.0f}% {cpu:>6.2f} {ratio:>22} {cpu_ratio:>22}")
+                if errors:
+                    print(f"{'':>10} ({len(errors)} of {len(results)} rounds failed: {errors[0]})")
+            peers = [(summary[threads, batch, n][0], n) for n in names
+                     if not n.startswith("pydfn") and (threads, batch, n) in summary]
+            if peers:
+                print(f"fastest peer: {min(peers)[1]}")
+    return summary
 
 
-LATENCY_ROWS = (1, 16, 64)
+def markdown(summary, thread_counts, batches, names) -> None:
+    cells = [(t, b) for t in thread_counts for b in batches]
+    print("\n| system | " + " | ".join(f"batch {b}, {t} thr" for t, b in cells) + " |")
+    print("|---|" + "---:|" * len(cells))
+    for name in names:
+        row = []
+        for cell in cells:
+            if (*cell, name) not in summary:
+                row.append("—")
+                continue
+            med, lo, hi, ratios, _, _ = summary[(*cell, name)]
+            text = f"{med:.3f} s ({lo:.3f}–{hi:.3f})"
+            if name != "pydfn" and ratios:
+                text += f", {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+            row.append(text)
+        print(f"| {name} | " + " | ".join(row) + " |")
+    print("\nCPU seconds per epoch (median; all the child's threads), and x pydfn in CPU seconds:")
+    print("\n| system | " + " | ".join(f"batch {b}, {t} thr" for t, b in cells) + " |")
+    print("|---|" + "---:|" * len(cells))
+    for name in names:
+        row = []
+        for cell in cells:
+            if (*cell, name) not in summary:
+                row.append("—")
+                continue
+            cpu, ratios = summary[(*cell, name)][4:]
+            row.append(f"{cpu:.2f} s" + (f", {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+                                         if name != "pydfn" and ratios else ""))
+        print(f"| {name} | " + " | ".join(row) + " |")
 
 
-def latency(thread_counts: list[int], repeats: int, with_torch: bool, calls: int = 300) -> None:
-    """The latency table: one predict_logits call on a few rows, as a server makes them."""
-    x, _ = synthetic_data(max(LATENCY_ROWS), seed=1)
-    print(f"\nlatency: one predict_logits call on a few rows (mean of {calls} calls, median of {repeats})")
-    print(f"{'threads':>7} {'rows':>5} {'impl':>6} {'us/call':>8} {'vs numpy':>9}"
-          + (f" {'vs torch':>9}" if with_torch else ""))
+def inference_table(inference, thread_counts, names, batch: int) -> None:
+    print(f"\ninference: {INFERENCE_SAMPLES:,} rows in batches of {batch} (ms per pass), and latency: one call "
+          f"on {', '.join(map(str, LATENCY_ROWS))} rows (us per call, mean of {LATENCY_CALLS}); "
+          f"median [min-max] of the rounds")
+    keys = [str(INFERENCE_SAMPLES)] + [str(r) for r in LATENCY_ROWS]
+    print(f"{'threads':>7} {'system':>10} " + " ".join(f"{k + ' rows':>24}" for k in keys))
     for threads in thread_counts:
-        for rows in LATENCY_ROWS:
-            medians = measure_inference(threads, rows, repeats, x[:rows], with_torch, calls)
-            for name, seconds in medians.items():
-                line = f"{threads:>7} {rows:>5} {name:>6} {1e6 * seconds:>8.1f} {medians['numpy'] / seconds:>8.2f}x"
-                if "torch" in medians:
-                    line += f" {medians['torch'] / seconds:>8.2f}x"
-                print(line)
+        for name in names:
+            results = inference.get((threads, name), [])
+            errors = [r["error"] for r in results if "error" in r]
+            if errors:
+                print(f"{threads:>7} {name:>10} failed: {errors[0]}")
+                continue
+            cols = [median_range([r[k] for r in results], 1e3 if k == keys[0] else 1e6,
+                                 ".2f" if k == keys[0] else ".1f") for k in keys]
+            print(f"{threads:>7} {name:>10} " + " ".join(f"{c:>24}" for c in cols))
 
 
-def rates(seconds: float, samples: int, gflop: float, peak: float, medians: dict[str, float]) -> str:
-    """A row's samples/s, GFLOP/s, % of peak and ratios to NumPy (and PyTorch, when measured)."""
-    rate = gflop / seconds
-    line = f"{samples / seconds:>10,.0f} {rate:>8.1f} {100 * rate / peak:>6.0f}% {medians['numpy'] / seconds:>8.2f}x"
-    if "torch" in medians:
-        line += f" {medians['torch'] / seconds:>8.2f}x"
-    return line
-
-
-def plot(rows, path: str) -> None:
-    from pydfn.plot import pyplot
-    plt = pyplot()
-    labels = sorted({(t, b) for t, b, _, _ in rows})
-    names = sorted({n for _, _, n, _ in rows}, key=["pydfn", "numpy", "torch"].index)
-    fig, ax = plt.subplots(figsize=(7, 4))
+def plot(summary, path: str, names: list[str]) -> None:
+    from pydfn.plot import new_figure
+    cells = sorted({(t, b) for t, b, _ in summary})
+    names = [n for n in names if any((*c, n) in summary for c in cells)]
+    fig = new_figure(figsize=(8, 4))
+    ax = fig.subplots()
     width = 0.8 / len(names)
     for k, name in enumerate(names):
-        values = [next(s for t, b, n, s in rows if (t, b) == label and n == name) for label in labels]
-        ax.bar([i + k * width for i in range(len(labels))], values, width, label=name)
-    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(labels))])
-    ax.set_xticklabels([f"{t} thr, batch {b}" for t, b in labels])
+        values = [summary[(*c, name)][0] if (*c, name) in summary else 0 for c in cells]
+        ax.bar([i + k * width for i in range(len(cells))], values, width, label=name)
+    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(cells))])
+    ax.set_xticklabels([f"{t} thr, batch {b}" for t, b in cells])
     ax.set_ylabel("seconds per epoch (54,000 samples)")
-    ax.set_title("784-256-128-10 MLP, Adam: one epoch (lower is better)")
+    ax.set_title("784-256-128-10 MLP, Adam: one epoch, each system in its own process (lower is better)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -1,7 +1,10 @@
 """pytest-benchmark: pydfn's kernels, step, epoch and inference next to NumPy.
 
 Run with ``pytest benchmarks`` (not part of the unit tests). Each pydfn case has a
-NumPy twin in the same group, so ``--benchmark-group-by=group`` shows them side by side.
+NumPy twin in the same group, written as systems.py's lean NumPy loop writes it, so
+``--benchmark-group-by=group`` shows them side by side; the epoch also has PyTorch and
+JAX twins when they are installed (skipped otherwise). These all run in one process,
+where thread pools disturb each other: compare.py's per-process table is the honest one.
 """
 
 import numpy as np
@@ -9,9 +12,7 @@ import pytest
 
 import pydfn
 from pydfn._core import testing
-from pydfn.reference import ReferenceAdam, ReferenceMLP, softmax_xent
-from pydfn.reference import train_epoch as reference_epoch
-
+import systems
 from workload import SIZES, synthetic_data
 
 LAYERS = list(zip(SIZES[:-1], SIZES[1:]))
@@ -75,11 +76,7 @@ def test_softmax_xent(benchmark, impl, batch):
         losses, probs = testing.softmax_xent_forward(logits, y)
         return testing.softmax_xent_backward(probs, y, 1.0 / batch)
 
-    def numpy_xent():
-        losses, probs = softmax_xent(logits, y)
-        probs[np.arange(batch), y] -= 1
-        return probs / batch
-    benchmark(pydfn_xent if impl == "pydfn" else numpy_xent)
+    benchmark(pydfn_xent if impl == "pydfn" else lambda: systems.softmax_xent_grad(logits.copy(), y))
 
 
 @pytest.mark.parametrize("impl", ["pydfn", "numpy"])
@@ -91,8 +88,7 @@ def test_adam_update(benchmark, impl):
     if impl == "pydfn":
         benchmark(testing.adam_update, p, m, v, g, 1, 1e-3, 0.9, 0.999, 1e-8)
     else:
-        adam = ReferenceAdam([p])
-        benchmark(adam.step, [p], [g])
+        benchmark(systems.adam_update, p, m, v, g, np.empty_like(p), 1)
 
 
 @pytest.mark.parametrize("batch", [64, 256])
@@ -104,23 +100,20 @@ def test_train_step(benchmark, impl, batch, data):
         model, adam = pydfn.MLP(SIZES), pydfn.Adam()
         benchmark(model.train_step, x, y, adam)
     else:
-        ref = ReferenceMLP(SIZES)
-        adam = ReferenceAdam(ref.params)
-        benchmark(lambda: adam.step(ref.params, ref.loss_and_grads(x, y)[1]))
+        benchmark(systems.LeanMLP().step, x, y)
 
 
 @pytest.mark.parametrize("batch", [64, 256])
-@pytest.mark.parametrize("impl", ["pydfn", "numpy"])
+@pytest.mark.parametrize("impl", ["pydfn", "numpy", "torch", "jax"])
 def test_train_epoch(benchmark, impl, batch, data):
     benchmark.group = f"one epoch of 54,000 samples, batch {batch}"
-    x, y = data
-    if impl == "pydfn":
-        model, adam = pydfn.MLP(SIZES), pydfn.Adam()
-        benchmark.pedantic(model.train_epoch, (x, y, adam), {"batch_size": batch}, rounds=3)
-    else:
-        ref = ReferenceMLP(SIZES)
-        adam, order = ReferenceAdam(ref.params), np.random.default_rng(0).permutation(len(x))
-        benchmark.pedantic(reference_epoch, (ref, adam, x, y, order, batch), rounds=3)
+    reason = systems.unavailable(impl)
+    if reason:
+        pytest.skip(reason)
+    epoch = systems.build_epoch(impl, *data, batch)
+    epoch()  # the warm-up epoch: JAX compiles here
+    loss = benchmark.pedantic(epoch, rounds=3)
+    assert 0 < loss < 10  # random labels: about log(10)
 
 
 @pytest.mark.parametrize("impl", ["pydfn", "numpy"])
@@ -130,5 +123,5 @@ def test_inference_10000(benchmark, impl, data):
     if impl == "pydfn":
         benchmark(pydfn.MLP(SIZES).predict, x)
     else:
-        ref = ReferenceMLP(SIZES)
-        benchmark(lambda: ref.forward(x)[-1].argmax(axis=1))
+        model = systems.LeanMLP()
+        benchmark(lambda: model.forward(x)[-1].argmax(axis=1))

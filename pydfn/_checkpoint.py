@@ -23,7 +23,7 @@ import secrets
 import struct
 import zipfile
 import zlib
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -60,13 +60,20 @@ def save(state: ModelState, path: str | os.PathLike[str]) -> None:
     The file is written beside its destination under a temporary name, flushed to
     disk, then renamed over ``path``: a crash mid-save leaves the previous file whole.
     """
-    path = os.fspath(path)
     arrays: dict[str, Any] = to_arrays(state)  # Any: numpy's stub takes **kwds for allow_pickle
+    write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write`` on a new file beside ``path``, flush it to disk, then rename it
+    over ``path``: on any error (or a crash) the previous file at ``path`` is left whole.
+    Temporaries that killed writers of ``path`` left behind are removed first."""
+    path = os.fspath(path)
     _remove_stale_temporaries(path)
     tmp = f"{path}{_TMP}{os.getpid()}-{secrets.token_hex(4)}"  # same folder, so the rename is atomic
     try:
         with open(tmp, "xb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -422,6 +422,16 @@ class MLP:
         self._engine.set_state(state.engine)
         self.history = state.history
 
+    def to_onnx(self, path: str | os.PathLike[str], *, probabilities: bool = False,
+                class_names: Sequence[Any] | None = None) -> None:
+        """Write the network to ``path`` as an ONNX graph (opset 13; ``logits``, or with
+        ``probabilities`` the softmax, of float32 ``input`` (batch, n_features)), for
+        onnxruntime and other ONNX runtimes. Needs ``pip install 'pydfn[onnx]'``;
+        see :func:`pydfn.export.to_onnx`."""
+        from . import export  # the onnx package loads only when used
+
+        export.to_onnx(self, path, probabilities=probabilities, class_names=class_names)
+
     # --- inference ---------------------------------------------------------------
 
     def predict_logits(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:

@@ -314,6 +314,15 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self)
         return self.model_.get_weights()[1::2]
 
+    def to_onnx(self, path: Any, *, probabilities: bool = False) -> None:
+        """Write the fitted network to ``path`` as an ONNX graph (see :meth:`pydfn.MLP.to_onnx`):
+        output ``logits`` (the classifier's columns in ``classes_`` order, whose labels the
+        metadata holds as ``class_names``; the regressor's predictions, shape (batch,
+        n_outputs)) or, for the classifier, ``probabilities``. Needs ``pip install 'pydfn[onnx]'``."""
+        check_is_fitted(self)
+        classes = getattr(self, "classes_", None)
+        self.model_.to_onnx(path, probabilities=probabilities, class_names=None if classes is None else list(classes))
+
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     __doc__ = _docstring(

@@ -28,7 +28,7 @@ def test_numpy_is_the_only_runtime_dependency():
     runtime = [r for r in requires if "extra ==" not in r]
     assert [re.split(r"[ <>=!~;\[]", r)[0] for r in runtime] == ["numpy"]
     extras = metadata.metadata("pydfn").get_all("Provides-Extra") or []
-    assert "sklearn" in extras
+    assert {"sklearn", "onnx"} <= set(extras)
 
 
 def test_the_installed_package_holds_only_the_package():

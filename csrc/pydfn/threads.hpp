@@ -37,6 +37,8 @@ class FlushDenormals {
   private:
     static constexpr unsigned kFtz = 0x8000, kDaz = 0x0040;
     unsigned saved_;
+#else
+    FlushDenormals() = default;  // other CPUs keep the caller's mode
 #endif
   public:
     FlushDenormals(const FlushDenormals&) = delete;

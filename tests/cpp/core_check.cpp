@@ -1,0 +1,288 @@
+// A C++ test of the core library alone (no Python), for any CPU; .ci/cross-aarch64
+// runs it on aarch64 under qemu and natively on x86-64.
+//
+//   core_check                  every fast kernel set this CPU runs against the
+//                               reference kernels, on awkward shapes
+//   core_check --dump FILE      ... then train two small networks a few steps and
+//                               write their losses and parameters to FILE
+//   core_check --compare FILE   ... then train them and compare with FILE (written
+//                               by --dump on another machine) to rounding
+// Exit status 0 when every check passes, 1 otherwise.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "pydfn/cpu.hpp"
+#include "pydfn/kernels/kernels.hpp"
+#include "pydfn/mlp.hpp"
+#include "pydfn/optim.hpp"
+#include "pydfn/threads.hpp"
+
+namespace {
+
+int failures = 0;
+
+// Deterministic values on every platform: a hash of (stream, index) as a float in
+// [-0.5, 0.5) with 16 bits, exact in float32 (unlike std:: distributions, whose
+// output the standard leaves to the library).
+uint32_t hash32(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return uint32_t(x);
+}
+float value(uint64_t stream, uint64_t i) {
+    return float(hash32(stream * 0x9e3779b97f4a7c15ULL + i) & 0xffff) / 65536.0f - 0.5f;
+}
+std::vector<float> values(uint64_t stream, size_t n) {
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; i++) v[i] = value(stream, i);
+    return v;
+}
+
+// Largest |got − want| over the scale of the sum that made each element
+// (Σ|terms|, given per element), and fails the check when above tol.
+double compare(const char* what, const std::vector<float>& got, const std::vector<float>& want,
+               const std::vector<double>& scale, double tol) {
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); i++) {
+        const double err = std::fabs(double(got[i]) - want[i]) / (scale[i] + 1e-30);
+        if (!(err <= worst)) worst = err;  // NaN counts as the worst
+    }
+    if (!(worst <= tol)) {
+        std::printf("FAIL %s: relative error %.3g > %.1g\n", what, worst, tol);
+        failures++;
+    }
+    return worst;
+}
+
+// One kernel set against the reference on M x N x K shapes around its tiles.
+void check_kernels(const pydfn::Kernels& fast) {
+    const pydfn::Kernels& ref = pydfn::kernels_ref();
+    const int dims[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 127};
+    const double tol = 1e-5;  // of Σ|a·b|: float32 sums in another order
+    double worst = 0;
+    int shapes = 0;
+    for (int M : dims)
+        for (int N : dims)
+            for (int K : {1, 3, 8, 17, 64, 129}) {
+                shapes++;
+                const std::vector<float> A = values(1, size_t(M) * K), B = values(2, size_t(K) * N),
+                                         bias = values(3, N), mask = values(4, size_t(M) * N);
+                // nn: C(M,N) = A(M,K)·B(K,N) + bias, ReLU
+                std::vector<float> got(size_t(M) * N), want(size_t(M) * N);
+                std::vector<double> scale(size_t(M) * N);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double s = std::fabs(bias[j]);
+                        for (int k = 0; k < K; k++) s += std::fabs(double(A[i * K + k]) * B[k * N + j]);
+                        scale[i * N + j] = s;
+                    }
+                for (bool relu : {false, true}) {
+                    fast.sgemm_nn_bias_relu(got.data(), A.data(), B.data(), bias.data(), relu, M, N, K);
+                    ref.sgemm_nn_bias_relu(want.data(), A.data(), B.data(), bias.data(), relu, M, N, K);
+                    worst = std::fmax(worst, compare("sgemm_nn_bias_relu", got, want, scale, tol));
+                }
+                // nt: C(M,N) = A(M,K)·Bt(N,K)ᵀ, zeroed where mask <= 0
+                const std::vector<float> Bt = values(5, size_t(N) * K);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double s = 0;
+                        for (int k = 0; k < K; k++) s += std::fabs(double(A[i * K + k]) * Bt[j * K + k]);
+                        scale[i * N + j] = s;
+                    }
+                for (const float* m : {static_cast<const float*>(nullptr), mask.data()}) {
+                    fast.sgemm_nt_mask(got.data(), A.data(), Bt.data(), m, M, N, K);
+                    ref.sgemm_nt_mask(want.data(), A.data(), Bt.data(), m, M, N, K);
+                    worst = std::fmax(worst, compare("sgemm_nt_mask", got, want, scale, tol));
+                }
+                // tn: C(M,N) = At(K,M)ᵀ·B(K,N)
+                const std::vector<float> At = values(6, size_t(K) * M);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double s = 0;
+                        for (int k = 0; k < K; k++) s += std::fabs(double(At[k * M + i]) * B[k * N + j]);
+                        scale[i * N + j] = s;
+                    }
+                fast.sgemm_tn(got.data(), At.data(), B.data(), M, N, K);
+                ref.sgemm_tn(want.data(), At.data(), B.data(), M, N, K);
+                worst = std::fmax(worst, compare("sgemm_tn", got, want, scale, tol));
+            }
+    // column sums (B rows summed in order: the same bits) and an Adam step
+    for (int B : {1, 3, 17, 64})
+        for (int N : {1, 5, 8, 33, 130}) {
+            const std::vector<float> dy = values(7, size_t(B) * N);
+            std::vector<float> got(N), want(N);
+            std::vector<double> scale(N);
+            for (int j = 0; j < N; j++) {
+                scale[j] = 0;
+                for (int i = 0; i < B; i++) scale[j] += std::fabs(dy[i * N + j]);
+            }
+            fast.column_sums(got.data(), dy.data(), B, N, nullptr);
+            ref.column_sums(want.data(), dy.data(), B, N, nullptr);
+            worst = std::fmax(worst, compare("column_sums", got, want, scale, tol));
+        }
+    for (int64_t n : {1, 7, 64, 1001}) {
+        const pydfn::OptStep step = pydfn::opt_step(pydfn::OptConfig{}, 3);
+        std::vector<float> w1 = values(8, n), w2 = w1, g = values(9, n);
+        std::vector<float> m1 = values(10, n), m2 = m1, v1 = values(11, n);
+        for (float& v : v1) v *= v;
+        std::vector<float> v2 = v1;
+        fast.opt_update(w1.data(), m1.data(), v1.data(), g.data(), n, step);
+        ref.opt_update(w2.data(), m2.data(), v2.data(), g.data(), n, step);
+        std::vector<double> scale(size_t(n), 1.0);
+        worst = std::fmax(worst, compare("opt_update (adam) weights", w1, w2, scale, tol));
+        worst = std::fmax(worst, compare("opt_update (adam) m", m1, m2, scale, tol));
+        worst = std::fmax(worst, compare("opt_update (adam) v", v1, v2, scale, tol));
+    }
+    std::printf("kernels %s vs reference: %d matrix shapes + column sums + adam, max relative error %.2g\n",
+                fast.isa, shapes, worst);
+}
+
+// A few minibatches of training from fixed weights and data; the named
+// results are the batch losses and the parameters after the steps.
+std::map<std::string, std::vector<float>> train(const char* name, std::vector<int> sizes,
+                                                pydfn::Activation activation, pydfn::Loss loss,
+                                                pydfn::OptConfig config) {
+    pydfn::MLP net(sizes, activation, loss);
+    for (int64_t i = 0; i < net.num_params(); i++) net.params()[i] = 0.5f * value(20, i);
+    const int n = 100, batch = 16, in = sizes.front(), out = sizes.back();
+    const std::vector<float> X = values(21, size_t(n) * in);
+    std::vector<int32_t> labels(n);
+    for (int i = 0; i < n; i++) labels[i] = int32_t(hash32(22 * 1000003ULL + i) % uint32_t(out));
+    const std::vector<float> targets = values(23, size_t(n) * out);
+    pydfn::Targets y;
+    if (loss == pydfn::Loss::softmax_xent)
+        y.labels = labels.data();
+    else
+        y.values = targets.data();
+    std::vector<int64_t> order(n);
+    for (int i = 0; i < n; i++) order[i] = (i * 37) % n;  // a fixed shuffle (37 is prime to 100)
+    std::vector<float> losses;
+    for (int epoch = 0; epoch < 2; epoch++) {
+        std::vector<float> batch_loss((n + batch - 1) / batch);
+        const int64_t applied =
+            net.train_epoch(X.data(), y, order.data(), n, batch, config, batch_loss.data(), nullptr);
+        if (applied != int64_t(batch_loss.size())) {
+            std::printf("FAIL %s: %lld of %zu batches applied\n", name, (long long)applied, batch_loss.size());
+            failures++;
+        }
+        losses.insert(losses.end(), batch_loss.begin(), batch_loss.end());
+    }
+    std::vector<float> logits(size_t(n) * out);
+    net.predict_logits(logits.data(), X.data(), n, 64);
+    return {{std::string(name) + ".losses", losses},
+            {std::string(name) + ".params", std::vector<float>(net.params(), net.params() + net.num_params())},
+            {std::string(name) + ".outputs", logits}};
+}
+
+std::map<std::string, std::vector<float>> train_all() {
+    pydfn::OptConfig adam;
+    adam.lr = 1e-2f;
+    pydfn::OptConfig sgd;
+    sgd.kind = pydfn::OptKind::sgd;
+    sgd.lr = 0.05f;
+    sgd.momentum = 0.9f;
+    auto results = train("relu_softmax_adam", {37, 29, 17, 5}, pydfn::Activation::relu,
+                         pydfn::Loss::softmax_xent, adam);
+    for (auto& kv : train("tanh_mse_sgd", {23, 65, 3}, pydfn::Activation::tanh, pydfn::Loss::mse, sgd))
+        results.insert(kv);
+    for (auto& kv : train("sigmoid_softmax_adam", {9, 8, 7, 6, 4}, pydfn::Activation::sigmoid,
+                          pydfn::Loss::softmax_xent, adam))
+        results.insert(kv);
+    return results;
+}
+
+void dump(const std::string& path, const std::map<std::string, std::vector<float>>& results) {
+    std::ofstream f(path);
+    for (const auto& [name, v] : results) {
+        f << name << ' ' << v.size();
+        char buf[32];
+        for (float x : v) {
+            std::snprintf(buf, sizeof buf, " %.9g", double(x));  // round-trips float32 exactly
+            f << buf;
+        }
+        f << '\n';
+    }
+    if (!f) {
+        std::printf("FAIL cannot write %s\n", path.c_str());
+        failures++;
+    }
+}
+
+// Each result against the other machine's to tol of the result's largest
+// magnitude: the kernels there sum in another order (and may fuse multiply-adds).
+void compare_with(const std::string& path, const std::map<std::string, std::vector<float>>& results) {
+    std::ifstream f(path);
+    if (!f) {
+        std::printf("FAIL cannot read %s\n", path.c_str());
+        failures++;
+        return;
+    }
+    const double tol = 1e-5;
+    std::string line;
+    size_t compared = 0;
+    while (std::getline(f, line)) {
+        std::istringstream in(line);
+        std::string name;
+        size_t n = 0;
+        in >> name >> n;
+        std::vector<float> want(n);
+        for (float& x : want) in >> x;
+        const auto it = results.find(name);
+        if (!in || it == results.end() || it->second.size() != n) {
+            std::printf("FAIL %s: missing or of another size here\n", name.c_str());
+            failures++;
+            continue;
+        }
+        double largest = 0, worst = 0;
+        for (float x : want) largest = std::fmax(largest, std::fabs(x));
+        for (size_t i = 0; i < n; i++) {
+            const double err = std::fabs(double(it->second[i]) - want[i]) / largest;
+            if (!(err <= worst)) worst = err;
+        }
+        const bool ok = worst <= tol;
+        std::printf("%s %-32s %5zu values, max relative difference %.2g\n", ok ? "ok  " : "FAIL",
+                    name.c_str(), n, worst);
+        failures += !ok;
+        compared++;
+    }
+    if (compared != results.size()) {
+        std::printf("FAIL %s holds %zu of the %zu results\n", path.c_str(), compared, results.size());
+        failures++;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::string mode = argc > 1 ? argv[1] : "";
+    if (!(argc == 1 || (argc == 3 && (mode == "--dump" || mode == "--compare")))) {
+        std::fprintf(stderr, "usage: %s [--dump FILE | --compare FILE]\n", argv[0]);
+        return 2;
+    }
+    std::printf("core_check: CPU runs %s kernels; training uses %s; %d threads\n",
+                pydfn::isa_name(pydfn::hardware_isa()), pydfn::kernels_best().isa, pydfn::get_num_threads());
+    for (pydfn::Isa isa : {pydfn::Isa::generic, pydfn::Isa::avx2, pydfn::Isa::avx512, pydfn::Isa::avx512bf16})
+        if (int(isa) <= int(pydfn::hardware_isa()) && pydfn::kernels_for(isa) != nullptr)
+            check_kernels(*pydfn::kernels_for(isa));
+    if (argc == 3) {
+        const auto results = train_all();
+        if (mode == "--dump") {
+            dump(argv[2], results);
+            std::printf("training: %zu results written to %s\n", results.size(), argv[2]);
+        } else {
+            compare_with(argv[2], results);
+        }
+    }
+    std::printf("core_check: %s\n", failures ? "FAILED" : "all checks passed");
+    return failures ? 1 : 0;
+}
