@@ -208,6 +208,9 @@ class Network {
         Network& n_;
     };
 
+    // In a child process after fork(): the thread that held the model does not exist there.
+    void release_after_fork() { busy_ = false; }
+
     int in() const { return net_.sizes().front(); }
     int classes() const { return net_.sizes().back(); }
 
@@ -668,9 +671,13 @@ PYBIND11_MODULE(_core, m) {
                  Network::Use use(n);
                  const pydfn::OptConfig config = n.bound();
                  py::gil_scoped_release release;
-                 n.net().apply_update(config);
+                 return n.net().apply_update(config);
              },
-             "One step of the bound optimizer from the grads.")
+             "One step of the bound optimizer from the grads; False, with nothing changed, when "
+             "the step would make the parameters or the optimizer state non-finite.")
+        .def("release_after_fork", &Network::release_after_fork,
+             "Frees the model in a forked child, where the thread that was using it is gone "
+             "(call only there: pydfn registers it with os.register_at_fork).")
         .def("train_batches",
              [](Network& n, const FloatArray& X, const py::array& y, const IndexArray& order,
                 int batch_size, const std::optional<FloatArray>& sample_weight,
@@ -708,15 +715,17 @@ PYBIND11_MODULE(_core, m) {
                      applied = n.net().train_epoch(X.data(), t, o, count, batch_size, config, pl, pc,
                                                    lr ? lr->data() : nullptr);
                  }
-                 return std::make_tuple(applied, batch_loss, batch_correct);
+                 return std::make_tuple(applied, n.net().last_call_undone(), batch_loss, batch_correct);
              },
              py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"),
              py::arg("sample_weight") = py::none(), py::arg("lr") = py::none(),
              "Trains on rows order of x in minibatches with the bound optimizer (the fit loop "
-             "gives it a slice of an epoch's order at a time); returns (batches applied, "
-             "per-batch cost, per-batch correct count). sample_weight (N): each row's loss "
-             "weight, the batch's loss then Σ w_i·l_i / B. lr (batches): each batch's learning "
-             "rate (finite, >= 0) in place of the bound one, which stays bound.")
+             "gives it a slice of an epoch's order at a time); returns (batches applied, undone, "
+             "per-batch cost, per-batch correct count). undone: a cost or the parameters or "
+             "optimizer state became non-finite, and everything is as before the call. "
+             "sample_weight (N): each row's loss weight, the batch's loss then Σ w_i·l_i / B. "
+             "lr (batches): each batch's learning rate (finite, >= 0) in place of the bound one, "
+             "which stays bound.")
         .def("predict_logits",
              [](Network& n, const FloatArray& X, int batch_size) {
                  check_shape(X, "x", {-1, n.in()});

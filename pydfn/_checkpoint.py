@@ -30,6 +30,7 @@ import numpy as np
 
 from . import _core
 from ._engine import EngineState
+from ._npz import check_members
 from ._validation import check_network_size, num_params
 from .history import History
 from .optim import Adam, Optimizer, from_config
@@ -37,6 +38,9 @@ from .optim import Adam, Optimizer, from_config
 FORMAT = "pydfn-checkpoint"
 VERSION = 3
 # Where versions 1 and 2 kept each named buffer: the core's two state buffers.
+# The most optimizer steps a checkpoint may claim: far beyond any run (centuries at a million
+# steps a second), exact in float64, and far from the core's int64 overflow.
+MAX_STEP = 2**53
 _LEGACY_KEYS = {"m": "adam_m", "v": "adam_v", "momentum": "adam_m", "square_avg": "adam_v"}
 
 
@@ -64,9 +68,11 @@ def save(state: ModelState, path: str | os.PathLike[str]) -> None:
 
 def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a new file beside ``path``, flush it to disk, then rename it
-    over ``path``: on any error (or a crash) the previous file at ``path`` is left whole."""
+    over ``path``: on any error (or a crash) the previous file at ``path`` is left whole.
+    Temporaries that killed writers of ``path`` left behind are removed first."""
     path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"  # same folder, so the rename is atomic
+    _remove_stale_temporaries(path)
+    tmp = f"{path}{_TMP}{os.getpid()}-{secrets.token_hex(4)}"  # same folder, so the rename is atomic
     try:
         with open(tmp, "xb") as f:
             write(f)
@@ -77,6 +83,40 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], o
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+_TMP = ".tmp-"  # a temporary's name: f"{target}.tmp-{pid}-{random hex}"
+
+
+def _remove_stale_temporaries(path: str) -> None:
+    """Delete the temporaries earlier saves to ``path`` left when they were killed (SIGTERM,
+    SIGKILL, power loss: no handler runs) — those whose writing process no longer exists;
+    a save running in another live process keeps its own."""
+    folder, prefix = os.path.dirname(path) or ".", os.path.basename(path) + _TMP
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
+    except OSError:
+        return  # the save itself reports an unusable folder
+    for name in names:
+        pid, _, token = name[len(prefix):].partition("-")
+        if not (pid.isdigit() and len(token) == 8) or _alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass  # gone already, or not ours to remove: the save goes on
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # a save in another thread of this process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # exists under another user (or no such pid can be asked): leave it alone
+    return True
 
 
 def to_arrays(state: ModelState) -> dict[str, np.ndarray]:
@@ -119,6 +159,7 @@ def read_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             data = np.load(f, allow_pickle=False)  # never unpickle: a checkpoint cannot run code
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ValueError("it holds a single array, not an .npz archive")
+            check_members(data)  # first: _check_sizes reads layer_sizes
             _check_sizes(data)
             arrays = {key: data[key] for key in data.files}
         # What zipfile and np.load raise for hostile bytes (the fuzz tests found each kind):
@@ -165,7 +206,7 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> ModelState:
     contents. Building the model (``MLP(layer_sizes, **options)``) checks the options."""
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
         raise ValueError(f"an .npz file without pydfn's format tag (it holds {sorted(arrays)})")
-    version = int(arrays["version"])
+    version = _integer(arrays, "version")
     if version not in (1, 2, VERSION):
         raise ValueError(f"format version {version} (from pydfn {arrays['pydfn_version']}); "
                          f"this pydfn reads versions 1 to {VERSION}")
@@ -186,10 +227,12 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> ModelState:
         step_key = "adam_step"
     params = _check_parameter_array(arrays, "params", sizes)  # checked before the model allocates anything
     buffers = {name: _check_parameter_array(arrays, key, sizes) for name, key in keys.items()}
-    step = int(arrays[step_key])
-    if step < 0:
-        raise ValueError(f"{step_key} must be >= 0, got {step}")
-    rng_state = json.loads(str(arrays["rng_state"]))
+    step = _integer(arrays, step_key)
+    if not 0 <= step <= MAX_STEP:
+        raise ValueError(f"{step_key} must be in [0, {MAX_STEP}] (what training can reach), got {step}")
+    if optimizer is None and step != 0:
+        raise ValueError(f"{step_key} is {step} but the checkpoint has no optimizer (never trained)")
+    rng_state = _rng_state(_json_object(arrays["rng_state"], "rng_state"))
     text = str(arrays["history"])
     history = History.from_dict(json.loads(text)) if text else None
     class_names = json.loads(str(arrays["class_names"])) if "class_names" in arrays else None
@@ -198,6 +241,30 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> ModelState:
         raise ValueError("class_names must be a JSON list of strings")
     return ModelState(sizes, options, EngineState(params, optimizer, buffers, step, rng_state), history,
                       class_names)
+
+
+def _integer(arrays: dict[str, np.ndarray], key: str) -> int:
+    """A 0-d integer entry as int (a float or an array there is a corrupt file, not a value to round)."""
+    a = arrays[key]
+    if a.shape != () or a.dtype.kind not in "iu":
+        raise ValueError(f"{key} must be a single integer, got {a.dtype} of shape {a.shape}")
+    return int(a)
+
+
+def _rng_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The shuffling generator's state, checked field by field: a PCG64 state as NumPy writes it."""
+    inner = state.get("state")
+    fields_ok = (state.get("bit_generator") == "PCG64" and isinstance(inner, dict)
+                 and set(inner) == {"state", "inc"} and set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
+                 and all(_int_in(inner[k], 2**128) for k in ("state", "inc"))
+                 and _int_in(state["has_uint32"], 2) and _int_in(state["uinteger"], 2**32))
+    if not fields_ok:
+        raise ValueError(f"rng_state must be a PCG64 generator state as NumPy writes it, got {str(state)[:200]}")
+    return state
+
+
+def _int_in(value: Any, end: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < end
 
 
 def _check_parameter_array(arrays: dict[str, np.ndarray], key: str, sizes: list[int]) -> np.ndarray:

@@ -20,6 +20,9 @@ ctypedef fused pixel_t:
     float
 
 
+_IDX_MAX_DIMS = 32  # NumPy's limit (1.x; 2.x allows 64): beyond it, NumPy's own error would not name the file
+
+
 def parse_idx(const uint8_t[::1] buf not None, str name):
     """Validate the raw (decompressed) IDX bytes ``buf`` and return their array.
 
@@ -40,7 +43,7 @@ def parse_idx(const uint8_t[::1] buf not None, str name):
     ------
     ValueError
         Naming ``name`` and what is wrong: empty, truncated header or data, wrong
-        magic, unsupported type code, zero dimensions, trailing bytes.
+        magic, unsupported type code, zero or too many dimensions, trailing bytes.
     """
     cdef Py_ssize_t n = buf.shape[0], ndim, offset, i
     if n == 0:
@@ -57,6 +60,9 @@ def parse_idx(const uint8_t[::1] buf not None, str name):
     ndim = buf[3]
     if ndim == 0:
         raise ValueError(f"{name}: the IDX header declares 0 dimensions")
+    if ndim > _IDX_MAX_DIMS:
+        raise ValueError(f"{name}: the IDX header declares {ndim} dimensions; an array has at most "
+                         f"{_IDX_MAX_DIMS} (images have 3)")
     offset = 4 + 4 * ndim
     if n < offset:
         raise ValueError(f"{name}: truncated: the header of {ndim} dimensions needs {offset} bytes, "

@@ -18,6 +18,8 @@ before the next step. :meth:`Engine.reset_optimizer` clears the state explicitly
 from __future__ import annotations
 
 import dataclasses
+import os
+import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -114,6 +116,22 @@ class EngineState:
     rng_state: dict[str, Any]
 
 
+# Every live engine, for the fork handler below.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _release_after_fork() -> None:
+    """In a forked child only the forking thread exists: a model another thread was training
+    at the fork would stay "in use by another thread" forever. Free them all (their contents
+    are whatever that thread had written; the child can load or retrain them)."""
+    for engine in list(_ENGINES):
+        engine.release_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_release_after_fork)
+
+
 class Engine:
     """A model's core network, shuffling generator and bound optimizer.
 
@@ -142,6 +160,7 @@ class Engine:
         self._rng = np.random.default_rng(seed)
         self._optimizer: Optimizer | None = None
         self._bound: dict[str, Any] | None = None  # the hyper-parameters the core holds
+        _ENGINES.add(self)
 
     # --- the network ------------------------------------------------------------------
 
@@ -190,6 +209,10 @@ class Engine:
             self._optimizer = optimizer
         self._sync()
 
+    def release_after_fork(self) -> None:
+        """Mark the model free in a forked child (see ``_release_after_fork``)."""
+        self._net.release_after_fork()
+
     def reset_optimizer(self) -> None:
         """Clear the optimizer's state (zero buffers, step 0); the optimizer stays bound."""
         self._net.reset_optimizer()
@@ -200,6 +223,7 @@ class Engine:
             raise RuntimeError("no optimizer is bound: bind one first")
         config = self._optimizer.get_config()
         if config != self._bound:
+            self._optimizer.validate()  # e.g. nesterov set True after momentum was set to 0
             self._net.bind_optimizer(self._optimizer.core_config())
             self._bound = config
 
@@ -237,19 +261,21 @@ class Engine:
         Raises
         ------
         FloatingPointError
-            When a minibatch's cost is not finite; the weights are those after the
-            last finite step.
+            When a minibatch's cost is not finite, or an update made the parameters or
+            the optimizer state non-finite (an overflow): the call is then undone, the
+            model and its optimizer state are exactly as before it.
         """
         self._sync()
         rates = None if lr is None else np.ascontiguousarray(lr, dtype=np.float32)
-        applied, loss, correct = self._net.train_batches(x, y, rows, batch_size, sample_weight, rates)
-        if lr is not None and applied > 0:
+        applied, undone, loss, correct = self._net.train_batches(x, y, rows, batch_size, sample_weight, rates)
+        if undone:
+            what = (f"the loss became {loss[applied]} at batch {applied} of {len(loss)}" if applied < len(loss)
+                    else "an update made the weights or the optimizer state overflow to infinity or NaN")
+            raise FloatingPointError(f"{what}: training stopped; the model and its optimizer state are as "
+                                     "before this call (try a smaller learning rate or scale the inputs)")
+        if lr is not None and len(lr):  # every batch was applied
             assert self._optimizer is not None  # _sync checked it
-            self._optimizer.lr = float(lr[applied - 1])
-        if applied < len(loss):
-            raise FloatingPointError(
-                f"the loss became {loss[applied]} at batch {applied} of {len(loss)}: "
-                "training stopped; the weights are those after the last finite step")
+            self._optimizer.lr = float(lr[-1])
         size = np.minimum(batch_size, len(rows) - batch_size * np.arange(len(loss)))
         return BatchLogs.of(loss, correct, size)
 
@@ -266,9 +292,19 @@ class Engine:
         return self._net.grads_view()
 
     def apply_update(self) -> None:
-        """One step of the bound optimizer from the gradient buffer."""
+        """One step of the bound optimizer from the gradient buffer.
+
+        Raises
+        ------
+        FloatingPointError
+            When the step would make the parameters or the optimizer state non-finite
+            (nothing is changed then).
+        """
         self._sync()
-        self._net.apply_update()
+        if not self._net.apply_update():
+            raise FloatingPointError("the update would make the weights or the optimizer state overflow to "
+                                     "infinity or NaN: update skipped, weights unchanged (try a smaller "
+                                     "learning rate or scale the inputs)")
 
     # --- inference ------------------------------------------------------------------------
 

@@ -17,8 +17,12 @@ MAX_DIM = 2**31 - 1  # the core indexes rows and layer widths with C int
 BYTES_PER_PARAM = 4 * 4
 
 
-def _asarray(x: Any, name: str) -> np.ndarray:
-    """``np.asarray(x)``, with NumPy's complaint about ragged input naming ``name``."""
+def as_array(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)``, with NumPy's complaint about ragged input naming ``name``; masked
+    arrays are refused (every way data enters goes through here, and the core cannot honour a mask)."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array: pydfn would ignore its mask; fill the masked entries "
+                        f"({name}.filled(value)) or drop their rows ({name}[~{name}.mask.any(axis=1)]) first")
     try:
         return np.asarray(x)
     except (ValueError, TypeError) as exc:
@@ -48,7 +52,7 @@ def as_inputs(x: Any, n_features: int, *, name: str = "x", check_finite: bool = 
     array whose last axis is n_features is always a batch of rows (e.g. (28, 28) for a
     28-input model is 28 rows); a 1-D array is one row only when its length is n_features.
     """
-    x = _asarray(x, name)
+    x = as_array(x, name)
     images = x.dtype == np.uint8
     if not images and x.dtype.kind != "f":
         raise TypeError(
@@ -92,7 +96,7 @@ def all_finite(x: np.ndarray, chunk: int = 1 << 20) -> bool:
 
 def as_labels(y: Any, n_classes: int, n_samples: int, *, name: str = "y") -> np.ndarray:
     """Return class labels ``y`` as a C-contiguous int32 array of shape (n_samples,)."""
-    y = _asarray(y, name)
+    y = as_array(y, name)
     if y.dtype.kind not in "ui":
         raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
     if y.ndim != 1:
@@ -163,7 +167,7 @@ def as_targets(y: Any, n_outputs: int, n_samples: int, *, name: str = "y") -> np
 
     A 1-D ``y`` is accepted when there is one output.
     """
-    y = np.asarray(y)
+    y = as_array(y, name)
     if y.dtype.kind not in "fiu" or y.dtype == np.bool_:
         raise TypeError(f"{name} must hold numeric regression targets, got dtype {y.dtype}")
     if y.ndim == 1 and n_outputs == 1:

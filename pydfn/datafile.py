@@ -11,10 +11,13 @@ from __future__ import annotations
 import csv
 import os
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._npz import check_members, check_npy
 from .datasets import prepare_images
 
 TASKS = ("classification", "regression")
@@ -131,8 +134,9 @@ def _load_npz(path: str, task: str) -> DataFile:
         if ("x_test" in archive.files) != ("y_test" in archive.files):
             raise DataFileError(f"{path}: x_test and y_test go together; it has only one of them")
         try:
+            check_members(archive)  # before NumPy allocates what a header claims
             arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in archive.files}
-        except (OSError, ValueError, EOFError) as exc:  # a corrupt member
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # a corrupt member
             raise DataFileError(f"{path}: cannot read its arrays ({exc})") from None
     parts = [("x_train", "y_train")] + ([("x_test", "y_test")] if "x_test" in arrays else [])
     x_parts, y_raw = [], []
@@ -292,10 +296,14 @@ def read_array(path: str | os.PathLike[str], *, keys: tuple[str, ...] = ("x", "x
         raise DataFileError(f"{path}: not an .npy file (it does not start with NumPy's header); "
                             "write one with numpy.save, or use .csv for text")
     try:  # allow_pickle=False: a data file cannot run code
+        if kind == ".npy":
+            with open(path, "rb") as f:
+                check_npy(f)  # before np.load allocates what the header claims
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):
             return _numeric(loaded, path)
         with loaded:
+            check_members(loaded)
             names = [k for k in keys if k in loaded.files] or (loaded.files if len(loaded.files) == 1 else [])
             if not names:
                 raise DataFileError(f"{path}: holds {sorted(loaded.files)}; expected an array named "

@@ -93,11 +93,67 @@ def size() -> int:
     return MPI.COMM_WORLD.Get_size()
 
 
+def under_deadline(what: str, call: Callable[[], Any]) -> Any:
+    """``call()``, a collective outside the training loop's watchdog, aborting every rank when
+    it lasts longer than ``PYDFN_MPI_TIMEOUT`` (a rank that never reaches it would hang the others)."""
+    comm = MPI.COMM_WORLD
+    seconds = timeout_seconds()
+
+    def abort() -> None:
+        print(f"pydfn rank {comm.Get_rank()}/{comm.Get_size()}: no answer from the other ranks for "
+              f"{seconds:g} s during {what}: a rank has died, hangs or does not run the same program "
+              "(PYDFN_MPI_TIMEOUT sets the wait); aborting all ranks", file=sys.stderr, flush=True)
+        time.sleep(0.5)  # mpiexec may tear the job down before it has forwarded the line otherwise
+        comm.Abort(1)
+
+    timer = threading.Timer(seconds, abort)
+    timer.daemon = True
+    timer.start()
+    try:
+        return call()
+    finally:
+        timer.cancel()
+
+
+def check_same_everywhere(items: dict[str, bytes | np.ndarray]) -> None:
+    """Raise ValueError on every rank, naming each item, if any rank holds other contents for it
+    (a full CRC-32 of each item's bytes, and its length, compared across ranks)."""
+    mine = np.array([[_nbytes(v), _crc(v)] for v in items.values()], np.int64).reshape(-1)
+    low, high = mine.copy(), mine.copy()
+    comm = MPI.COMM_WORLD
+    def reduce() -> None:
+        comm.Allreduce(MPI.IN_PLACE, low, op=MPI.MIN)
+        comm.Allreduce(MPI.IN_PLACE, high, op=MPI.MAX)
+
+    under_deadline("the check that every rank holds the same data and model", reduce)
+    differ = [name for i, name in enumerate(items) if not np.array_equal(low[2 * i:2 * i + 2], high[2 * i:2 * i + 2])]
+    if differ:  # seen alike by every rank, so all raise together
+        raise ValueError("distributed training needs the same data, model and fit settings on every rank; the "
+                         f"ranks differ in: {', '.join(differ)} (load the data and build the model the same way "
+                         "everywhere)")
+
+
+def _nbytes(value: bytes | np.ndarray) -> int:
+    return len(value) if isinstance(value, bytes) else int(value.nbytes)
+
+
+def _crc(value: bytes | np.ndarray, chunk: int = 1 << 24) -> int:
+    """CRC-32 of all the bytes, in chunks (no copy of a contiguous array)."""
+    flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8).data if isinstance(value, np.ndarray) \
+        else memoryview(value)
+    crc = 0
+    for at in range(0, len(flat), chunk):
+        crc = zlib.crc32(flat[at:at + chunk], crc)
+    return crc
+
+
 def ranks_per_node() -> int:
     """The number of ranks sharing this rank's node (its shared-memory group)."""
-    node = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED)
+    node: MPI.Comm = under_deadline("the count of ranks per node",
+                                    lambda: MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED))
     try:
-        return node.Get_size()
+        count: int = node.Get_size()
+        return count
     finally:
         node.Free()
 
@@ -114,7 +170,8 @@ def as_rank_0(fn: Callable[[], None]) -> None:
     except Exception as exc:  # passed on below
         error = exc
     comm = MPI.COMM_WORLD
-    shared = comm.bcast(error if comm.Get_rank() == 0 else None, root=0)
+    shared = under_deadline("the start of fit (did every rank call it?)",
+                            lambda: comm.bcast(error if comm.Get_rank() == 0 else None, root=0))
     if error is not None and comm.Get_rank() == 0:
         raise error
     if shared is not None:
@@ -193,18 +250,11 @@ class DataParallelLoop:
     # --- setup ---------------------------------------------------------------------
 
     def _check_same_data(self) -> None:
-        """Every rank must hold the same rows: compare shapes and cheap checksums."""
+        """Every rank must hold the same rows: their shapes and full checksums (fit checked the
+        validation data and the model's description before)."""
         x, y = self.x, self.y
-        sample = np.ascontiguousarray(x[:: max(1, x.shape[0] // 1000)])
-        mine = np.array([x.shape[0], x.shape[1], zlib.crc32(y.tobytes()), zlib.crc32(sample.tobytes())],
-                        np.int64)
-        low, high = mine.copy(), mine.copy()
-        self._allreduce(low, "the data check", MPI.MIN)
-        self._allreduce(high, "the data check", MPI.MAX)
-        if not np.array_equal(low, high):  # seen alike by every rank, so all raise together
-            raise ValueError("distributed training needs the same training data on every rank "
-                             f"(rank {self.rank} holds {x.shape[0]} rows of {x.shape[1]} features; the ranks' "
-                             "row counts, features or checksums differ): load it the same way everywhere")
+        check_same_everywhere({"training data shape": np.array([*x.shape, *y.shape], np.int64),
+                               "training features x": x, "training targets y": y})
 
     def _broadcast_state(self) -> None:
         """Rank 0's weights, optimizer state and generator on every rank; each rank keeps its

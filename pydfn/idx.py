@@ -6,6 +6,7 @@ The parsing and validation run in Cython (``pydfn._data.parse_idx``).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -57,4 +58,28 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         Naming the file and what is wrong with it (empty, truncated, bad gzip
         stream, wrong magic, type code, dimensions, byte count).
     """
-    return _data.parse_idx(decompress(Path(path).read_bytes(), str(path)), str(path))
+    raw, name = Path(path).read_bytes(), str(path)
+    return _data.parse_idx(decompress(raw, name, _gzip_limit(raw, name)), name)
+
+
+_SLACK = 1 << 20  # bytes past the declared size still inflated, so parse_idx reports trailing bytes exactly
+
+
+def _gzip_limit(raw: bytes, name: str) -> int | None:
+    """For a gzip stream ``raw``, how much it may inflate to: what its IDX header declares
+    (read by decompressing the header alone), so a gzip bomb is refused after that instead of
+    inflating in full; None for raw bytes. A header that is wrong raises its parse_idx error."""
+    if raw[:2] != b"\x1f\x8b":
+        return None
+    stream = zlib.decompressobj(wbits=31)
+    try:
+        head = stream.decompress(raw, 4)
+        ndim = head[3] if len(head) == 4 and head[:2] == b"\0\0" else 0
+        if ndim:
+            head += stream.decompress(stream.unconsumed_tail, 4 * ndim)
+    except zlib.error as exc:
+        raise ValueError(f"{name}: bad gzip stream: {exc}") from None
+    if ndim == 0 or len(head) < 4 + 4 * ndim:
+        _data.parse_idx(head, name)  # raises, naming what is wrong with the header
+    dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return 4 + 4 * ndim + math.prod(dims) + _SLACK

@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_labels, positive_int
+from ._validation import as_array, as_labels, positive_int
 
 
 def _check_pair(y_true: Any, y_pred: Any, n_classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
     """Both label arrays checked against each other; n_classes inferred when None."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    y_true, y_pred = as_array(y_true, "y_true"), as_array(y_pred, "y_pred")
     if n_classes is None:
         # as_labels below reports non-integer or negative labels; here only the largest matters
         highest = [int(a.max()) for a in (y_true, y_pred) if a.size and a.dtype.kind in "iu"]

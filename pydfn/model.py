@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _checkpoint, training
 from ._engine import Engine
-from ._validation import (MAX_DIM, as_features, as_inputs, as_y, check_bool, check_network_size, nonnegative_real,
+from ._validation import (MAX_DIM, all_finite, as_features, as_inputs, as_y, check_bool, check_network_size, nonnegative_real,
                           positive_int, real)
 from .augment import Augment
 from .history import History
@@ -284,7 +284,8 @@ class MLP:
         Raises
         ------
         FloatingPointError
-            If the loss is not finite; the weights are then left unchanged.
+            If the loss is not finite, or the update would make the weights or the
+            optimizer state non-finite; the model is then left unchanged.
         """
         x, y = self._check_xy(x, y)
         self._engine.bind(optimizer)
@@ -330,8 +331,13 @@ class MLP:
         if seed is not None:
             seed = positive_int(seed, "seed", minimum=0)
         self._engine.bind(optimizer)
-        order = self._engine.epoch_order(x.shape[0], shuffle, seed)
-        return self._engine.train(x, y, order, batch_size, weights).mean_loss()
+        rng_state = self._engine.rng.bit_generator.state
+        try:
+            return self._engine.train(x, y, self._engine.epoch_order(x.shape[0], shuffle, seed),
+                                      batch_size, weights).mean_loss()
+        except FloatingPointError:  # the epoch was undone: its order's draw too
+            self._engine.rng.bit_generator.state = rng_state
+            raise
 
     def fit(self, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 64,
             validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
@@ -426,8 +432,10 @@ class MLP:
             ``history.stop_reason`` says where it stopped; callbacks' ``on_train_end``
             runs (EarlyStopping restores nothing), then the exception propagates.
         FloatingPointError
-            If the loss stops being finite; the weights are those after the last
-            finite step and ``model.history`` holds the completed epochs.
+            If the loss or, after an overflow, the weights or the optimizer state
+            stop being finite; the C++ call it happened in is undone, so the model
+            is as after the last chunk of batches (about 0.2 s) that stayed finite,
+            and ``model.history`` holds the completed epochs.
 
         Notes
         -----
@@ -496,9 +504,17 @@ class MLP:
         Returns
         -------
         ndarray of float32 of shape (n_samples, n_outputs), or (n_outputs,) for one sample
+
+        Raises
+        ------
+        FloatingPointError
+            If finite inputs overflow float32 inside the network (values near 3e38):
+            outputs are never NaN or infinite.
         """
         features, one = as_inputs(x, self.layer_sizes[0])
         z = self._engine.predict_logits(features, _inference_batch(batch_size))
+        if not all_finite(z):
+            raise _overflow(features)
         return z[0] if one else z
 
     def predict_proba(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
@@ -533,9 +549,16 @@ class MLP:
         batch_size = _inference_batch(batch_size)
         loss_sum, correct = self._engine.evaluate(x, y, batch_size)
         cost = loss_sum / x.shape[0] + self._engine.penalty()
+        if not np.isfinite(cost):  # the weights are finite (training keeps them so): the inputs overflowed
+            raise _overflow(x)
         if self.is_classifier:
             return cost, correct / x.shape[0]
         return cost, float(np.abs(self._engine.predict_logits(x, batch_size) - y).mean(dtype=np.float64))
+
+
+def _overflow(x: np.ndarray) -> FloatingPointError:
+    return FloatingPointError(f"the network's outputs overflowed float32 for inputs as large as "
+                              f"{float(np.abs(x).max()):.3g}: scale the inputs (e.g. standardize them)")
 
 
 def load(path: str | os.PathLike[str]) -> MLP:

@@ -8,8 +8,8 @@ it; so ``pydfn.load(path).fit(x, y, pydfn.Adam())`` resumes bit for bit. An
 optimizer of another kind or with other hyper-parameters starts from fresh state,
 as a new PyTorch optimizer would. To change a hyper-parameter and keep the state
 (a learning-rate schedule), set it on the model's optimizer:
-``model.optimizer.lr = 1e-4``; there any finite lr >= 0 is taken, so a schedule may
-decay it to zero (the constructors want lr > 0). ``model.reset_optimizer()`` clears the state.
+``model.optimizer.lr = 1e-4``. As in PyTorch, any finite lr >= 0 is taken (a schedule
+may decay it to zero). ``model.reset_optimizer()`` clears the state.
 
 Each follows PyTorch's update rule and defaults exactly; every step is one pass
 over the flat parameter buffer in the C++ core; during ``fit``/``train_epoch``
@@ -19,13 +19,19 @@ each layer's step runs as soon as its gradient is complete, in the backward pass
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 from . import _core
 from ._validation import real
 
 
-_FLOAT32_MAX = 3.4028234663852886e38  # the core computes in float32
+_FLOAT32_MAX = 3.4028234663852886e38
+_POSITIVE: tuple[Callable[[float], bool], str] = (lambda v: v > 0, "a finite number > 0")
+_UNIT: tuple[Callable[[float], bool], str] = (lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+_NONNEGATIVE: tuple[Callable[[float], bool], str] = (lambda v: v >= 0, "a finite number >= 0")  # the core computes in float32
+
+
+_ADAM_RULES = {"lr": _NONNEGATIVE, "beta1": _UNIT, "beta2": _UNIT, "eps": _POSITIVE}
 
 
 def _check(name: str, value: float, ok: bool, wanted: str) -> float:
@@ -33,14 +39,6 @@ def _check(name: str, value: float, ok: bool, wanted: str) -> float:
         raise ValueError(f"{name} must be {wanted}, got {value}")
     if abs(value) > _FLOAT32_MAX:
         raise ValueError(f"{name} must be finite in float32 (|x| <= {_FLOAT32_MAX:.4g}), got {value}")
-    return value
-
-
-def _initial_lr(lr: Any) -> float:
-    """A constructor's lr: finite and > 0, also once rounded to float32 (later, a schedule may set 0)."""
-    value = _check("lr", real(lr, "lr"), lr > 0, "a finite number > 0")
-    if value < 1e-45:  # below float32's smallest subnormal, it would round to 0 in the core
-        raise ValueError(f"lr must be > 0 in float32 (>= 1e-45), got {value}")
     return value
 
 
@@ -55,6 +53,22 @@ class Optimizer:
     kind = ""  # the core's name for it
     _fields: tuple[str, ...] = ()
     lr: float  # sent to the core when it changed, so a schedule may change it between epochs
+
+    # Each float hyper-parameter's rule: checked on every assignment, in the constructor and
+    # after it (``opt.lr = float("inf")`` raises), so a bound optimizer is always valid.
+    _rules: dict[str, tuple[Callable[[float], bool], str]] = {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        rule = self._rules.get(name)
+        if rule is not None:
+            number = real(value, name)
+            value = _check(name, number, rule[0](number), rule[1])
+        super().__setattr__(name, value)
+
+    def validate(self) -> None:
+        """Raise ValueError or TypeError if the hyper-parameters are not a valid
+        combination (what binding the optimizer to a model checks)."""
+        type(self)(**self.get_config())
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments: ``type(self)(**opt.get_config())`` is an equal optimizer."""
@@ -92,7 +106,7 @@ class Adam(Optimizer):
     Parameters
     ----------
     lr : float, default 1e-3
-        Learning rate, > 0.
+        Learning rate, >= 0.
     beta1, beta2 : float, default 0.9 and 0.999
         Decay rates of the first and second moment estimates, in [0, 1).
     eps : float, default 1e-8
@@ -101,12 +115,10 @@ class Adam(Optimizer):
 
     kind = "adam"
     _fields: tuple[str, ...] = ("lr", "beta1", "beta2", "eps")
+    _rules = _ADAM_RULES
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.lr = _initial_lr(lr)
-        self.beta1 = _check("beta1", real(beta1, "beta1"), 0.0 <= beta1 < 1.0, "in [0, 1)")
-        self.beta2 = _check("beta2", real(beta2, "beta2"), 0.0 <= beta2 < 1.0, "in [0, 1)")
-        self.eps = _check("eps", real(eps, "eps"), eps > 0, "a finite number > 0")
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps  # checked by _rules
 
     def hyperparameters(self) -> tuple[float, float, float, float]:
         """``(lr, beta1, beta2, eps)``."""
@@ -130,12 +142,12 @@ class AdamW(Adam):
 
     kind = "adamw"
     _fields: tuple[str, ...] = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    _rules = {**_ADAM_RULES, "weight_decay": _NONNEGATIVE}
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  weight_decay: float = 0.01):
         super().__init__(lr, beta1, beta2, eps)
-        self.weight_decay = _check("weight_decay", real(weight_decay, "weight_decay"), weight_decay >= 0,
-                                   "a finite number >= 0")
+        self.weight_decay = weight_decay
 
 
 class SGD(Optimizer):
@@ -149,7 +161,7 @@ class SGD(Optimizer):
     Parameters
     ----------
     lr : float
-        Learning rate, > 0 (required, as in PyTorch).
+        Learning rate, >= 0 (required, as in PyTorch).
     momentum : float, default 0
         In [0, 1).
     nesterov : bool, default False
@@ -158,10 +170,10 @@ class SGD(Optimizer):
 
     kind = "sgd"
     _fields = ("lr", "momentum", "nesterov")
+    _rules = {"lr": _NONNEGATIVE, "momentum": _UNIT}
 
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False):
-        self.lr = _initial_lr(lr)
-        self.momentum = _check("momentum", real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")
+        self.lr, self.momentum = lr, momentum
         if not isinstance(nesterov, bool):
             raise TypeError(f"nesterov must be True or False, got {type(nesterov).__name__}")
         if nesterov and self.momentum == 0:
@@ -187,12 +199,10 @@ class RMSProp(Optimizer):
 
     kind = "rmsprop"
     _fields = ("lr", "alpha", "eps", "momentum")
+    _rules = {"lr": _NONNEGATIVE, "alpha": _UNIT, "eps": _POSITIVE, "momentum": _UNIT}
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0):
-        self.lr = _initial_lr(lr)
-        self.alpha = _check("alpha", real(alpha, "alpha"), 0.0 <= alpha < 1.0, "in [0, 1)")
-        self.eps = _check("eps", real(eps, "eps"), eps > 0, "a finite number > 0")
-        self.momentum = _check("momentum", real(momentum, "momentum"), 0.0 <= momentum < 1.0, "in [0, 1)")
+        self.lr, self.alpha, self.eps, self.momentum = lr, alpha, eps, momentum
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.kind: cls for cls in (Adam, AdamW, SGD, RMSProp)}

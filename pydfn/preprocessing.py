@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import _data
-from ._validation import as_features, as_labels, positive_int, real, renamed
+from ._validation import as_array, as_features, as_labels, positive_int, real, renamed
 
 
 def prepare_images(images: Any, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -28,7 +28,7 @@ def prepare_images(images: Any, *, out: np.ndarray | None = None) -> np.ndarray:
     ndarray of float32 of shape (n_images, height * width)
         Equal to ``images.reshape(len(images), -1).astype(np.float32) / 255``, bit for bit.
     """
-    images = np.asarray(images)
+    images = as_array(images, "images")
     if images.dtype != np.uint8:
         raise TypeError(f"images must be uint8, got dtype {images.dtype}")
     if images.ndim < 2:
@@ -81,7 +81,7 @@ def train_val_split(x: Any, y: Any, validation_split: float | None = None, seed:
     x_train, x_val, y_train, y_val : ndarray
         Of shapes (n_train, ...), (n_val, ...), (n_train,), (n_val,), in scikit-learn's order.
     """
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = as_array(x, "x"), as_array(y, "y")
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
         raise ValueError(f"x and y need the same number of samples, got shapes {x.shape} and {y.shape}")
     validation_split = real(renamed(validation_split, val_fraction, "validation_split", "val_fraction", 0.1),
@@ -111,7 +111,7 @@ def one_hot(y: Any, num_classes: int) -> np.ndarray:
     ndarray of float32 of shape (n_samples, num_classes)
     """
     num_classes = positive_int(num_classes, "num_classes")
-    y = np.asarray(y)
+    y = as_array(y, "y")
     labels = as_labels(y, num_classes, len(y) if y.ndim else 0)
     encoded = np.zeros((len(labels), num_classes), dtype=np.float32)
     encoded[np.arange(len(labels)), labels] = 1.0

@@ -252,6 +252,9 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
         if not self.tol >= 0:
             raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        if isinstance(self.learning_rate_init, (int, float)) and not self.learning_rate_init > 0:
+            # scikit-learn's rule (its MLP's learning_rate_init is in (0, inf)); Adam takes 0
+            raise ValueError(f"learning_rate_init must be a finite number > 0, got {self.learning_rate_init!r}")
         try:
             return Adam(self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
         except (TypeError, ValueError) as exc:  # say it with this class's names

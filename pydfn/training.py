@@ -9,6 +9,7 @@ the model's engine.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
@@ -91,7 +92,8 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
     augmenter = None if augment is None else EpochAugmenter(augment, x)
     loop_type: Any = OneProcessLoop
     if distributed:
-        from .distributed import DataParallelLoop as loop_type, as_rank_0, rank  # needs mpi4py: pydfn[mpi]
+        # needs mpi4py: pydfn[mpi]
+        from .distributed import DataParallelLoop as loop_type, as_rank_0, check_same_everywhere, rank
         if rank() != 0:
             callbacks, verbose = (), 0  # only rank 0 reports, checkpoints and decides to stop
 
@@ -117,6 +119,17 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
         if {**optimizer.get_config(), "lr": held.lr} == held.get_config():
             optimizer.lr = held.lr
     engine.bind(optimizer)  # checks its type; see pydfn.optim for when the state continues
+    if distributed:
+        # The same model, optimizer and settings everywhere: else the collectives mismatch ("Message
+        # truncated") or the ranks silently train different models. The training data: the loop checks it.
+        check_same_everywhere({
+            # Not the seed: rank 0's generator is broadcast, and each rank may build its model from its own.
+            "layer sizes and options": json.dumps([model.layer_sizes, {k: v for k, v in model.options().items()
+                                                                       if k != "seed"}]).encode(),
+            "optimizer and fit settings": json.dumps([optimizer.kind, optimizer.get_config(), epochs, batch_size,
+                                                      shuffle, seed, augment is not None]).encode(),
+            **({"validation data shape": np.array([*val[0].shape, *val[1].shape], np.int64),
+                "validation features": val[0], "validation targets": val[1]} if val else {})})
     model.history = history
     if seed is not None:
         engine.reseed(seed)  # saved in checkpoints, so a resumed fit continues it

@@ -184,7 +184,71 @@ def test_different_data_on_the_ranks_is_a_clear_error_on_every_rank(tmp_path):
     result, _ = run_mpi(DIFFERENT_DATA, 2, tmp_path)
     assert result.returncode == 0, result.stderr
     for text in reports(tmp_path):
-        assert text.startswith("distributed training needs the same training data on every rank"), text
+        assert text.startswith("distributed training needs the same data, model and fit settings on every rank; "
+                               "the ranks differ in: training data shape, training features x, training targets y"), text
+
+
+# Issue 19 item 5: a full checksum of everything that must match (the sampled one missed 75% of the rows),
+# the validation data (never checked), the architecture and settings (ended in "Message truncated").
+MISMATCH = SETUP + """
+what = os.environ["WHAT"]
+xv, yv = x[200:].copy(), y[200:].copy()
+args = dict(epochs=1, batch_size=64, verbose=0, distributed=True)
+sizes = [20, 16, 5]
+if rank == 1:
+    if what == "rows":  # 3 of 4 rows differ, between the rows a 1-in-257 sample would look at
+        x[np.arange(len(x)) % 4 != 0] += 1
+    elif what == "labels":
+        y[-1] = (y[-1] + 1) % 5
+    elif what == "validation":
+        xv[7, 3] += 1e-3
+    elif what == "architecture":
+        sizes = [20, 17, 5]
+    elif what == "options":
+        args["epochs"] = 2
+try:
+    pydfn.MLP(sizes, seed=rank).fit(x, y, pydfn.Adam(), validation_data=(xv, yv), **args)
+    report("trained")
+except ValueError as exc:
+    report(str(exc))
+"""
+
+
+@needs_mpi
+@pytest.mark.parametrize("what, named", [
+    ("rows", "training features x"), ("labels", "training targets y"), ("validation", "validation features"),
+    ("architecture", "layer sizes and options"), ("options", "optimizer and fit settings"), ("nothing", None),
+])
+def test_any_difference_between_the_ranks_is_named_on_every_rank(tmp_path, what, named):
+    result, seconds = run_mpi(MISMATCH, 2, tmp_path, env={"WHAT": what, "PYDFN_MPI_TIMEOUT": "20"})
+    assert result.returncode == 0, result.stderr
+    for text in reports(tmp_path):
+        if named is None:
+            assert text == "trained"
+        else:
+            assert text.startswith("distributed training needs the same data, model and fit settings"), text
+            assert text.endswith(f"the ranks differ in: {named} (load the data and build the model the same way "
+                                 "everywhere)"), text
+    assert seconds < 20  # no watchdog wait: the mismatch is found before any collective can mismatch
+
+
+LATE_RANK = SETUP + """
+if rank == 1:
+    time.sleep(60)  # never reaches fit in time
+pydfn.MLP([20, 16, 5]).fit(x, y, pydfn.Adam(), epochs=1, verbose=0, distributed=True)
+print("finished", flush=True)
+"""
+
+
+@needs_mpi
+def test_a_rank_that_never_reaches_fit_aborts_the_others_after_the_timeout(tmp_path):
+    result, seconds = run_mpi(LATE_RANK, 2, tmp_path, env={"PYDFN_MPI_TIMEOUT": "3"}, timeout=60)
+    assert result.returncode != 0 and "finished" not in result.stdout
+    # rank 0's broadcast may return before rank 1 receives it (an eager send): then the next collective waits
+    assert re.search(r"rank 0/2: no answer from the other ranks for 3 s during the (start of fit|check that every "
+                     r"rank holds the same data)",
+                     result.stdout + result.stderr), result.stdout + result.stderr
+    assert seconds < 30
 
 
 DIVERGING = SETUP + """

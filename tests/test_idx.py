@@ -49,7 +49,7 @@ BAD_FILES = {
     "trailing garbage": (GOOD + b"junk", "byte count mismatch: 4 trailing bytes"),
     "huge dims": (b"\x00\x00\x08\x02" + b"\xff" * 8 + b"x", "declares 4294967295x4294967295 = "),
     "bad gzip stream": (gzip.compress(GOOD)[:-20] + b"\x00" * 20, "bad gzip stream"),
-    "truncated gzip": (gzip.compress(GOOD)[:30], "bad gzip stream: Compressed file ended"),
+    "truncated gzip": (gzip.compress(GOOD)[:30], "bad gzip stream: it ends before its end-of-stream marker"),
     "gzip garbage after": (gzip.compress(GOOD) + b"junk", "bad gzip stream"),
 }
 

@@ -232,14 +232,19 @@ def test_bad_training_arguments(rng):
 
 def test_optimizer_hyperparameters_changed_later_are_still_checked(rng):
     model, adam = pydfn.MLP(SIZES), pydfn.Adam()
-    adam.lr = -1.0
     with pytest.raises(ValueError, match="lr must be a finite number >= 0"):
-        model.train_step(*data(rng, 4), adam)
+        adam.lr = -1.0
+    assert adam.lr == 1e-3
+    sgd = pydfn.SGD(0.1)
+    model.train_step(*data(rng, 4), sgd)
+    sgd.nesterov = True  # a combination: checked when the model next takes the optimizer
+    with pytest.raises(ValueError, match="nesterov=True needs momentum > 0"):
+        model.train_step(*data(rng, 4), sgd)
 
 
-def test_a_schedule_may_decay_lr_to_zero_after_construction(rng):
-    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
-        pydfn.Adam(lr=0)
+def test_a_schedule_may_decay_lr_to_zero(rng, tmp_path):
+    # lr >= 0, as PyTorch checks it: a checkpoint saved at the end of a decay to zero loads again
+    assert pydfn.Adam(lr=0).lr == 0
     model, adam = pydfn.MLP(SIZES), pydfn.Adam()
     x, y = data(rng, 32)
     model.fit(x, y, adam, epochs=1, batch_size=8, verbose=0)
@@ -248,6 +253,8 @@ def test_a_schedule_may_decay_lr_to_zero_after_construction(rng):
     model.fit(x, y, adam, epochs=1, batch_size=8, verbose=0)
     assert model.optimizer_step == steps + 4
     assert all(np.array_equal(p, q) for p, q in zip(before, model.get_weights()))
+    model.save(tmp_path / "lr0.npz")
+    assert pydfn.load(tmp_path / "lr0.npz").optimizer.lr == 0
 
 
 def test_threads_setting(threads):

@@ -130,7 +130,7 @@ def test_checkpoint_resumes_each_optimizer_exactly(case, rng, tmp_path):
 
 @pytest.mark.parametrize("make, error, match", [
     (lambda: pydfn.SGD(), TypeError, "lr"),
-    (lambda: pydfn.SGD(0.0), ValueError, "lr must be a finite number > 0"),
+    (lambda: pydfn.SGD(-0.1), ValueError, "lr must be a finite number >= 0"),
     (lambda: pydfn.SGD(0.1, momentum=1.0), ValueError, r"momentum must be in \[0, 1\)"),
     (lambda: pydfn.SGD(0.1, nesterov=True), ValueError, "nesterov=True needs momentum > 0"),
     (lambda: pydfn.SGD(0.1, nesterov=1), TypeError, "nesterov must be True or False"),

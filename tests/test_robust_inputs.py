@@ -161,10 +161,9 @@ BAD = {
     "predict batch 0": ("m.predict(x, batch_size=0)", "ValueError", "batch_size must be >= 1, got 0"),
     "evaluate batch float": ("m.evaluate(x, y, batch_size=1.0)", "TypeError", "batch_size must be an integer, got float"),
     # --- the optimizer ----------------------------------------------------------------
-    "Adam lr 0": ("Adam(lr=0)", "ValueError", "lr must be a finite number > 0, got 0"),
-    "Adam lr negative": ("Adam(lr=-1e-3)", "ValueError", "lr must be a finite number > 0, got -0.001"),
-    "Adam lr nan": ("Adam(lr=float('nan'))", "ValueError", "lr must be a finite number > 0, got nan"),
-    "Adam lr inf": ("Adam(lr=float('inf'))", "ValueError", "lr must be a finite number > 0, got inf"),
+    "Adam lr negative": ("Adam(lr=-1e-3)", "ValueError", "lr must be a finite number >= 0, got -0.001"),
+    "Adam lr nan": ("Adam(lr=float('nan'))", "ValueError", "lr must be a finite number >= 0, got nan"),
+    "Adam lr inf": ("Adam(lr=float('inf'))", "ValueError", "lr must be a finite number >= 0, got inf"),
     "Adam lr str": ("Adam(lr='0.1')", "TypeError", "lr must be a real number, got str"),
     "Adam lr None": ("Adam(lr=None)", "TypeError", "lr must be a real number, got NoneType"),
     "Adam beta1 1": ("Adam(beta1=1.0)", "ValueError", r"beta1 must be in \[0, 1\), got 1.0"),
@@ -174,7 +173,6 @@ BAD = {
     "Adam eps 0": ("Adam(eps=0)", "ValueError", "eps must be a finite number > 0, got 0"),
     "Adam eps negative": ("Adam(eps=-1e-8)", "ValueError", "eps must be a finite number > 0"),
     "Adam changed later": ("(setattr(opt2 := Adam(), 'lr', -1.0), m.train_step(x, y, opt2))", "ValueError", "lr must be a finite number >= 0"),
-    "Adam lr underflows float32": ("m.train_step(x, y, Adam(lr=1e-50))", "ValueError", "lr must be > 0 in float32"),
     # --- memory: refused before allocating --------------------------------------------
     "check_network_size RAM": ("check_network_size([100000, 100000, 10])", "MemoryError",
                                r"layer_sizes \[100000, 100000, 10\] has 10,001,100,010 parameters: .* need 149.0 GiB, "

@@ -351,3 +351,13 @@ def test_csv_logger_writes_each_epochs_last_rate(tmp_path):
     lines = path.read_text().splitlines()
     assert lines[0] == "epoch,loss,accuracy,time,lr"
     assert [float(line.split(",")[-1]) for line in lines[1:]] == [schedule(4), schedule(9), schedule(14)]
+
+
+def test_a_diverged_call_leaves_the_rate_and_the_model_as_before():
+    x, y = blobs(200, 20, 4)
+    model = pydfn.MLP([20, 16, 4], seed=1)
+    optimizer = pydfn.SGD(0.1)
+    with pytest.raises(FloatingPointError):
+        model.fit(x * 1e3, y, optimizer, epochs=1, batch_size=50, verbose=0, lr_schedule=StepDecay(1e30, 100))
+    assert optimizer.lr == 0.1 and model.optimizer_step == 0
+    assert weights_equal(model, pydfn.MLP([20, 16, 4], seed=1))

@@ -202,3 +202,41 @@ def test_when_no_thread_can_start_pydfn_runs_on_one_instead_of_exiting():
     normal = json.loads(run_python(NO_THREADS, timeout=120))
     assert limited["threads"] == 1 and normal["threads"] == 2
     assert limited["weights"] == normal["weights"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_child_forked_while_another_thread_trains_can_use_the_model():
+    # Issue 19 item 7: the model's "in use" flag was copied into the child set, and no thread
+    # there would ever clear it: every call raised "already in use by another thread".
+    out = run_python("""
+import os, threading
+import numpy as np
+import pydfn
+x = np.random.default_rng(0).random((20000, 200), dtype=np.float32)
+y = np.random.default_rng(1).integers(0, 10, 20000).astype(np.int32)
+model, idle = pydfn.MLP([200, 256, 10], seed=0), pydfn.MLP([200, 4, 10], seed=1)
+started = threading.Event()
+class Started(pydfn.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs):
+        started.set()
+worker = threading.Thread(target=lambda: model.fit(x, y, pydfn.Adam(), epochs=50, verbose=0,
+                                                   callbacks=[Started()]))
+worker.start()
+# Fork while the worker trains: it spends nearly all of each epoch inside the core, holding
+# the model (a Python call into the model here could make the worker's next call wait or fail).
+started.wait()
+pid = os.fork()
+if pid == 0:
+    try:
+        model.predict(x[:5])
+        model.train_step(x[:64], y[:64], pydfn.Adam())
+        idle.predict(x[:5])
+        os._exit(0)
+    except BaseException as exc:
+        print("child:", type(exc).__name__, exc, flush=True)
+        os._exit(3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), flush=True)
+os._exit(0)  # no need to wait for the worker's 50 epochs
+""", timeout=120)
+    assert out.split()[-1] == "0", out

@@ -339,19 +339,54 @@ double MLP::compute_gradients(const float* x, Targets y, int B) {
     return sum_in_order(losses_.data(), B) / B + (penalized ? sum_penalty_parts() : 0.0);
 }
 
-void MLP::apply_update(const OptConfig& config) {
+void MLP::save_undo() {
+    for (Buffer* b : {&undo_params_, &undo_s1_, &undo_s2_}) b->grow_to(size_t(num_params_));
+    const size_t bytes = sizeof(float) * size_t(num_params_);
+    std::memcpy(undo_params_.data(), params_.data(), bytes);
+    std::memcpy(undo_s1_.data(), s1_.data(), bytes);
+    std::memcpy(undo_s2_.data(), s2_.data(), bytes);
+    undo_step_ = step_;
+    undone_ = false;
+}
+
+void MLP::undo() {
+    const size_t bytes = sizeof(float) * size_t(num_params_);
+    std::memcpy(params_.data(), undo_params_.data(), bytes);
+    std::memcpy(s1_.data(), undo_s1_.data(), bytes);
+    std::memcpy(s2_.data(), undo_s2_.data(), bytes);
+    step_ = undo_step_;
+    undone_ = true;
+}
+
+bool MLP::state_finite() const {
+    // On the bits (all-ones exponent: inf or NaN), so the loop vectorizes without fast-math.
+    uint32_t bad = 0;
+    for (const Buffer* b : {&params_, &s1_, &s2_}) {
+        const uint32_t* bits = reinterpret_cast<const uint32_t*>(b->data());
+        for (int64_t i = 0; i < num_params_; i++)
+            bad |= uint32_t((bits[i] & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
+}
+
+bool MLP::apply_update(const OptConfig& config) {
     check(step_ < kMaxOptStep, "the optimizer step count is at its limit");
+    save_undo();
     const OptStep step = opt_step(config, step_ + 1);
     step_++;
     run_parallel([&] {
         kernels_.opt_update(params(), opt_s1(), opt_s2(), grads(), num_params_, step);
     });
+    if (state_finite()) return true;
+    undo();
+    return false;
 }
 
 int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_t n,
                          int batch_size, const OptConfig& config, float* batch_loss,
                          int64_t* batch_correct, const float* lr) {
     check(batch_size >= 1, "batch_size must be >= 1");
+    undone_ = false;
     if (n == 0) return 0;
     const int64_t num_batches = (n + batch_size - 1) / batch_size;
     check(num_batches <= kMaxOptStep - step_,
@@ -360,6 +395,7 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
     const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
     const int64_t first_step = step_;
     int64_t applied = 0;
+    save_undo();
     // One parallel region for the whole epoch: the threads meet at
     // sync_threads(), never fork or join per batch.
     run_parallel([&] {
@@ -394,6 +430,7 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
         }
     });
     step_ = first_step + applied;
+    if (applied < num_batches || !state_finite()) undo();
     return applied;
 }
 

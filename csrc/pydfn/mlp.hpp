@@ -78,8 +78,10 @@ class MLP {
     // Gradients of the cost (mean loss + penalty) over a batch x (B,in) into
     // grads(); returns the cost. Parameters are not changed.
     double compute_gradients(const float* x, Targets y, int B);
-    // One optimizer step from grads(): t += 1, then the update.
-    void apply_update(const OptConfig& config);
+    // One optimizer step from grads(): t += 1, then the update. Returns false,
+    // with nothing changed, when the update would leave the parameters or the
+    // optimizer state non-finite (an overflow).
+    bool apply_update(const OptConfig& config);
 
     // Trains on the rows order[0..n) of X (N,in), y in minibatches of
     // batch_size (the last may be smaller). batch_loss and batch_correct, if
@@ -87,7 +89,9 @@ class MLP {
     // (0 for regression). lr, if not null, holds one learning rate per batch
     // (finite, >= 0), used instead of config.lr: a schedule with no call per
     // batch. Stops before any update whose cost is not finite; returns how
-    // many batches were applied.
+    // many batches were applied. Either every batch is applied and the
+    // parameters and optimizer state end finite, or the call is undone:
+    // parameters, state and step as before it (last_call_undone() says which).
     int64_t train_epoch(const float* X, Targets y, const int64_t* order, int64_t n, int batch_size,
                         const OptConfig& config, float* batch_loss, int64_t* batch_correct,
                         const float* lr = nullptr);
@@ -99,7 +103,15 @@ class MLP {
     void evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y, int64_t n,
                   int batch_size);
 
+    bool last_call_undone() const { return undone_; }
+
   private:
+    // The undo of a training call: a copy of the parameters, the optimizer
+    // state and the step taken before it (one pass each, O(params) per call,
+    // not per batch), restored when the call ends non-finite.
+    void save_undo();
+    void undo();
+    bool state_finite() const;  // params, s1 and s2 hold no NaN or infinity
     void reserve(int B);
     // parallel_region(body) with the kernels' scratch reserved first: a
     // std::bad_alloc leaves before any thread starts and anything changes.
@@ -161,6 +173,9 @@ class MLP {
     int64_t num_params_ = 0;
     Buffer params_, grads_, s1_, s2_;
     int64_t step_ = 0;
+    Buffer undo_params_, undo_s1_, undo_s2_;  // allocated by the first training call
+    int64_t undo_step_ = 0;
+    bool undone_ = false;
     float l1_ = 0.0f, l2_ = 0.0f;
     std::vector<int64_t> penalty_blocks_;  // [start, end) pairs covering every W
     std::vector<double> penalty_parts_;
