@@ -6,13 +6,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <atomic>
+#include <memory>
 #include <cstring>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <map>
 #include <optional>
+#include <shared_mutex>
 #include <tuple>
 
 #include "pydfn/optim.hpp"
@@ -186,7 +187,10 @@ pydfn::Loss loss_named(const std::string& name) {
     throw std::invalid_argument("loss must be 'softmax_xent', 'mse' or 'mae', got '" + name + "'");
 }
 
-// A network plus a flag that refuses use from two threads at once.
+// A network plus its lock: predictions and other reads share it (each
+// prediction has its own buffers in the core), a call that writes the network
+// holds it alone. The lock is taken without the GIL, so a thread waiting for
+// it never blocks the one holding it.
 class Network {
   public:
     Network(const std::vector<int>& sizes, const std::string& activation, const std::string& loss,
@@ -194,22 +198,36 @@ class Network {
         : net_(sizes, activation_named(activation), loss_named(loss), precision_named(precision)) {}
     pydfn::MLP& net() { return net_; }
 
+    // Holds the network alone while it lives (waits for other calls to end).
     class Use {
       public:
-        explicit Use(Network& n) : n_(n) {
-            check(!n_.busy_.exchange(true),
-                  "this model is already in use by another thread; use one model per thread");
+        explicit Use(Network& n) : lock_(*n.mutex_, std::defer_lock) {
+            py::gil_scoped_release release;
+            lock_.lock();
         }
-        ~Use() { n_.busy_ = false; }
-        Use(const Use&) = delete;
-        Use& operator=(const Use&) = delete;
 
       private:
-        Network& n_;
+        std::unique_lock<std::shared_mutex> lock_;
+    };
+    // Shares the network with other reads while it lives (waits for a writer to end).
+    class Read {
+      public:
+        explicit Read(Network& n) : lock_(*n.mutex_, std::defer_lock) {
+            py::gil_scoped_release release;
+            lock_.lock();
+        }
+
+      private:
+        std::shared_lock<std::shared_mutex> lock_;
     };
 
-    // In a child process after fork(): the thread that held the model does not exist there.
-    void release_after_fork() { busy_ = false; }
+    // In a child process after fork(): a thread that held the lock does not exist there, and
+    // no other thread may unlock it. The child gets a fresh lock; the old one is left as it
+    // is, never destroyed (destroying a held mutex is undefined): a few bytes per fork.
+    void release_after_fork() {
+        (void)mutex_.release();
+        mutex_ = std::make_unique<std::shared_mutex>();
+    }
 
     int in() const { return net_.sizes().front(); }
     int classes() const { return net_.sizes().back(); }
@@ -260,7 +278,7 @@ class Network {
 
   private:
     pydfn::MLP net_;
-    std::atomic<bool> busy_{false};
+    std::unique_ptr<std::shared_mutex> mutex_ = std::make_unique<std::shared_mutex>();
     std::optional<pydfn::OptConfig> config_;
 };
 
@@ -563,7 +581,7 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("num_params", [](Network& n) { return n.net().num_params(); })
         .def("get_params",
              [](Network& n) {
-                 Network::Use use(n);
+                 Network::Read use(n);
                  return n.copy_out(n.net().params());
              })
         .def("set_params",
@@ -573,7 +591,7 @@ PYBIND11_MODULE(_core, m) {
              })
         .def("get_grads",
              [](Network& n) {
-                 Network::Use use(n);
+                 Network::Read use(n);
                  return n.copy_out(n.net().grads());
              })
         .def("grads_view",
@@ -594,11 +612,15 @@ PYBIND11_MODULE(_core, m) {
              "The optimizer apply_update and train_batches step with (None: none). Its state "
              "is kept: reset_optimizer clears it.")
         .def_property_readonly(
-            "optimizer_step", [](Network& n) { return n.net().opt_step_count(); },
+            "optimizer_step",
+            [](Network& n) {
+                Network::Read use(n);
+                return n.net().opt_step_count();
+            },
             "Optimizer steps taken since the state was last cleared (no copy).")
         .def("get_optimizer_state",
              [](Network& n) {
-                 Network::Use use(n);
+                 Network::Read use(n);
                  py::dict out;
                  for (const auto& [name, slot] : n.slots()) out[py::str(name)] = n.copy_out(n.slot(slot));
                  return out;
@@ -651,7 +673,7 @@ PYBIND11_MODULE(_core, m) {
              "Inverted dropout on the hidden layers' outputs in training, one rate per hidden layer.")
         .def("penalty",
              [](Network& n) {
-                 Network::Use use(n);
+                 Network::Read use(n);
                  py::gil_scoped_release release;
                  return n.net().penalty();
              },
@@ -732,7 +754,7 @@ PYBIND11_MODULE(_core, m) {
                  const int64_t rows = X.shape(0);
                  py::array_t<float> logits({rows, int64_t(n.classes())});
                  float* out = logits.mutable_data();
-                 Network::Use use(n);
+                 Network::Read use(n);
                  py::gil_scoped_release release;
                  n.net().predict_logits(out, X.data(), rows, batch_size);
                  return logits;
@@ -743,7 +765,7 @@ PYBIND11_MODULE(_core, m) {
                  const pydfn::Targets t = n.check_batch(X, y);
                  double loss_sum;
                  int64_t correct;
-                 Network::Use use(n);
+                 Network::Read use(n);
                  {
                      py::gil_scoped_release release;
                      n.net().evaluate(&loss_sum, &correct, X.data(), t, X.shape(0), batch_size);

@@ -13,14 +13,22 @@ optimizer of another kind or other hyper-parameters starts from fresh state. To
 change a hyper-parameter and keep the state (a learning-rate schedule), change the
 bound optimizer's attribute (``model.optimizer.lr = ...``): it is sent to the core
 before the next step. :meth:`Engine.reset_optimizer` clears the state explicitly.
+
+Threads: each core call is atomic (the core network holds a lock: predictions share it,
+calls that write hold it alone, with the GIL released while waiting). A sequence of calls
+that must see one state runs under :meth:`Engine.shared` (reads, e.g. an evaluation and
+its penalty) or :meth:`Engine.exclusive` (a train step's gradients and update), so two
+threads' train steps never interleave and no reader sees half of one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import threading
 import weakref
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -116,6 +124,55 @@ class EngineState:
     rng_state: dict[str, Any]
 
 
+class SharedLock:
+    """Many readers at once, or one writer; the writer may re-enter (and read)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer: int | None = None  # the writing thread's ident
+        self._depth = 0  # the writer's nesting
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:  # a writer reading its own state
+                self._depth += 1
+            else:
+                while self._writer is not None:
+                    self._cond.wait()
+                self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                if self._writer == me:
+                    self._depth -= 1
+                else:
+                    self._readers -= 1
+                    if self._readers == 0:
+                        self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer != me:
+                while self._writer is not None or self._readers:
+                    self._cond.wait()
+                self._writer = me
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._writer = None
+                    self._cond.notify_all()
+
+
 # Every live engine, for the fork handler below.
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -160,7 +217,18 @@ class Engine:
         self._rng = np.random.default_rng(seed)
         self._optimizer: Optimizer | None = None
         self._bound: dict[str, Any] | None = None  # the hyper-parameters the core holds
+        self._lock = SharedLock()
         _ENGINES.add(self)
+
+    # --- threads ------------------------------------------------------------------------
+
+    def shared(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the model against writers (other readers run) for a sequence of reads."""
+        return self._lock.shared()
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the model alone for a sequence of calls (re-entrant in one thread)."""
+        return self._lock.exclusive()
 
     # --- the network ------------------------------------------------------------------
 
@@ -203,14 +271,17 @@ class Engine:
         if not isinstance(optimizer, Optimizer):
             raise TypeError("optimizer must be a pydfn optimizer (Adam, AdamW, SGD, RMSProp), "
                             f"got {type(optimizer).__name__}")
-        if optimizer is not self._optimizer:
-            if self._optimizer is None or optimizer != self._optimizer:
-                self._net.reset_optimizer()
-            self._optimizer = optimizer
-        self._sync()
+        with self.exclusive():
+            if optimizer is not self._optimizer:
+                if self._optimizer is None or optimizer != self._optimizer:
+                    self._net.reset_optimizer()
+                self._optimizer = optimizer
+            self._sync()
 
     def release_after_fork(self) -> None:
-        """Mark the model free in a forked child (see ``_release_after_fork``)."""
+        """Mark the model free in a forked child (see ``_release_after_fork``): a thread that
+        held either lock at the fork does not exist there."""
+        self._lock = SharedLock()
         self._net.release_after_fork()
 
     def reset_optimizer(self) -> None:
@@ -265,17 +336,18 @@ class Engine:
             the optimizer state non-finite (an overflow): the call is then undone, the
             model and its optimizer state are exactly as before it.
         """
-        self._sync()
         rates = None if lr is None else np.ascontiguousarray(lr, dtype=np.float32)
-        applied, undone, loss, correct = self._net.train_batches(x, y, rows, batch_size, sample_weight, rates)
+        with self.exclusive():
+            self._sync()
+            applied, undone, loss, correct = self._net.train_batches(x, y, rows, batch_size, sample_weight, rates)
+            if lr is not None and len(lr) and not undone:  # every batch was applied
+                assert self._optimizer is not None  # _sync checked it
+                self._optimizer.lr = float(lr[-1])
         if undone:
             what = (f"the loss became {loss[applied]} at batch {applied} of {len(loss)}" if applied < len(loss)
                     else "an update made the weights or the optimizer state overflow to infinity or NaN")
             raise FloatingPointError(f"{what}: training stopped; the model and its optimizer state are as "
                                      "before this call (try a smaller learning rate or scale the inputs)")
-        if lr is not None and len(lr):  # every batch was applied
-            assert self._optimizer is not None  # _sync checked it
-            self._optimizer.lr = float(lr[-1])
         size = np.minimum(batch_size, len(rows) - batch_size * np.arange(len(loss)))
         return BatchLogs.of(loss, correct, size)
 
@@ -300,8 +372,10 @@ class Engine:
             When the step would make the parameters or the optimizer state non-finite
             (nothing is changed then).
         """
-        self._sync()
-        if not self._net.apply_update():
+        with self.exclusive():
+            self._sync()
+            applied = self._net.apply_update()
+        if not applied:
             raise FloatingPointError("the update would make the weights or the optimizer state overflow to "
                                      "infinity or NaN: update skipped, weights unchanged (try a smaller "
                                      "learning rate or scale the inputs)")
@@ -320,18 +394,20 @@ class Engine:
 
     def state(self) -> EngineState:
         """Copies of everything a fit needs to continue (see :class:`EngineState`)."""
-        return EngineState(params=self._net.get_params(), optimizer=self._optimizer,
-                           optimizer_state=dict(self._net.get_optimizer_state()) if self._optimizer else {},
-                           step=self.step, rng_state=dict(self._rng.bit_generator.state))
+        with self.shared():
+            return EngineState(params=self._net.get_params(), optimizer=self._optimizer,
+                               optimizer_state=dict(self._net.get_optimizer_state()) if self._optimizer else {},
+                               step=self.step, rng_state=dict(self._rng.bit_generator.state))
 
     def set_state(self, state: EngineState) -> None:
         """Take ``state`` over, binding its optimizer with its state as is (ValueError if the
         buffers are not the optimizer's, or are not shaped like the parameters)."""
-        self._net.set_params(state.params)
-        self._optimizer, self._bound = state.optimizer, None
-        if state.optimizer is None:
-            self._net.bind_optimizer(None)
-        else:
-            self._sync()
-        self._net.set_optimizer_state(state.optimizer_state, state.step)
-        self._rng.bit_generator.state = state.rng_state
+        with self.exclusive():
+            self._net.set_params(state.params)
+            self._optimizer, self._bound = state.optimizer, None
+            if state.optimizer is None:
+                self._net.bind_optimizer(None)
+            else:
+                self._sync()
+            self._net.set_optimizer_state(state.optimizer_state, state.step)
+            self._rng.bit_generator.state = state.rng_state

@@ -492,7 +492,7 @@ class _TqdmBar:
         self._bar = tqdm(total=total, desc=title, unit=" samples", unit_scale=True, leave=False,
                          dynamic_ncols=True, file=sys.stderr,
                          bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-                                    "[ETA {remaining}, {rate_fmt}] {postfix}")
+                                    "[ETA {remaining}, {rate_fmt}{postfix}]")  # tqdm puts ", " before a postfix
 
     def update(self, rows: int, metrics: str) -> None:
         # Drawn on every call: the calls already come a few times a second (one per C++ call),

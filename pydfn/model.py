@@ -262,8 +262,9 @@ class MLP:
             ``[dW1, db1, dW2, db2, ...]``, shaped like ``get_weights()``.
         """
         x, y = self._check_xy(x, y)
-        loss = self._engine.gradients(x, y)
-        return loss, self._unflatten(self._engine.get_grads())
+        with self._engine.exclusive():  # no other thread's gradients in between
+            loss = self._engine.gradients(x, y)
+            return loss, self._unflatten(self._engine.get_grads())
 
     def train_step(self, x: Any, y: Any, optimizer: Optimizer) -> float:
         """One optimizer update on the minibatch ``(x, y)``.
@@ -288,11 +289,12 @@ class MLP:
             optimizer state non-finite; the model is then left unchanged.
         """
         x, y = self._check_xy(x, y)
-        self._engine.bind(optimizer)
-        loss = self._engine.gradients(x, y)
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"the loss is {loss}: update skipped, weights unchanged")
-        self._engine.apply_update()
+        with self._engine.exclusive():  # another thread's steps wait: steps never interleave
+            self._engine.bind(optimizer)
+            loss = self._engine.gradients(x, y)
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"the loss is {loss}: update skipped, weights unchanged")
+            self._engine.apply_update()
         return loss
 
     def train_epoch(self, x: Any, y: Any, optimizer: Optimizer, *, batch_size: int = 64, shuffle: bool = True,
@@ -330,14 +332,15 @@ class MLP:
         check_bool(shuffle, "shuffle")
         if seed is not None:
             seed = positive_int(seed, "seed", minimum=0)
-        self._engine.bind(optimizer)
-        rng_state = self._engine.rng.bit_generator.state
-        try:
-            return self._engine.train(x, y, self._engine.epoch_order(x.shape[0], shuffle, seed),
-                                      batch_size, weights).mean_loss()
-        except FloatingPointError:  # the epoch was undone: its order's draw too
-            self._engine.rng.bit_generator.state = rng_state
-            raise
+        with self._engine.exclusive():
+            self._engine.bind(optimizer)
+            rng_state = self._engine.rng.bit_generator.state
+            try:
+                return self._engine.train(x, y, self._engine.epoch_order(x.shape[0], shuffle, seed),
+                                          batch_size, weights).mean_loss()
+            except FloatingPointError:  # the epoch was undone: its order's draw too
+                self._engine.rng.bit_generator.state = rng_state
+                raise
 
     def fit(self, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 64,
             validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
@@ -547,13 +550,14 @@ class MLP:
         """
         x, y = self._check_xy(x, y)
         batch_size = _inference_batch(batch_size)
-        loss_sum, correct = self._engine.evaluate(x, y, batch_size)
-        cost = loss_sum / x.shape[0] + self._engine.penalty()
-        if not np.isfinite(cost):  # the weights are finite (training keeps them so): the inputs overflowed
-            raise _overflow(x)
-        if self.is_classifier:
-            return cost, correct / x.shape[0]
-        return cost, float(np.abs(self._engine.predict_logits(x, batch_size) - y).mean(dtype=np.float64))
+        with self._engine.shared():  # every part from the same weights
+            loss_sum, correct = self._engine.evaluate(x, y, batch_size)
+            cost = loss_sum / x.shape[0] + self._engine.penalty()
+            if not np.isfinite(cost):  # the weights are finite (training keeps them so): the inputs overflowed
+                raise _overflow(x)
+            if self.is_classifier:
+                return cost, correct / x.shape[0]
+            return cost, float(np.abs(self._engine.predict_logits(x, batch_size) - y).mean(dtype=np.float64))
 
 
 def _overflow(x: np.ndarray) -> FloatingPointError:

@@ -1,6 +1,6 @@
 """Threads: two models trained at once in two Python threads (the core releases the GIL)
 give exactly their one-after-the-other results; one model used from two threads at once
-is refused with a ValueError, never left with corrupted weights. Run in subprocesses with
+serializes the calls, never leaving corrupted weights. Run in subprocesses with
 a timeout, so a deadlock or crash fails the test instead of the run."""
 
 from __future__ import annotations
@@ -45,39 +45,26 @@ print(json.dumps({"same": [bool(np.array_equal(alone[i], together[s])) for i, s 
     assert report == {"same": [True, True], "differ": True}
 
 
-def test_one_model_from_two_threads_is_refused_and_its_training_is_untouched():
+def test_one_model_from_two_threads_waits_and_its_training_is_untouched():
     # A thread trains while the main thread keeps calling into the same model: each call
-    # runs between two C++ calls of the other thread or is refused (either thread may be),
-    # and a refused call changes nothing, so retrying the refused epochs gives exactly
-    # the weights of training undisturbed.
+    # waits for the other thread's core call to end (none is refused), and the reads
+    # change nothing, so the weights are exactly those of training undisturbed.
     report = run("""
 reference = flat(train(7, epochs=3))
 model = pydfn.MLP([64, 48, 10], seed=7)
 opt = pydfn.Adam()
 def fit():
     for epoch in range(3):
-        while True:
-            try:
-                model.train_epoch(x, y, opt, batch_size=16, seed=epoch)
-                break
-            except ValueError:
-                pass  # the main thread held the model: nothing was trained, try again
+        model.train_epoch(x, y, opt, batch_size=16, seed=epoch)
 worker = threading.Thread(target=fit)
-refused, ran, messages = 0, 0, set()
+ran = 0
 worker.start()
 while worker.is_alive():
-    try:
-        model.predict(x[:100])
-        model.evaluate(x[:100], y[:100])
-        ran += 1
-    except ValueError as exc:
-        refused += 1
-        messages.add(str(exc))
+    model.predict(x[:100])
+    model.evaluate(x[:100], y[:100])
+    ran += 1
 worker.join()
-print(json.dumps({"refused": refused, "messages": sorted(messages),
-                  "same": bool(np.array_equal(flat(model), reference))}))
+print(json.dumps({"ran": ran, "same": bool(np.array_equal(flat(model), reference))}))
 """)
     assert report["same"], "concurrent calls changed the training's result"
-    assert report["refused"] > 0, "no call overlapped the training: the test proved nothing"
-    assert report["messages"] == ["this model is already in use by another thread; use one model per thread"]
-
+    assert report["ran"] > 0

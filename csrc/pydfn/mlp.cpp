@@ -49,9 +49,9 @@ MLP::MLP(const std::vector<int>& sizes, Activation activation, Loss loss, Precis
             xr_at += half_up(in);
             xp_at += bf16_ld(in);
         }
+        w_pairs_at_.push_back(w_at);
         x_rows_at_.push_back(xr_at);
         x_pairs_at_.push_back(xp_at);
-        w_pairs_.grow_to(size_t(w_at));
         wt_pairs_.grow_to(size_t(std::max<int64_t>(wt_at, 1)));
     }
     penalty_parts_.resize(penalty_blocks_.size() / 2);
@@ -93,29 +93,30 @@ void MLP::set_label_smoothing(float eps) {
     label_smoothing_ = eps;
 }
 
-void MLP::penalty_parts() {
-    const float* p = params();
+void MLP::penalty_parts(std::vector<double>& parts) const {
+    const float* p = params_.data();
 #pragma omp for schedule(static) nowait
-    for (size_t b = 0; b < penalty_parts_.size(); b++) {
+    for (size_t b = 0; b < parts.size(); b++) {
         double abs_sum = 0.0, sq_sum = 0.0;
         for (int64_t i = penalty_blocks_[2 * b]; i < penalty_blocks_[2 * b + 1]; i++) {
             abs_sum += std::fabs(p[i]);
             sq_sum += double(p[i]) * p[i];
         }
-        penalty_parts_[b] = double(l1_) * abs_sum + double(l2_) * sq_sum;
+        parts[b] = double(l1_) * abs_sum + double(l2_) * sq_sum;
     }
 }
 
-double MLP::sum_penalty_parts() const {
+double MLP::sum_penalty_parts(const std::vector<double>& parts) {
     double s = 0.0;
-    for (double part : penalty_parts_) s += part;
+    for (double part : parts) s += part;
     return s;
 }
 
-double MLP::penalty() {
+double MLP::penalty() const {
     if (l1_ == 0.0f && l2_ == 0.0f) return 0.0;
-    run_parallel([&] { penalty_parts(); });
-    return sum_penalty_parts();
+    std::vector<double> parts(penalty_parts_.size());  // this call's own: penalty() only reads
+    parallel_region(threads_for_region(), [&] { penalty_parts(parts); });  // no kernels: no scratch
+    return sum_penalty_parts(parts);
 }
 
 void MLP::set_dropout(const std::vector<float>& rates, uint64_t seed) {
@@ -125,112 +126,135 @@ void MLP::set_dropout(const std::vector<float>& rates, uint64_t seed) {
     for (float r : rates) check(r >= 0.0f && r < 1.0f, "dropout rates must be in [0, 1)");
     dropout_ = rates;
     dropout_seed_ = seed;
-    capacity_ = 0;  // the next reserve() sizes the dropped_ buffer too
+    ws_.capacity = 0;  // the next reserve() sizes the dropped buffer too
+}
+
+void MLP::reserve(Workspace& ws, int B, bool training) const {
+    if (B <= ws.capacity) return;
+    const size_t rows = size_t(B);
+    ws.acts.grow_to(rows * act_offsets_.back());
+    if (training && std::any_of(dropout_.begin(), dropout_.end(), [](float r) { return r > 0.0f; }))
+        ws.dropped.grow_to(rows * act_offsets_.back());
+    if (loss_ == Loss::softmax_xent) ws.probs.grow_to(rows * sizes_.back());
+    ws.losses.grow_to(rows);
+    if (bf16()) {
+        ws.w_pairs.grow_to(size_t(w_pairs_at_.back()));
+        ws.x_rows.grow_to(rows * x_rows_at_.back());
+        ws.x_pairs.grow_to(size_t(half_up(B)) * x_pairs_at_.back());
+    }
+    ScratchNeed need;  // of dense_forward's products, and dense_backward's when training
+    for (int l = 0; l < num_layers(); l++) {
+        const int in = sizes_[l], out = sizes_[l + 1];
+        need.add(kernels_, Product::nn, out, in);
+        if (training && l > 0) need.add(kernels_, Product::nt, in, out);
+        if (training) need.add(kernels_, Product::tn, out, B);
+    }
+    ws.scratch_need = need;
+    ws.capacity = B;
 }
 
 void MLP::reserve(int B) {
-    if (B <= capacity_) return;
+    if (B <= ws_.capacity) return;
     const size_t rows = size_t(B);
-    acts_.grow_to(rows * act_offsets_.back());
-    if (std::any_of(dropout_.begin(), dropout_.end(), [](float r) { return r > 0.0f; }))
-        dropped_.grow_to(rows * act_offsets_.back());
-    if (loss_ == Loss::softmax_xent)
-        probs_.grow_to(rows * sizes_.back());
-    else
-        t_batch_.grow_to(rows * sizes_.back());
-    losses_.grow_to(rows);
+    if (loss_ != Loss::softmax_xent) t_batch_.grow_to(rows * sizes_.back());
     dbuf_a_.grow_to(rows * max_width_);
     dbuf_b_.grow_to(rows * max_width_);
     x_batch_.grow_to(rows * sizes_[0]);
     if (loss_ == Loss::softmax_xent) y_batch_.resize(rows);
     w_batch_.resize(rows);
-    ScratchNeed need;  // of dense_forward and dense_backward's products
-    for (int l = 0; l < num_layers(); l++) {
-        const int in = sizes_[l], out = sizes_[l + 1];
-        need.add(kernels_, Product::nn, out, in);
-        if (l > 0) need.add(kernels_, Product::nt, in, out);
-        need.add(kernels_, Product::tn, out, B);
-    }
-    scratch_need_ = need;
     if (bf16()) {
-        x_rows_.grow_to(rows * x_rows_at_.back());
-        x_pairs_.grow_to(size_t(half_up(B)) * x_pairs_at_.back());
         dy_rows_.grow_to(rows * half_up(max_width_));
         dy_pairs_.grow_to(size_t(half_up(B)) * bf16_ld(max_width_));
     }
-    capacity_ = B;
+    reserve(ws_, B, true);
 }
 
-void MLP::pack_weights(bool for_backward) {
+void MLP::pack_weights(Workspace& ws) const {
     for (int l = 0; l < num_layers(); l++) {
         const int in = sizes_[l], out = sizes_[l + 1];
-        const float* W = params() + weight_offset(l);
-        kernels_.pack_bf16_pairs(pairs(w_pairs_, w_pairs_at_[l]), bf16_ld(out), W, in, out, false);
-        if (for_backward && l > 0)
-            kernels_.pack_bf16_pairs(pairs(wt_pairs_, wt_pairs_at_[l]), bf16_ld(in), W, out, in, true);
+        const float* W = params_.data() + weight_offset(l);
+        kernels_.pack_bf16_pairs(pairs(ws.w_pairs, w_pairs_at_[l]), bf16_ld(out), W, in, out, false);
     }
 }
 
-uint32_t* MLP::x_rows_of(int layer) { return pairs(x_rows_, x_rows_at_[layer] * capacity_); }
-uint32_t* MLP::x_pairs_of(int layer) {
-    return pairs(x_pairs_, x_pairs_at_[layer] * half_up(capacity_));
+void MLP::pack_weights_for_training() {
+    pack_weights(ws_);
+    for (int l = 1; l < num_layers(); l++) {
+        const int in = sizes_[l], out = sizes_[l + 1];
+        kernels_.pack_bf16_pairs(pairs(wt_pairs_, wt_pairs_at_[l]), bf16_ld(in),
+                                 params() + weight_offset(l), out, in, true);
+    }
 }
 
-Bf16Operands MLP::bf16_operands(int layer) {
+uint32_t* MLP::x_rows_of(Workspace& ws, int layer) const {
+    return pairs(ws.x_rows, x_rows_at_[layer] * ws.capacity);
+}
+uint32_t* MLP::x_pairs_of(Workspace& ws, int layer) const {
+    return pairs(ws.x_pairs, x_pairs_at_[layer] * half_up(ws.capacity));
+}
+
+Bf16Operands MLP::bf16_operands(Workspace& ws, int layer) const {
     if (!bf16()) return {};
     Bf16Operands ops;
-    ops.x_rows = x_rows_of(layer);
-    ops.x_pairs = x_pairs_of(layer);
-    ops.W_pairs = pairs(w_pairs_, w_pairs_at_[layer]);
+    ops.x_rows = x_rows_of(ws, layer);
+    ops.x_pairs = x_pairs_of(ws, layer);
+    ops.W_pairs = pairs(ws.w_pairs, w_pairs_at_[layer]);
+    return ops;
+}
+
+Bf16Operands MLP::bf16_training_operands(int layer) {
+    Bf16Operands ops = bf16_operands(ws_, layer);
+    if (!bf16()) return ops;
     ops.Wt_pairs = pairs(wt_pairs_, wt_pairs_at_[layer]);
     ops.dy_rows = pairs(dy_rows_, 0);
     ops.dy_pairs = pairs(dy_pairs_, 0);
     return ops;
 }
 
-void MLP::forward(const float* x, int B, int64_t mask_step) {
+void MLP::forward(Workspace& ws, const float* x, int B, int64_t mask_step) const {
     for (int l = 0; l < num_layers(); l++) {
-        const float* input = layer_input(l, x, mask_step);
-        const Bf16Operands ops = bf16_operands(l);
+        const float* input = layer_input(ws, l, x, mask_step);
+        const Bf16Operands ops = bf16_operands(ws, l);
         if (bf16()) {
             const int in = sizes_[l];
-            kernels_.pack_bf16_rows(x_rows_of(l), int(half_up(in)), input, B, in);
+            kernels_.pack_bf16_rows(x_rows_of(ws, l), int(half_up(in)), input, B, in);
             if (mask_step > 0)  // training: dW's product needs x paired along the batch
-                kernels_.pack_bf16_pairs(x_pairs_of(l), bf16_ld(in), input, B, in, false);
+                kernels_.pack_bf16_pairs(x_pairs_of(ws, l), bf16_ld(in), input, B, in, false);
             sync_threads();
         }
-        dense_forward(kernels_, layer_output(l), input, params() + weight_offset(l),
-                      params() + bias_offset(l), activation_of(l), B, sizes_[l], sizes_[l + 1], ops);
+        dense_forward(kernels_, layer_output(ws, l), input, params_.data() + weight_offset(l),
+                      params_.data() + bias_offset(l), activation_of(l), B, sizes_[l], sizes_[l + 1], ops);
         sync_threads();
         if (drops(l, mask_step)) {
-            dropout_forward(dropped_output(l), layer_output(l), mask_of(l, mask_step), B, sizes_[l + 1]);
+            dropout_forward(dropped_output(ws, l), layer_output(ws, l), mask_of(l, mask_step), B,
+                            sizes_[l + 1]);
             sync_threads();
         }
     }
 }
 
-void MLP::loss_forward(Targets y, int B) {
-    const float* out = layer_output(num_layers() - 1);
+void MLP::loss_forward(Workspace& ws, Targets y, int B) const {
+    const float* out = layer_output(ws, num_layers() - 1);
     if (loss_ == Loss::softmax_xent)
-        softmax_xent_forward(losses_.data(), probs_.data(), out, y.labels, B, sizes_.back(),
+        softmax_xent_forward(ws.losses.data(), ws.probs.data(), out, y.labels, B, sizes_.back(),
                              label_smoothing_);
     else
-        regression_loss_forward(losses_.data(), out, y.values, loss_, B, sizes_.back());
+        regression_loss_forward(ws.losses.data(), out, y.values, loss_, B, sizes_.back());
     if (y.weights) {
         // The same static split of the rows as the loss's: each thread scales its own rows.
 #pragma omp for schedule(static) nowait
-        for (int i = 0; i < B; i++) losses_.data()[i] *= y.weights[i];
+        for (int i = 0; i < B; i++) ws.losses.data()[i] *= y.weights[i];
     }
 }
 
 void MLP::loss_forward_backward(Targets y, int B) {
-    loss_forward(y, B);
+    loss_forward(ws_, y, B);
     // Row loops over the rows loss_forward gave this thread: no barrier between.
     if (loss_ == Loss::softmax_xent)
-        softmax_xent_backward(dbuf_a_.data(), probs_.data(), y.labels, 1.0f / float(B), B,
+        softmax_xent_backward(dbuf_a_.data(), ws_.probs.data(), y.labels, 1.0f / float(B), B,
                               sizes_.back(), label_smoothing_);
     else
-        regression_loss_backward(dbuf_a_.data(), layer_output(num_layers() - 1), y.values, loss_,
+        regression_loss_backward(dbuf_a_.data(), layer_output(ws_, num_layers() - 1), y.values, loss_,
                                  1.0f / float(B), B, sizes_.back());
     if (y.weights) {  // d(Σ w_i·l_i / B) = w_i · (row i's gradient of the unweighted mean)
         const int n = sizes_.back();
@@ -250,12 +274,12 @@ void MLP::backward(const float* x, int B, int64_t mask_step, const OptStep* step
         step_W.l2 = l2_;
     }
     for (int l = num_layers() - 1; l >= 0; l--) {
-        const float* input = layer_input(l, x, mask_step);
-        const float* h = l == 0 ? x : layer_output(l - 1);  // where f_x' is read from
+        const float* input = layer_input(ws_, l, x, mask_step);
+        const float* h = l == 0 ? x : layer_output(ws_, l - 1);  // where f_x' is read from
         float* dx_or_null = l > 0 ? dx : nullptr;
         const Activation f_x = l > 0 ? activation_ : Activation::none;
         const int64_t w = weight_offset(l), b = bias_offset(l);
-        const Bf16Operands ops = bf16_operands(l);
+        const Bf16Operands ops = bf16_training_operands(l);
         if (bf16()) {
             const int out = sizes_[l + 1];
             kernels_.pack_bf16_pairs(pairs(dy_pairs_, 0), bf16_ld(out), dy, B, out, false);
@@ -309,10 +333,10 @@ void MLP::prefetch_rows(const float* X, const int64_t* rows, int B) const {
     }
 }
 
-int64_t MLP::count_correct(const int32_t* y, int B) const {
+int64_t MLP::count_correct(const Workspace& ws, const int32_t* y, int B) const {
     if (!y) return 0;
     const int classes = sizes_.back();
-    const float* logits = layer_output(num_layers() - 1);
+    const float* logits = layer_output(ws, num_layers() - 1);
     int64_t correct = 0;
     for (int i = 0; i < B; i++) {
         const float* z = logits + int64_t(i) * classes;
@@ -324,10 +348,10 @@ int64_t MLP::count_correct(const int32_t* y, int B) const {
 double MLP::compute_gradients(const float* x, Targets y, int B) {
     reserve(B);
     const bool penalized = l1_ != 0.0f || l2_ != 0.0f;
-    run_parallel([&] {
-        if (penalized) penalty_parts();
-        if (bf16()) pack_weights(true);
-        forward(x, B, step_ + 1);
+    run_parallel(ws_, [&] {
+        if (penalized) penalty_parts(penalty_parts_);
+        if (bf16()) pack_weights_for_training();
+        forward(ws_, x, B, step_ + 1);
         loss_forward_backward(y, B);
         sync_threads();
         backward(x, B, step_ + 1, nullptr);
@@ -336,7 +360,7 @@ double MLP::compute_gradients(const float* x, Targets y, int B) {
                 kernels_.add_penalty(grads() + weight_offset(l), params() + weight_offset(l),
                                      int64_t(sizes_[l]) * sizes_[l + 1], l1_, l2_);
     });
-    return sum_in_order(losses_.data(), B) / B + (penalized ? sum_penalty_parts() : 0.0);
+    return sum_in_order(ws_.losses.data(), B) / B + (penalized ? sum_penalty_parts(penalty_parts_) : 0.0);
 }
 
 void MLP::save_undo() {
@@ -374,7 +398,7 @@ bool MLP::apply_update(const OptConfig& config) {
     save_undo();
     const OptStep step = opt_step(config, step_ + 1);
     step_++;
-    run_parallel([&] {
+    run_parallel(ws_, [&] {
         kernels_.opt_update(params(), opt_s1(), opt_s2(), grads(), num_params_, step);
     });
     if (state_finite()) return true;
@@ -398,26 +422,26 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
     save_undo();
     // One parallel region for the whole epoch: the threads meet at
     // sync_threads(), never fork or join per batch.
-    run_parallel([&] {
+    run_parallel(ws_, [&] {
         // bf16: packed here once (the first gather's barrier comes before any read), then
         // by each layer's optimizer step as it updates W.
-        if (bf16()) pack_weights(true);
+        if (bf16()) pack_weights_for_training();
         for (int64_t b = 0; b < num_batches; b++) {
             const int64_t start = b * batch_size;
             const int B = int(std::min<int64_t>(batch_size, n - start));
             const Targets batch = gather(X, y, order + start, B);
             const int64_t t = first_step + b + 1;  // this batch's optimizer step, if it is taken
-            if (penalized) penalty_parts();  // of the weights this batch's cost is measured at
-            forward(x_batch_.data(), B, t);
+            if (penalized) penalty_parts(penalty_parts_);  // of the weights this batch's cost is measured at
+            forward(ws_, x_batch_.data(), B, t);
             loss_forward_backward(batch, B);
             sync_threads();
             // Every thread sums the losses, in the same order: all reach the same
             // decision without another barrier.
-            double loss = sum_in_order(losses_.data(), B) / B;
-            if (penalized) loss += sum_penalty_parts();
+            double loss = sum_in_order(ws_.losses.data(), B) / B;
+            if (penalized) loss += sum_penalty_parts(penalty_parts_);
             if (thread_index() == 0) {
                 if (batch_loss) batch_loss[b] = float(loss);
-                if (batch_correct) batch_correct[b] = count_correct(batch.labels, B);
+                if (batch_correct) batch_correct[b] = count_correct(ws_, batch.labels, B);
             }
             if (!std::isfinite(loss)) break;
             if (thread_index() == 0) applied++;
@@ -434,17 +458,18 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
     return applied;
 }
 
-void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_size) {
+void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_size) const {
     check(batch_size >= 1, "batch_size must be >= 1");
     if (n == 0) return;
-    reserve(int(std::min<int64_t>(batch_size, n)));
+    Workspace ws;  // this call's own: predictions may run at once
+    reserve(ws, int(std::min<int64_t>(batch_size, n)), false);
     const int in = sizes_[0], classes = sizes_.back();
-    run_parallel([&] {
-        if (bf16()) pack_weights(false);  // the first forward's barrier comes before any read
+    run_parallel(ws, [&] {
+        if (bf16()) pack_weights(ws);  // the first forward's barrier comes before any read
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
-            forward(X + start * in, B, 0);
-            const float* out = layer_output(num_layers() - 1);
+            forward(ws, X + start * in, B, 0);
+            const float* out = layer_output(ws, num_layers() - 1);
 #pragma omp for schedule(static) nowait
             for (int i = 0; i < B; i++)
                 std::memcpy(logits + (start + i) * classes, out + int64_t(i) * classes,
@@ -455,15 +480,16 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
 }
 
 void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y, int64_t n,
-                   int batch_size) {
+                   int batch_size) const {
     check(batch_size >= 1, "batch_size must be >= 1");
     *loss_sum = 0.0;
     *correct = 0;
     if (n == 0) return;
-    reserve(int(std::min<int64_t>(batch_size, n)));
+    Workspace ws;  // this call's own: evaluations may run at once
+    reserve(ws, int(std::min<int64_t>(batch_size, n)), false);
     const int in = sizes_[0], out = sizes_.back();
-    run_parallel([&] {
-        if (bf16()) pack_weights(false);  // the first forward's barrier comes before any read
+    run_parallel(ws, [&] {
+        if (bf16()) pack_weights(ws);  // the first forward's barrier comes before any read
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             Targets batch;
@@ -471,12 +497,12 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y
                 batch.labels = y.labels + start;
             else
                 batch.values = y.values + start * out;
-            forward(X + start * in, B, 0);
-            loss_forward(batch, B);
+            forward(ws, X + start * in, B, 0);
+            loss_forward(ws, batch, B);
             sync_threads();
             if (thread_index() == 0) {
-                *loss_sum += sum_in_order(losses_.data(), B);
-                *correct += count_correct(batch.labels, B);
+                *loss_sum += sum_in_order(ws.losses.data(), B);
+                *correct += count_correct(ws, batch.labels, B);
             }
             sync_threads();
         }

@@ -5,6 +5,10 @@
 // gradients and the optimizer's two state buffers each live in one flat
 // allocation laid out as [W1 (in,out), b1, W2, b2, …]; activations are sized
 // for the largest batch seen, so a step allocates nothing.
+//
+// Threads: predict_logits and evaluate only read the network's state (each
+// call has its own forward buffers), so any number may run at once; every
+// other non-const method writes it and must run alone.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -25,6 +29,16 @@ namespace pydfn {
 // pairs (kernels.hpp, Bf16Gemm); sums, the parameters, the optimizer state,
 // the loss and softmax stay float32.
 enum class Precision : int { fp32 = 0, bf16 = 1 };
+
+// The buffers of a forward pass, grown to the largest batch seen: the
+// activations, the losses, and for bf16 the packed operands. Training keeps
+// one in the network; each prediction makes its own.
+struct Workspace {
+    int capacity = 0;
+    Buffer acts, dropped, probs, losses, w_pairs, x_rows, x_pairs;
+    ScratchNeed scratch_need;  // the kernels' per-thread scratch, for capacity rows
+    KernelScratch scratch;
+};
 
 struct Targets {
     const int32_t* labels = nullptr;
@@ -62,7 +76,7 @@ class MLP {
     float l1() const { return l1_; }
     float l2() const { return l2_; }
     // l1·Σ|W| + l2·ΣW² of the current weights, summed in a fixed order.
-    double penalty();
+    double penalty() const;
 
     // Label smoothing eps in [0, 1] of the softmax_xent loss (softmax_xent.hpp),
     // in training and evaluation alike, as PyTorch's CrossEntropyLoss reports it.
@@ -97,11 +111,11 @@ class MLP {
                         const float* lr = nullptr);
 
     // outputs (N,out) of X (N,in), computed batch_size rows at a time.
-    void predict_logits(float* logits, const float* X, int64_t n, int batch_size);
+    void predict_logits(float* logits, const float* X, int64_t n, int batch_size) const;
     // Sum of the rows' losses (no penalty) and number of correct predictions
     // (0 for regression) over X (N,in), y.
     void evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y, int64_t n,
-                  int batch_size);
+                  int batch_size) const;
 
     bool last_call_undone() const { return undone_; }
 
@@ -112,44 +126,53 @@ class MLP {
     void save_undo();
     void undo();
     bool state_finite() const;  // params, s1 and s2 hold no NaN or infinity
-    void reserve(int B);
-    // parallel_region(body) with the kernels' scratch reserved first: a
+    void reserve(int B);  // training's buffers, ws_ included
+    // ws's buffers for B rows (and dropout's and the backward's scratch, when training).
+    void reserve(Workspace& ws, int B, bool training) const;
+    // parallel_region(body) with ws's kernel scratch reserved first: a
     // std::bad_alloc leaves before any thread starts and anything changes.
     template <class Body>
-    void run_parallel(Body&& body) {
-        parallel_region(scratch_, scratch_need_, body);
+    void run_parallel(Workspace& ws, Body&& body) const {
+        parallel_region(ws.scratch, ws.scratch_need, body);
     }
     bool bf16() const { return precision_ == Precision::bf16; }
-    // bf16: rounds and packs every layer's W for the forward products, and
-    // for_backward, Wᵀ for the dx products; sync_threads() before they are read.
-    void pack_weights(bool for_backward);
+    // bf16: rounds and packs every layer's W into ws for the forward products
+    // (for training: into ws_, and Wᵀ for the dx products too); sync_threads()
+    // before they are read.
+    void pack_weights(Workspace& ws) const;
+    void pack_weights_for_training();
     // bf16: where layer l's packed operands are.
-    Bf16Operands bf16_operands(int layer);
-    uint32_t* x_rows_of(int layer);   // layer's input by rows, in x_rows_
-    uint32_t* x_pairs_of(int layer);  // and paired along the batch, in x_pairs_
+    Bf16Operands bf16_operands(Workspace& ws, int layer) const;  // the forward's
+    Bf16Operands bf16_training_operands(int layer);  // and the backward's
+    uint32_t* x_rows_of(Workspace& ws, int layer) const;   // layer's input by rows
+    uint32_t* x_pairs_of(Workspace& ws, int layer) const;  // and paired along the batch
     // The pieces of a step; each must be entered by every thread of a parallel region.
     // forward's outputs are complete on return, the losses' are not (sync_threads()
     // first); backward's gradients are, but not the input layer's W update.
     // mask_step: the step whose dropout masks apply (training), or 0 for none.
-    void forward(const float* x, int B, int64_t mask_step);
-    void loss_forward(Targets y, int B);  // per-row losses (and probabilities)
+    void forward(Workspace& ws, const float* x, int B, int64_t mask_step) const;
+    void loss_forward(Workspace& ws, Targets y, int B) const;  // per-row losses (and probabilities)
     void loss_forward_backward(Targets y, int B);  // and the loss's gradient dy, into dbuf_a_
     // From dy in dbuf_a_: gradients into grads(), or, given a step, applied to
     // the parameters as soon as each is computed (never stored).
     void backward(const float* x, int B, int64_t mask_step, const OptStep* step);
-    void penalty_parts();  // per-block sums of the penalty into penalty_parts_
-    double sum_penalty_parts() const;
+    void penalty_parts(std::vector<double>& parts) const;  // per-block sums of the penalty
+    static double sum_penalty_parts(const std::vector<double>& parts);
     Targets gather(const float* X, Targets y, const int64_t* rows, int B);
     // Asks the CPU to bring rows of X into cache ahead of their gather: a
     // minibatch's rows are scattered over the data, and waiting on memory for
     // each was most of the gather's time.
     void prefetch_rows(const float* X, const int64_t* rows, int B) const;
-    int64_t count_correct(const int32_t* y, int B) const;
+    int64_t count_correct(const Workspace& ws, const int32_t* y, int B) const;
     Activation activation_of(int layer) const {
         return layer + 1 < num_layers() ? activation_ : Activation::none;
     }
-    const float* layer_output(int layer) const { return acts_.data() + act_offsets_[layer] * capacity_; }
-    float* layer_output(int layer) { return acts_.data() + act_offsets_[layer] * capacity_; }
+    const float* layer_output(const Workspace& ws, int layer) const {
+        return ws.acts.data() + act_offsets_[layer] * ws.capacity;
+    }
+    float* layer_output(Workspace& ws, int layer) const {
+        return ws.acts.data() + act_offsets_[layer] * ws.capacity;
+    }
     bool drops(int layer, int64_t mask_step) const {
         return mask_step > 0 && layer + 1 < num_layers() && dropout_[layer] > 0.0f;
     }
@@ -157,11 +180,13 @@ class MLP {
         return dropout_mask(dropout_seed_, mask_step, layer, dropout_[layer]);
     }
     // Layer l's output after dropout: the next layer's input in training.
-    float* dropped_output(int layer) { return dropped_.data() + act_offsets_[layer] * capacity_; }
+    float* dropped_output(Workspace& ws, int layer) const {
+        return ws.dropped.data() + act_offsets_[layer] * ws.capacity;
+    }
     // What layer l reads: x for the first, else the previous output (after dropout, if any).
-    const float* layer_input(int layer, const float* x, int64_t mask_step) {
+    const float* layer_input(Workspace& ws, int layer, const float* x, int64_t mask_step) const {
         if (layer == 0) return x;
-        return drops(layer - 1, mask_step) ? dropped_output(layer - 1) : layer_output(layer - 1);
+        return drops(layer - 1, mask_step) ? dropped_output(ws, layer - 1) : layer_output(ws, layer - 1);
     }
 
     std::vector<int> sizes_;
@@ -183,20 +208,19 @@ class MLP {
     uint64_t dropout_seed_ = 0;
     const Kernels& kernels_;
 
-    // Per-batch workspace, grown to the largest batch seen.
-    int capacity_ = 0;
-    std::vector<int64_t> act_offsets_;  // per layer, in units of capacity_ rows
+    // Training's per-batch buffers, grown to the largest batch seen (ws_.capacity).
+    Workspace ws_;
+    std::vector<int64_t> act_offsets_;  // per layer, in units of capacity rows
     int max_width_ = 0;
-    ScratchNeed scratch_need_;  // of a batch of capacity_ rows
-    KernelScratch scratch_;
-    Buffer acts_, dropped_, probs_, losses_, dbuf_a_, dbuf_b_, x_batch_, t_batch_;
+    Buffer dbuf_a_, dbuf_b_, x_batch_, t_batch_;
     std::vector<int32_t> y_batch_;
     std::vector<float> w_batch_;
     // bf16 operands, as uint32 pairs (dense.hpp, Bf16Operands): per layer, W and Wᵀ
-    // packed at these offsets; x by rows (⌈in/2⌉ per row) and paired along the batch
-    // (bf16_ld(in) per pair of rows), at offsets in units of capacity_ rows / pairs.
+    // packed at these offsets (w_pairs_at_ ends with the total); x by rows (⌈in/2⌉ per
+    // row) and paired along the batch (bf16_ld(in) per pair of rows), at offsets in
+    // units of capacity rows / pairs. W's pairs are in a Workspace, Wᵀ's training's only.
     std::vector<int64_t> w_pairs_at_, wt_pairs_at_, x_rows_at_, x_pairs_at_;
-    Buffer w_pairs_, wt_pairs_, x_rows_, x_pairs_, dy_rows_, dy_pairs_;
+    Buffer wt_pairs_, dy_rows_, dy_pairs_;
 };
 
 }  // namespace pydfn
