@@ -348,33 +348,22 @@ def epoch_table(epochs, thread_counts, batches, names, peak, gflop, samples) -> 
 
 def markdown(summary, thread_counts, batches, names) -> None:
     cells = [(t, b) for t in thread_counts for b in batches]
-    print("\n| system | " + " | ".join(f"batch {b}, {t} thr" for t, b in cells) + " |")
-    print("|---|" + "---:|" * len(cells))
-    for name in names:
-        row = []
-        for cell in cells:
-            if (*cell, name) not in summary:
-                row.append("—")
-                continue
-            med, lo, hi, ratios, _, _ = summary[(*cell, name)]
-            text = f"{med:.3f} s ({lo:.3f}–{hi:.3f})"
-            if name != "pydfn" and ratios:
-                text += f", {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
-            row.append(text)
-        print(f"| {name} | " + " | ".join(row) + " |")
+
+    def ratio_text(name, ratios) -> str:
+        if name == "pydfn" or not ratios:
+            return ""
+        return f", {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+
+    def table(cell_text) -> None:
+        print("\n| system | " + " | ".join(f"batch {b}, {t} thr" for t, b in cells) + " |")
+        print("|---|" + "---:|" * len(cells))
+        for name in names:
+            row = [cell_text(name, summary[(*cell, name)]) if (*cell, name) in summary else "—" for cell in cells]
+            print(f"| {name} | " + " | ".join(row) + " |")
+
+    table(lambda name, s: f"{s[0]:.3f} s ({s[1]:.3f}–{s[2]:.3f})" + ratio_text(name, s[3]))
     print("\nCPU seconds per epoch (median; all the child's threads), and x pydfn in CPU seconds:")
-    print("\n| system | " + " | ".join(f"batch {b}, {t} thr" for t, b in cells) + " |")
-    print("|---|" + "---:|" * len(cells))
-    for name in names:
-        row = []
-        for cell in cells:
-            if (*cell, name) not in summary:
-                row.append("—")
-                continue
-            cpu, ratios = summary[(*cell, name)][4:]
-            row.append(f"{cpu:.2f} s" + (f", {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
-                                         if name != "pydfn" and ratios else ""))
-        print(f"| {name} | " + " | ".join(row) + " |")
+    table(lambda name, s: f"{s[4]:.2f} s" + ratio_text(name, s[5]))
 
 
 def inference_table(inference, thread_counts, names, batch: int) -> None:

@@ -489,7 +489,7 @@ class _TqdmBar:
     """tqdm (terminal, or notebook widget): its width follows the terminal's; cleared when closed."""
 
     def __init__(self, tqdm: Any, title: str, total: int):
-        self._bar = tqdm(total=total, desc=title, unit=" samples", unit_scale=True, leave=False,
+        self._bar = tqdm(total=total, desc=title, unit="", unit_scale=True, leave=False,
                          dynamic_ncols=True, file=sys.stderr,
                          bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
                                     "[ETA {remaining}, {rate_fmt}{postfix}]")  # tqdm puts ", " before a postfix

@@ -15,6 +15,8 @@ import pydfn
 from pydfn import callbacks, cli, datasets, training
 from pydfn.checkpoint import load
 
+from _cli import in_tmp, run  # noqa: F401  (in_tmp: an autouse fixture)
+
 CLASSES = datasets.FASHION_MNIST_CLASSES
 FAST = ["--epochs", "3", "--hidden", "32", "--verbose", "1"]
 
@@ -51,18 +53,6 @@ def fake_data(monkeypatch, tmp_path):
     return use
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # model.npz and friends land here
-    before = pydfn.get_num_threads()
-    yield
-    pydfn.set_num_threads(before)
-
-
-def run(capsys, *argv):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_train_reports_validation_test_per_class_and_time_and_saves(fake_data, capsys):

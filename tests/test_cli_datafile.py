@@ -6,24 +6,13 @@ import numpy as np
 import pytest
 
 import pydfn
-from pydfn import cli
 from pydfn.checkpoint import load
+
+from _cli import in_tmp, run  # noqa: F401  (in_tmp: an autouse fixture)
 
 FAST = ["--epochs", "4", "--hidden", "16", "--verbose", "1", "--lr", "0.01"]
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    before = pydfn.get_num_threads()
-    yield
-    pydfn.set_num_threads(before)
-
-
-def run(capsys, *argv):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def blobs(n, seed=0):
