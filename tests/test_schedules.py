@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import pydfn
-from pydfn import cli, datasets
 from pydfn.callbacks import ReduceLROnPlateau
 from pydfn.schedules import CosineDecay, OneCycle, Schedule, StepDecay
 
@@ -269,77 +268,6 @@ def test_progress_prints_the_rate(capsys):
     pydfn.MLP([20, 16, 4]).fit(x, y, pydfn.Adam(), epochs=1, batch_size=40, verbose=1, validation_split=0.2,
                                lr_schedule=StepDecay(1.25e-3, 100))
     assert re.search(r" - val_accuracy \d\.\d{4} - lr 0\.00125\n$", capsys.readouterr().out)
-
-
-# --- the command line ----------------------------------------------------------------------------
-
-
-def fake_fashion_mnist(n_train=600, n_test=100, seed=0):
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        images[np.arange(n), 2 * labels, :] = 255
-        return images, labels
-
-    return make(n_train), make(n_test)
-
-
-@pytest.fixture
-def fake_data(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(datasets, "load_fashion_mnist", lambda path=None, *, download=True: fake_fashion_mnist())
-    monkeypatch.setattr(datasets, "find_fashion_mnist", lambda path=None, *, download=True: tmp_path)
-
-
-def run_cli(capsys, *argv):
-    code = cli.main(["train", "--epochs", "3", "--hidden", "16", "--verbose", "1", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-# 600 rows, 60 held out for validation: 540 training rows, 9 batches of 64 per epoch.
-@pytest.mark.parametrize("flags, schedule", [
-    (["--schedule", "cosine", "--lr", "0.002", "--warmup", "1"], CosineDecay(0.002, 27, warmup_steps=9)),
-    (["--schedule", "cosine"], CosineDecay(1e-3, 27)),
-    (["--schedule", "step", "--step-size", "2", "--gamma", "0.5"], StepDecay(1e-3, 18, gamma=0.5)),
-    (["--schedule", "step", "--step-size", "1", "--optimizer", "sgd"], StepDecay(0.01, 9, gamma=0.1)),
-    (["--schedule", "onecycle", "--lr", "0.01"], OneCycle(0.01, 27)),
-])
-def test_cli_schedule_flags(fake_data, capsys, flags, schedule):
-    code, out, err = run_cli(capsys, *flags)
-    assert code == 0, err
-    assert f"Learning rate per batch: {schedule!r} (9 steps per epoch)" in out
-    model = pydfn.load("model.npz")
-    assert model.optimizer_step == 27 and model.optimizer.lr == schedule(26)
-    assert model.history.history["lr"] == [schedule(8), schedule(17), schedule(26)]
-
-
-@pytest.mark.parametrize("flags, message", [
-    (["--warmup", "1"], "--warmup applies to --schedule cosine"),
-    (["--schedule", "onecycle", "--warmup", "1"], "--warmup applies to --schedule cosine"),
-    (["--schedule", "cosine", "--step-size", "1"], "--step-size applies to --schedule step"),
-    (["--gamma", "0.5"], "--gamma applies to --schedule step"),
-    (["--schedule", "step"], "--schedule step needs --step-size EPOCHS"),
-    (["--schedule", "step", "--step-size", "1", "--gamma", "2"], r"--gamma must be in \(0, 1\]"),
-    (["--schedule", "cosine", "--warmup", "3"], r"--warmup \(3 epochs\) must be less than --epochs \(3\)"),
-    (["--schedule", "cosine", "--reduce-lr", "2"], "--schedule and --reduce-lr both set the learning rate"),
-])
-def test_cli_refuses_schedule_flags_that_do_not_fit(fake_data, capsys, flags, message):
-    code, out, err = run_cli(capsys, *flags)
-    assert code == 2 and re.search(message, err), err
-
-
-def test_cli_refuses_an_unknown_schedule(fake_data, capsys):
-    with pytest.raises(SystemExit) as info:
-        run_cli(capsys, "--schedule", "linear")
-    assert info.value.code == 2 and "invalid choice: 'linear'" in capsys.readouterr().err
-
-
-def test_cli_schedule_needs_an_epoch(fake_data, capsys):
-    code = cli.main(["train", "--epochs", "0", "--schedule", "cosine"])
-    assert code == 2 and "--schedule needs --epochs >= 1" in capsys.readouterr().err
 
 
 def test_csv_logger_writes_each_epochs_last_rate(tmp_path):
