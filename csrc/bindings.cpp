@@ -702,7 +702,8 @@ PYBIND11_MODULE(_core, m) {
              "(call only there: pydfn registers it with os.register_at_fork).")
         .def("train_batches",
              [](Network& n, const FloatArray& X, const py::array& y, const IndexArray& order,
-                int batch_size, const std::optional<FloatArray>& sample_weight) {
+                int batch_size, const std::optional<FloatArray>& sample_weight,
+                const std::optional<FloatArray>& lr) {
                  pydfn::Targets t = n.check_batch(X, y);
                  if (sample_weight) {
                      check_shape(*sample_weight, "sample_weight", {X.shape(0)});
@@ -718,6 +719,12 @@ PYBIND11_MODULE(_core, m) {
                  check(std::all_of(o, o + count, [&](int64_t r) { return r >= 0 && r < rows; }),
                        "order must index rows of x");
                  const int64_t num_batches = (count + batch_size - 1) / batch_size;
+                 if (lr) {
+                     check_shape(*lr, "lr", {num_batches});
+                     const float* r = lr->data();
+                     check(std::all_of(r, r + num_batches, [](float v) { return v >= 0 && std::isfinite(v); }),
+                           "lr must be finite and >= 0");
+                 }
                  py::array_t<float> batch_loss(num_batches);
                  py::array_t<int64_t> batch_correct(num_batches);
                  float* pl = batch_loss.mutable_data();
@@ -727,17 +734,20 @@ PYBIND11_MODULE(_core, m) {
                  int64_t applied;
                  {
                      py::gil_scoped_release release;
-                     applied = n.net().train_epoch(X.data(), t, o, count, batch_size, config, pl, pc);
+                     applied = n.net().train_epoch(X.data(), t, o, count, batch_size, config, pl, pc,
+                                                   lr ? lr->data() : nullptr);
                  }
                  return std::make_tuple(applied, n.net().last_call_undone(), batch_loss, batch_correct);
              },
              py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"),
-             py::arg("sample_weight") = py::none(),
+             py::arg("sample_weight") = py::none(), py::arg("lr") = py::none(),
              "Trains on rows order of x in minibatches with the bound optimizer (the fit loop "
              "gives it a slice of an epoch's order at a time); returns (batches applied, undone, "
              "per-batch cost, per-batch correct count). undone: a cost or the parameters or "
              "optimizer state became non-finite, and everything is as before the call. "
-             "sample_weight (N): each row's loss weight, the batch's loss then Σ w_i·l_i / B.")
+             "sample_weight (N): each row's loss weight, the batch's loss then Σ w_i·l_i / B. "
+             "lr (batches): each batch's learning rate (finite, >= 0) in place of the bound one, "
+             "which stays bound.")
         .def("predict_logits",
              [](Network& n, const FloatArray& X, int batch_size) {
                  check_shape(X, "x", {-1, n.in()});

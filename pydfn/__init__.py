@@ -4,7 +4,7 @@ import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from . import callbacks, checkpoint, metrics
+from . import callbacks, checkpoint, metrics, schedules
 from ._core import __version__
 from .augment import Augment
 from .history import History
@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # for type checkers; at run time they load on first use
 _LAZY = ("datafile", "datasets", "distributed", "plot", "reference", "sklearn")
 
 __all__ = ["MLP", "Augment", "Adam", "AdamW", "SGD", "RMSProp", "Optimizer", "History", "load", "callbacks",
-           "datasets", "metrics", "plot", "reference", "get_num_threads", "set_num_threads", "info", "__version__"]
+           "schedules", "datasets", "metrics", "plot", "reference", "get_num_threads", "set_num_threads", "info",
+           "__version__"]
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -319,9 +319,12 @@ class Engine:
     # --- training ---------------------------------------------------------------------------
 
     def train(self, x: np.ndarray, y: np.ndarray, rows: np.ndarray, batch_size: int,
-              sample_weight: np.ndarray | None = None) -> BatchLogs:
+              sample_weight: np.ndarray | None = None, lr: np.ndarray | None = None) -> BatchLogs:
         """Train on rows ``rows`` of ``(x, y)`` in minibatches, in one C++ call; with
         ``sample_weight`` (float32 (n,), checked), each batch's loss is Σ w_i·l_i / B.
+        With ``lr`` (one rate per batch; the core checks it is finite, >= 0 and of that
+        length: ValueError), batch i steps with rate ``lr[i]`` (rounded to float32) in
+        place of the optimizer's, whose ``lr`` is then the last batch's.
 
         Calls on consecutive slices of one order, cut at multiples of ``batch_size``,
         give exactly the result of one call on the whole order.
@@ -333,9 +336,13 @@ class Engine:
             the optimizer state non-finite (an overflow): the call is then undone, the
             model and its optimizer state are exactly as before it.
         """
+        rates = None if lr is None else np.ascontiguousarray(lr, dtype=np.float32)
         with self.exclusive():
             self._sync()
-            applied, undone, loss, correct = self._net.train_batches(x, y, rows, batch_size, sample_weight)
+            applied, undone, loss, correct = self._net.train_batches(x, y, rows, batch_size, sample_weight, rates)
+            if lr is not None and len(lr) and not undone:  # every batch was applied
+                assert self._optimizer is not None  # _sync checked it
+                self._optimizer.lr = float(lr[-1])
         if undone:
             what = (f"the loss became {loss[applied]} at batch {applied} of {len(loss)}" if applied < len(loss)
                     else "an update made the weights or the optimizer state overflow to infinity or NaN")

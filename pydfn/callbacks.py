@@ -451,7 +451,7 @@ class Progress(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         self._close_bar()
-        metrics = " - ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "time")
+        metrics = " - ".join(f"{k} {v:.3g}" if k == "lr" else f"{k} {v:.4f}" for k, v in logs.items() if k != "time")
         self._print(f"Epoch {epoch + 1}/{self._epochs} - {logs['time']:.2f}s - "
                     f"{_si(self._samples / max(logs['time'], 1e-9))} samples/s - {metrics}")
 

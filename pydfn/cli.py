@@ -27,6 +27,7 @@ from .callbacks import Callback, EarlyStopping, ReduceLROnPlateau
 from .model import MLP, load
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
 from .preprocessing import prepare_features
+from .schedules import CosineDecay, OneCycle, Schedule, StepDecay
 from .system import info, set_num_threads
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -134,6 +135,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--reduce-lr", type=_number(int, 1), metavar="PATIENCE",
                        help="divide the learning rate by 10 (twice at most) after PATIENCE epochs without a lower "
                             "validation loss")
+    train.add_argument("--schedule", choices=("cosine", "step", "onecycle"),
+                       help="learning-rate schedule, set per batch from --lr: cosine (linear warm-up from 0 over "
+                            "--warmup epochs, then cosine decay to 0 at the end of the run), step (times --gamma every "
+                            "--step-size epochs), onecycle (PyTorch's OneCycleLR with max_lr --lr over the run); "
+                            "default none (constant --lr)")
+    train.add_argument("--warmup", type=_number(int, 0), metavar="EPOCHS",
+                       help="with --schedule cosine: epochs of linear warm-up, default 0")
+    train.add_argument("--step-size", type=_number(int, 1), metavar="EPOCHS",
+                       help="with --schedule step: epochs between two decays (required)")
+    train.add_argument("--gamma", type=_number(float, 0.0, inclusive=False), metavar="G",
+                       help="with --schedule step: the factor of each decay, in (0, 1], default 0.1")
     train.add_argument("--augment", type=_augment, metavar="SPEC",
                        help="train on randomly shifted (by up to N pixels) and mirrored images, drawn anew "
                             "each epoch: shift=N, flip or shift=N,flip")
@@ -253,10 +265,42 @@ def _optimizer(args: argparse.Namespace) -> Optimizer:
     return Adam(args.lr or 1e-3)
 
 
+def _check_schedule_flags(args: argparse.Namespace) -> None:
+    """The schedule flags fit together (before any data loads)."""
+    for flag, kind in (("warmup", "cosine"), ("step_size", "step"), ("gamma", "step")):
+        if getattr(args, flag) is not None and args.schedule != kind:
+            raise ValueError(f"--{flag.replace('_', '-')} applies to --schedule {kind}")
+    if args.schedule is None:
+        return
+    if args.reduce_lr:
+        raise ValueError("--schedule and --reduce-lr both set the learning rate: give one of them")
+    if args.epochs < 1:
+        raise ValueError("--schedule needs --epochs >= 1")
+    if args.schedule == "cosine" and (args.warmup or 0) >= args.epochs:
+        raise ValueError(f"--warmup ({args.warmup} epochs) must be less than --epochs ({args.epochs})")
+    if args.schedule == "step" and args.step_size is None:
+        raise ValueError("--schedule step needs --step-size EPOCHS")
+    if args.gamma is not None and args.gamma > 1:
+        raise ValueError(f"--gamma must be in (0, 1], got {args.gamma}")
+
+
+def _schedule(args: argparse.Namespace, lr: float, n_train: int) -> Schedule | None:
+    """The schedule the flags ask for, its epochs turned into steps of ``n_train`` rows."""
+    steps = math.ceil(n_train / args.batch_size)  # per epoch
+    if args.schedule == "cosine":
+        return CosineDecay(lr, args.epochs * steps, warmup_steps=(args.warmup or 0) * steps)
+    if args.schedule == "step":
+        return StepDecay(lr, args.step_size * steps, gamma=0.1 if args.gamma is None else args.gamma)
+    if args.schedule == "onecycle":
+        return OneCycle(lr, args.epochs * steps)
+    return None
+
+
 def _train(args: argparse.Namespace) -> int:
     for flag in ("early_stopping", "reduce_lr"):
         if getattr(args, flag) and not args.validation_split:
             raise ValueError(f"--{flag.replace('_', '-')} needs validation data: give --validation-split > 0")
+    _check_schedule_flags(args)
     if args.data_file is None:
         for flag in ("label_column", "loss"):
             if getattr(args, flag) not in (None, "softmax_xent"):
@@ -313,6 +357,10 @@ def _train(args: argparse.Namespace) -> int:
         print(f"Classes ({len(class_names)}): {', '.join(class_names)}")
     print(f"{model!r} - {optimizer!r} - batch {args.batch_size} - {_plural(args.epochs, 'epoch')}"
           + (f" - {args.augment!r}" if args.augment else ""), flush=True)
+    schedule = _schedule(args, optimizer.lr, len(x_train))
+    if schedule is not None:
+        print(f"Learning rate per batch: {schedule!r} "
+              f"({math.ceil(len(x_train) / args.batch_size)} steps per epoch)", flush=True)
     callbacks: list[Any] = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
     if args.reduce_lr:
         callbacks.append(ReduceLROnPlateau(patience=args.reduce_lr, min_lr=optimizer.lr / 100, verbose=True))
@@ -320,7 +368,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         history = model.fit(x_train, y_train, optimizer, epochs=args.epochs, batch_size=args.batch_size,
                             validation_data=validation, callbacks=[*callbacks, last], verbose=args.verbose,
-                            distributed=args.distributed, augment=args.augment)
+                            distributed=args.distributed, augment=args.augment, lr_schedule=schedule)
     except KeyboardInterrupt:
         if last.snapshot is None or not root:
             raise  # nothing completed: main says nothing was saved

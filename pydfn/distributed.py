@@ -65,6 +65,7 @@ from ._engine import BatchLogs, Engine, batches_per_epoch
 if TYPE_CHECKING:
     from .augment import EpochAugmenter
     from .callbacks import CallbackList
+    from .schedules import Schedule
 
 CHUNK_BATCHES = 32  # steps between progress updates (one small allreduce of their stats)
 DEFAULT_TIMEOUT = 300.0
@@ -186,12 +187,13 @@ class DataParallelLoop:
     """
 
     def __init__(self, engine: Engine, x: np.ndarray, y: np.ndarray, batch_size: int,
-                 callbacks: CallbackList, augmenter: EpochAugmenter | None):
+                 callbacks: CallbackList, augmenter: EpochAugmenter | None, schedule: Schedule | None = None):
         self.comm = MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.timeout = timeout_seconds()
         self.engine, self.x, self.y = engine, x, y
         self.batch_size, self.callbacks, self.augmenter = batch_size, callbacks, augmenter
+        self.schedule = schedule  # every rank computes the same rates from the same (broadcast) step
         self.n_batches = batches_per_epoch(x.shape[0], batch_size)
         self.epoch, self.done, self.first_step = -1, 0, 0
         self._pending: tuple[str, float] | None = None  # the collective under way and since when
@@ -273,9 +275,10 @@ class DataParallelLoop:
         done = self.engine.step - self.first_step
         return f"in epoch {self.epoch + 1}, after batch {done} of {self.n_batches}"
 
-    def _step(self, rows: np.ndarray, first: int) -> tuple[float, float, int]:
+    def _step(self, rows: np.ndarray, first: int, lr: float | None) -> tuple[float, float, int]:
         """One synchronous step on global batch ``rows`` (positions ``first, ...`` of the epoch's
-        order); returns this rank's (loss sum, correct, rows)."""
+        order), with learning rate ``lr`` (None: the optimizer's); returns this rank's
+        (loss sum, correct, rows)."""
         m = len(rows)
         lo, hi = self.rank * m // self.size, (self.rank + 1) * m // self.size
         engine, grads = self.engine, self.grads
@@ -301,6 +304,9 @@ class DataParallelLoop:
             raise FloatingPointError(f"the loss stopped being finite at batch {self.done + 1} of "
                                      f"{self.n_batches}: training stopped; the weights are those after the "
                                      "last finite step")
+        if lr is not None:
+            assert engine.optimizer is not None  # fit bound it
+            engine.optimizer.lr = lr  # sent to the core by apply_update
         engine.apply_update()
         return float(loss_sum), float(correct), hi - lo
 
@@ -325,9 +331,11 @@ class DataParallelLoop:
         while self.done < self.n_batches:
             count = min(CHUNK_BATCHES, self.n_batches - self.done)
             stats = np.zeros((count, 3))  # per batch: loss sum, correct, rows — summed across ranks
+            rates = None if self.schedule is None else self.schedule.values(
+                np.arange(self.engine.step, self.engine.step + count))
             for i in range(count):
                 first = (self.done + i) * B
-                stats[i] = self._step(order[first:first + B], first)
+                stats[i] = self._step(order[first:first + B], first, None if rates is None else float(rates[i]))
             self._allreduce(stats, "the metrics allreduce")
             self.done += count
             totals += stats[:, :2].sum(axis=0)

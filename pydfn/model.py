@@ -16,6 +16,7 @@ from .augment import Augment
 from .history import History
 from .initializers import glorot_uniform
 from .optim import Optimizer
+from .schedules import Schedule
 from .summary import format_summary
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
@@ -345,7 +346,7 @@ class MLP:
             validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
             seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1,
             distributed: bool = False, augment: Augment | None = None, class_weight: Any = None,
-            sample_weight: Any = None) -> History:
+            sample_weight: Any = None, lr_schedule: Schedule | None = None) -> History:
         """Train for a number of epochs, validating after each; each epoch runs in C++.
 
         Parameters
@@ -406,13 +407,20 @@ class MLP:
             ``loss``; validation losses are unweighted. With ``validation_split``, the
             weights of the rows kept for training apply. Weights of all ones give
             bit for bit the unweighted run. Not yet with ``distributed``.
+        lr_schedule : pydfn.schedules.CosineDecay, StepDecay or OneCycle, optional
+            Set the learning rate of every batch from its optimizer step (counted over
+            the model's life, so a resumed fit continues the schedule), in place of the
+            optimizer's ``lr`` (so an optimizer equal to ``model.optimizer`` but for
+            ``lr`` continues its state); applied in C++, no Python call per batch. Not
+            with a ``ReduceLROnPlateau`` callback (ValueError). See :mod:`pydfn.schedules`.
 
         Returns
         -------
         History
             Per epoch ``loss`` (the cost: mean loss + penalty), ``accuracy`` (over
             the epoch's minibatches; classification only), ``val_loss`` (also with the
-            penalty, as Keras reports it), ``val_accuracy`` (with validation data) and
+            penalty, as Keras reports it), ``val_accuracy`` (with validation data),
+            ``lr`` (with ``lr_schedule``: the rate of the epoch's last batch) and
             ``time``; also kept as ``model.history``.
 
         Raises
@@ -441,7 +449,7 @@ class MLP:
                             validation_data=validation_data, validation_split=validation_split,
                             shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
                             distributed=distributed, augment=augment, class_weight=class_weight,
-                            sample_weight=sample_weight)
+                            sample_weight=sample_weight, lr_schedule=lr_schedule)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model to ``path`` (.npz) atomically: architecture, loss, activation, penalties, dropout,

@@ -18,9 +18,10 @@ import numpy as np
 from ._engine import BatchLogs, Engine, batches_per_epoch
 from ._validation import as_features, as_y, check_bool, positive_int, real
 from .augment import Augment, EpochAugmenter
-from .callbacks import CallbackList
+from .callbacks import CallbackList, ReduceLROnPlateau
 from .history import History
 from .preprocessing import prepare_features
+from .schedules import Schedule
 
 if TYPE_CHECKING:
     from .model import MLP
@@ -61,7 +62,7 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
         validation_data: Any = None, validation_split: float = 0.0, shuffle: bool = True,
         seed: int | None = None, callbacks: Iterable[Any] = (), verbose: int = 1,
         distributed: bool = False, augment: Augment | None = None, class_weight: Any = None,
-        sample_weight: Any = None) -> History:
+        sample_weight: Any = None, lr_schedule: Schedule | None = None) -> History:
     """Train ``model``; see :meth:`pydfn.MLP.fit`, which documents the arguments and behaviour."""
     # Every check first, so a mistake fails now rather than after an epoch.
     n_features = model.layer_sizes[0]
@@ -85,6 +86,9 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     check_bool(distributed, "distributed")
+    if lr_schedule is not None and not isinstance(lr_schedule, Schedule):
+        raise TypeError("lr_schedule must be a pydfn.schedules schedule (CosineDecay, StepDecay, OneCycle), "
+                        f"got {type(lr_schedule).__name__}")
     augmenter = None if augment is None else EpochAugmenter(augment, x)
     loop_type: Any = OneProcessLoop
     if distributed:
@@ -98,11 +102,22 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": x.shape[0],
                        "val_samples": val[0].shape[0] if val else 0, "metrics": metrics})
     cbs = CallbackList(callbacks, model, history, verbose)
+
+    def begin() -> None:  # callbacks check their settings here, before any training
+        if lr_schedule is not None and any(isinstance(cb, ReduceLROnPlateau) for cb in cbs.items):
+            raise ValueError("lr_schedule and ReduceLROnPlateau both set the learning rate: use one of them")
+        cbs.on_train_begin()
+
     if distributed:
-        as_rank_0(cbs.on_train_begin)  # rank 0's mistake fails every rank, not leaving them waiting
+        as_rank_0(begin)  # rank 0's mistake fails every rank, not leaving them waiting
     else:
-        cbs.on_train_begin()  # callbacks check their settings here, before any training
+        begin()
     engine = model.engine
+    held = engine.optimizer
+    if lr_schedule is not None and held is not None and type(optimizer) is type(held):
+        # The schedule owns lr: an optimizer equal to the model's but for lr continues its state too.
+        if {**optimizer.get_config(), "lr": held.lr} == held.get_config():
+            optimizer.lr = held.lr
     engine.bind(optimizer)  # checks its type; see pydfn.optim for when the state continues
     if distributed:
         # The same model, optimizer and settings everywhere: else the collectives mismatch ("Message
@@ -118,8 +133,9 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
     model.history = history
     if seed is not None:
         engine.reseed(seed)  # saved in checkpoints, so a resumed fit continues it
-    loop: EpochLoop = (OneProcessLoop(engine, x, y, batch_size, cbs, augmenter, weights) if weights is not None
-                       else loop_type(engine, x, y, batch_size, cbs, augmenter))
+    loop: EpochLoop = (OneProcessLoop(engine, x, y, batch_size, cbs, augmenter, weights, lr_schedule)
+                       if weights is not None else loop_type(engine, x, y, batch_size, cbs, augmenter,
+                                                             schedule=lr_schedule))
     with loop:  # distributed: a failure on one rank stops them all
         try:
             for epoch in range(epochs):
@@ -130,6 +146,8 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
                     logs["val_loss"] = loss_sum / len(val[1]) + engine.penalty()
                     if acc:
                         logs["val_accuracy"] = correct / len(val[1])
+                if lr_schedule is not None:
+                    logs["lr"] = optimizer.lr  # the bound optimizer's: the epoch's last batch's rate
                 logs["time"] = seconds
                 history.record(epoch, logs)
                 history.stop_reason = loop.agree(cbs.on_epoch_end(epoch, logs))
@@ -208,8 +226,9 @@ class OneProcessLoop:
     """Runs one epoch as a few C++ calls, each sized to last about CHUNK_SECONDS."""
 
     def __init__(self, engine: Engine, x: np.ndarray, y: np.ndarray, batch_size: int,
-                 callbacks: CallbackList, augmenter: EpochAugmenter | None, weights: np.ndarray | None = None):
-        self.engine, self.x, self.y, self.weights = engine, x, y, weights
+                 callbacks: CallbackList, augmenter: EpochAugmenter | None, weights: np.ndarray | None = None,
+                 schedule: Schedule | None = None):
+        self.engine, self.x, self.y, self.weights, self.schedule = engine, x, y, weights, schedule
         self.batch_size, self.callbacks, self.augmenter = batch_size, callbacks, augmenter
         self.n_batches = batches_per_epoch(x.shape[0], batch_size)
         self.chunk = FIRST_CHUNK  # then sized from the measured speed
@@ -260,7 +279,11 @@ class OneProcessLoop:
             if self.augmenter:  # the core trains on the transformed rows, in the order gathered
                 x, y, w = self.augmenter.take(rows, first), y[rows], None if w is None else w[rows]
                 rows = np.arange(len(rows), dtype=np.int64)
-            logs = self.engine.train(x, y, rows, self.batch_size, w)
+            lr = None
+            if self.schedule is not None:  # the rates of this call's batches, from their optimizer steps
+                step = self.engine.step
+                lr = self.schedule.values(np.arange(step, step + batches_per_epoch(len(rows), self.batch_size)))
+            logs = self.engine.train(x, y, rows, self.batch_size, w, lr)
             seconds = time.perf_counter() - t0
             self.done += len(logs)
             parts.append(logs)

@@ -14,6 +14,7 @@ import pytest
 import pydfn
 from pydfn import callbacks, cli, datasets, training
 from pydfn.checkpoint import load
+from pydfn.schedules import CosineDecay, OneCycle, StepDecay
 
 from _cli import in_tmp, run  # noqa: F401  (in_tmp: an autouse fixture)
 
@@ -552,3 +553,48 @@ def test_evaluate_own_data_errors(saved_model, features_and_labels, capsys):
                           (["--input", "x.npy", "--labels", "half.npy"], "class ids must be whole numbers")]:
         code, _, err = run(capsys, "evaluate", saved_model, *argv)
         assert code == 2 and message in err, err
+
+
+# --- learning-rate schedules (pydfn.schedules) ---------------------------------------------
+
+# 600 rows, 60 held out for validation: 540 training rows, 9 batches of 64 per epoch.
+@pytest.mark.parametrize("flags, schedule", [
+    (["--schedule", "cosine", "--lr", "0.002", "--warmup", "1"], CosineDecay(0.002, 27, warmup_steps=9)),
+    (["--schedule", "cosine"], CosineDecay(1e-3, 27)),
+    (["--schedule", "step", "--step-size", "2", "--gamma", "0.5"], StepDecay(1e-3, 18, gamma=0.5)),
+    (["--schedule", "step", "--step-size", "1", "--optimizer", "sgd"], StepDecay(0.01, 9, gamma=0.1)),
+    (["--schedule", "onecycle", "--lr", "0.01"], OneCycle(0.01, 27)),
+])
+def test_cli_schedule_flags(fake_data, capsys, flags, schedule):
+    code, out, err = run(capsys, "train", *FAST, *flags)
+    assert code == 0, err
+    assert f"Learning rate per batch: {schedule!r} (9 steps per epoch)" in out
+    model = load("model.npz")
+    assert model.optimizer_step == 27 and model.optimizer.lr == schedule(26)
+    assert model.history.history["lr"] == [schedule(8), schedule(17), schedule(26)]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--warmup", "1"], "--warmup applies to --schedule cosine"),
+    (["--schedule", "onecycle", "--warmup", "1"], "--warmup applies to --schedule cosine"),
+    (["--schedule", "cosine", "--step-size", "1"], "--step-size applies to --schedule step"),
+    (["--gamma", "0.5"], "--gamma applies to --schedule step"),
+    (["--schedule", "step"], "--schedule step needs --step-size EPOCHS"),
+    (["--schedule", "step", "--step-size", "1", "--gamma", "2"], r"--gamma must be in \(0, 1\]"),
+    (["--schedule", "cosine", "--warmup", "3"], r"--warmup \(3 epochs\) must be less than --epochs \(3\)"),
+    (["--schedule", "cosine", "--reduce-lr", "2"], "--schedule and --reduce-lr both set the learning rate"),
+])
+def test_cli_refuses_schedule_flags_that_do_not_fit(fake_data, capsys, flags, message):
+    code, out, err = run(capsys, "train", *FAST, *flags)
+    assert code == 2 and re.search(message, err), err
+
+
+def test_cli_refuses_an_unknown_schedule(fake_data, capsys):
+    with pytest.raises(SystemExit) as info:
+        run(capsys, "train", *FAST, "--schedule", "linear")
+    assert info.value.code == 2 and "invalid choice: 'linear'" in capsys.readouterr().err
+
+
+def test_cli_schedule_needs_an_epoch(fake_data, capsys):
+    code, _, err = run(capsys, "train", "--epochs", "0", "--schedule", "cosine")
+    assert code == 2 and "--schedule needs --epochs >= 1" in err

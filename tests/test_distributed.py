@@ -365,3 +365,39 @@ def test_rank_0s_learning_rate_schedule_reaches_every_rank(tmp_path):
     result, _ = run_mpi(SCHEDULE, 2, tmp_path)
     assert result.returncode == 0, result.stderr
     assert reports(tmp_path) == [repr(0.0025)] * 2
+
+
+LR_SCHEDULE = SETUP + """
+schedule = pydfn.schedules.CosineDecay(0.02, 8, warmup_steps=2, final_lr=1e-4)  # 2 epochs of 4 batches
+model = pydfn.MLP([20, 16, 5], seed=rank)
+model.fit(x, y, pydfn.Adam(lr=0.01), epochs=2, batch_size=64, seed=3, verbose=0, validation_split=0.2,
+          distributed=True, lr_schedule=schedule)
+np.save(f"{out}/w-{rank}.npy", model.engine.get_params())
+report(repr(model.optimizer.lr))
+"""
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_an_lr_schedule_sets_every_ranks_rate_per_batch(tmp_path, ranks):
+    result, _ = run_mpi(LR_SCHEDULE, ranks, tmp_path)
+    assert result.returncode == 0, result.stderr
+    schedule = pydfn.schedules.CosineDecay(0.02, 8, warmup_steps=2, final_lr=1e-4)
+    assert reports(tmp_path, ranks) == [repr(schedule(7))] * ranks
+    # The reference: train_step on the same batches, the rate set in Python before each.
+    rng = np.random.default_rng(0)
+    x = rng.random((257, 20), dtype=np.float32)[:205]
+    y = rng.integers(0, 5, 257)[:205]
+    model, opt = pydfn.MLP([20, 16, 5], seed=0), pydfn.Adam(lr=0.01)
+    model.engine.reseed(3)
+    for _ in range(2):
+        order = model.engine.epoch_order(len(x), True)
+        for start in range(0, len(x), 64):
+            opt.lr = schedule(model.optimizer_step)
+            model.train_step(x[order[start:start + 64]], y[order[start:start + 64]], opt)
+    weights = [np.load(tmp_path / f"w-{r}.npy") for r in range(ranks)]
+    if ranks == 1:  # one rank is bitwise train_step
+        np.testing.assert_array_equal(weights[0], model.engine.get_params())
+    else:  # the ranks agree bitwise; the gradient's sum order differs from one process's
+        np.testing.assert_array_equal(weights[0], weights[1])
+        np.testing.assert_allclose(weights[0], model.engine.get_params(), rtol=0, atol=2e-5)

@@ -408,7 +408,7 @@ bool MLP::apply_update(const OptConfig& config) {
 
 int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_t n,
                          int batch_size, const OptConfig& config, float* batch_loss,
-                         int64_t* batch_correct) {
+                         int64_t* batch_correct, const float* lr) {
     check(batch_size >= 1, "batch_size must be >= 1");
     undone_ = false;
     if (n == 0) return 0;
@@ -445,7 +445,9 @@ int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_
             }
             if (!std::isfinite(loss)) break;
             if (thread_index() == 0) applied++;
-            const OptStep step = opt_step(config, t);
+            OptConfig batch_config = config;
+            if (lr) batch_config.lr = lr[b];
+            const OptStep step = opt_step(batch_config, t);
             if (b + 1 < num_batches)
                 prefetch_rows(X, order + start + B, int(std::min<int64_t>(batch_size, n - start - B)));
             backward(x_batch_.data(), B, t, &step);

@@ -100,12 +100,15 @@ class MLP {
     // Trains on the rows order[0..n) of X (N,in), y in minibatches of
     // batch_size (the last may be smaller). batch_loss and batch_correct, if
     // not null, receive each batch's cost and number of correct predictions
-    // (0 for regression). Stops before any update whose cost is not finite;
-    // returns how many batches were applied. Either every batch is applied and
-    // the parameters and optimizer state end finite, or the call is undone:
+    // (0 for regression). lr, if not null, holds one learning rate per batch
+    // (finite, >= 0), used instead of config.lr: a schedule with no call per
+    // batch. Stops before any update whose cost is not finite; returns how
+    // many batches were applied. Either every batch is applied and the
+    // parameters and optimizer state end finite, or the call is undone:
     // parameters, state and step as before it (last_call_undone() says which).
     int64_t train_epoch(const float* X, Targets y, const int64_t* order, int64_t n, int batch_size,
-                        const OptConfig& config, float* batch_loss, int64_t* batch_correct);
+                        const OptConfig& config, float* batch_loss, int64_t* batch_correct,
+                        const float* lr = nullptr);
 
     // outputs (N,out) of X (N,in), computed batch_size rows at a time.
     void predict_logits(float* logits, const float* X, int64_t n, int batch_size) const;
