@@ -364,20 +364,18 @@ double MLP::compute_gradients(const float* x, Targets y, int B) {
 }
 
 void MLP::save_undo() {
-    for (Buffer* b : {&undo_params_, &undo_s1_, &undo_s2_}) b->grow_to(size_t(num_params_));
     const size_t bytes = sizeof(float) * size_t(num_params_);
-    std::memcpy(undo_params_.data(), params_.data(), bytes);
-    std::memcpy(undo_s1_.data(), s1_.data(), bytes);
-    std::memcpy(undo_s2_.data(), s2_.data(), bytes);
+    for (auto [state, copy] : undo_pairs()) {
+        copy->grow_to(size_t(num_params_));
+        std::memcpy(copy->data(), state->data(), bytes);
+    }
     undo_step_ = step_;
     undone_ = false;
 }
 
 void MLP::undo() {
     const size_t bytes = sizeof(float) * size_t(num_params_);
-    std::memcpy(params_.data(), undo_params_.data(), bytes);
-    std::memcpy(s1_.data(), undo_s1_.data(), bytes);
-    std::memcpy(s2_.data(), undo_s2_.data(), bytes);
+    for (auto [state, copy] : undo_pairs()) std::memcpy(state->data(), copy->data(), bytes);
     step_ = undo_step_;
     undone_ = true;
 }

@@ -10,7 +10,9 @@
 // call has its own forward buffers), so any number may run at once; every
 // other non-const method writes it and must run alone.
 #pragma once
+#include <array>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "pydfn/common.hpp"
@@ -125,6 +127,10 @@ class MLP {
     // not per batch), restored when the call ends non-finite.
     void save_undo();
     void undo();
+    // What a training call may change, each with its undo copy.
+    std::array<std::pair<Buffer*, Buffer*>, 3> undo_pairs() {
+        return {{{&params_, &undo_params_}, {&s1_, &undo_s1_}, {&s2_, &undo_s2_}}};
+    }
     bool state_finite() const;  // params, s1 and s2 hold no NaN or infinity
     void reserve(int B);  // training's buffers, ws_ included
     // ws's buffers for B rows (and dropout's and the backward's scratch, when training).
