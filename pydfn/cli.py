@@ -553,20 +553,16 @@ def _evaluation_data(model: MLP, path: str, label_column: str | None) -> tuple[n
     return x, ids[y]
 
 
-def _write_values(values: np.ndarray, output: str | None, out_kind: str | None) -> int:
-    """A regression model's predictions: to stdout, or to ``output`` as .npy or .csv (a row a sample)."""
-    sep = "," if out_kind == ".csv" else "\t"
-    text = sep.join(["index", *(f"value{j}" for j in range(values.shape[1]))]) + "\n" + "".join(
-        sep.join([str(i), *(f"{v:.6g}" for v in row)]) + "\n" for i, row in enumerate(values))
+def _write_table(header: list[str], rows: list[list[str]], output: str | None) -> int:
+    """predict's table: tab-separated on stdout, or comma-separated in the .csv ``output``."""
+    sep = "\t" if output is None else ","
+    text = "".join(sep.join(cells) + "\n" for cells in [header, *rows])
     if output is None:
         sys.stdout.write(text)
         return 0
-    if out_kind == ".npy":
-        np.save(output, values)
-    else:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text)
-    print(f"Saved the predictions of {_plural(len(values), 'sample')} to {output}")
+    with open(output, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"Saved the predictions of {_plural(len(rows), 'sample')} to {output}")
     return 0
 
 
@@ -584,7 +580,13 @@ def _predict(args: argparse.Namespace) -> int:
     if not model.is_classifier:  # regression: the predicted values
         if args.probabilities:
             raise ValueError(f"--probabilities: {args.model} is a regression model (loss {model.loss!r})")
-        return _write_values(model.predict(features), args.output, out_kind)
+        values = model.predict(features)
+        if out_kind == ".npy":
+            np.save(args.output, values)
+            print(f"Saved the predictions of {_plural(len(values), 'sample')} to {args.output}")
+            return 0
+        return _write_table(["index", *(f"value{j}" for j in range(values.shape[1]))],
+                            [[str(i), *(f"{v:.6g}" for v in row)] for i, row in enumerate(values)], args.output)
     proba = model.predict_proba(features)
     labels = proba.argmax(axis=1)
     if out_kind == ".npy":
@@ -593,21 +595,13 @@ def _predict(args: argparse.Namespace) -> int:
               if args.probabilities else f"Saved {len(labels)} class ids to {args.output}")
         return 0
     names = _class_names(model)
-    sep = "," if out_kind == ".csv" else "\t"
     if args.probabilities:
-        header = sep.join(["index", "class", *names])
-        lines = (sep.join([str(i), str(label), *(f"{p:.4f}" for p in proba[i])]) for i, label in enumerate(labels))
-    else:
-        header = sep.join(["index", "class", "name", "probability"])
-        lines = (sep.join([str(i), str(label), names[label], f"{proba[i, label]:.4f}"])
-                 for i, label in enumerate(labels))
-    if out_kind == ".csv":
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(header + "\n" + "\n".join(lines) + "\n")
-        print(f"Saved the predictions of {_plural(len(labels), 'sample')} to {args.output}")
-        return 0
-    sys.stdout.write(header + "\n" + "\n".join(lines) + "\n")
-    return 0
+        return _write_table(["index", "class", *names],
+                            [[str(i), str(label), *(f"{p:.4f}" for p in proba[i])] for i, label in enumerate(labels)],
+                            args.output)
+    return _write_table(["index", "class", "name", "probability"],
+                        [[str(i), str(label), names[label], f"{proba[i, label]:.4f}"] for i, label in enumerate(labels)],
+                        args.output)
 
 
 def _export(args: argparse.Namespace) -> int:
