@@ -1,5 +1,6 @@
 """The pydfn command, in-process on a small fake Fashion-MNIST and in subprocesses on the real one."""
 
+import importlib.util
 import os
 import re
 import signal
@@ -598,3 +599,34 @@ def test_cli_refuses_an_unknown_schedule(fake_data, capsys):
 def test_cli_schedule_needs_an_epoch(fake_data, capsys):
     code, _, err = run(capsys, "train", "--epochs", "0", "--schedule", "cosine")
     assert code == 2 and "--schedule needs --epochs >= 1" in err
+
+
+def test_a_recipe_prints_its_flags_and_trains_as_they_do(fake_data, capsys):
+    small = ["--epochs", "2", "--hidden", "16"]  # given after the recipe: they win
+    code, out, err = run(capsys, "train", "--recipe", "best", *small, "--out", "recipe.npz")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "Recipe best: pydfn train " + " ".join(cli.RECIPES["best"])
+    code, expanded, err = run(capsys, "train", *cli.RECIPES["best"], *small, "--out", "flags.npz")
+    assert code == 0, err
+    assert metric_lines("\n".join(lines[1:]).replace("recipe.npz", "")) == \
+        metric_lines(expanded.replace("flags.npz", ""))
+    recipe, flags = load("recipe.npz"), load("flags.npz")
+    assert recipe.layer_sizes == [784, 16, 10] and len(recipe.history) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(recipe.get_weights(), flags.get_weights()))
+
+
+def test_an_unknown_recipe_is_refused(fake_data, capsys):
+    with pytest.raises(SystemExit) as info:
+        run(capsys, "train", "--recipe", "fastest")
+    assert info.value.code == 2 and "invalid choice: 'fastest'" in capsys.readouterr().err
+
+
+def test_the_readme_and_the_recipe_benchmark_show_the_recipe_the_cli_runs():
+    root = Path(__file__).resolve().parents[1]
+    expanded = "Recipe best: pydfn train " + " ".join(cli.RECIPES["best"])
+    assert expanded in (root / "README.md").read_text(encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("recipe_steps", root / "benchmarks" / "recipe_steps.py")
+    steps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(steps)
+    assert [flag for _, flags in steps.INGREDIENTS for flag in flags] == list(cli.RECIPES["best"])
