@@ -57,6 +57,21 @@ def test_tn(kernels, m, n, k, rng):
 
 
 @pytest.mark.parametrize("kernels", FAST_KERNELS)
+def test_how_b_is_read_does_not_change_the_bits(kernels, rng):
+    # sgemm_tn copies all of B (dY, batch x out) into panels while it holds at most
+    # 2^18 floats, else reads it in place; a 1024-wide B is packed panel by panel in
+    # the forward product. A column's sums are the same either way.
+    A, B = rand(rng, 1100, 13), rand(rng, 1100, 256)  # 1100 x 256 floats: read in place
+    C = testing.sgemm_tn(A, B, kernels=kernels)
+    assert_product(C, A.astype(np.float64).T @ B, product_error_bound(np.abs(A).T @ np.abs(B), 1100))
+    assert np.array_equal(C[:, :150], testing.sgemm_tn(A, B[:, :150].copy(), kernels=kernels))  # packed
+    X, W = rand(rng, 7, 300), rand(rng, 300, 1024)
+    Y = testing.sgemm_nn(X, W, kernels=kernels)
+    assert_product(Y, X.astype(np.float64) @ W, product_error_bound(np.abs(X) @ np.abs(W), 300))
+    assert np.array_equal(Y[:, 512:], testing.sgemm_nn(X, W[:, 512:].copy(), kernels=kernels))
+
+
+@pytest.mark.parametrize("kernels", FAST_KERNELS)
 def test_fast_kernels_match_reference_kernels_closely(kernels, rng):
     A, B = rand(rng, 65, 784), rand(rng, 784, 257)
     ref = testing.sgemm_nn(A, B, kernels="reference")
