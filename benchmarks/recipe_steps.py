@@ -31,7 +31,8 @@ INGREDIENTS = [
     ("+ cosine learning rate, 1 epoch of warm-up", ["--schedule", "cosine", "--warmup", "1"]),
     ("+ wider (1024, 512), batch 128, 70 epochs", ["--hidden", "1024,512", "--batch-size", "128", "--epochs", "70"]),
     ("+ dropout 0.3", ["--dropout", "0.3"]),
-    ("+ mirrored images: `--recipe best`", ["--augment", "flip"]),
+    ("+ mirrored images", ["--augment", "flip"]),
+    ("+ AdamW, decoupled weight decay 0.05: `--recipe best`", ["--optimizer", "adamw", "--weight-decay", "0.05"]),
 ]
 
 
