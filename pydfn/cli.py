@@ -38,8 +38,7 @@ EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 # validation split only (README, "The recipe").
 RECIPES = {
     "best": ("--schedule", "cosine", "--warmup", "1", "--hidden", "1024,512", "--batch-size", "128",
-             "--epochs", "70", "--dropout", "0.3", "--augment", "flip", "--optimizer", "adamw",
-             "--weight-decay", "0.05"),
+             "--epochs", "90", "--dropout", "0.3", "--augment", "flip"),
 }
 
 
