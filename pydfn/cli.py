@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="default adam")
     train.add_argument("--momentum", type=_fraction, default=0.0, help="sgd's and rmsprop's, default 0")
     train.add_argument("--nesterov", action="store_true", help="sgd with Nesterov momentum")
-    train.add_argument("--weight-decay", type=_number(float, 0.0), default=0.01,
+    train.add_argument("--weight-decay", type=_number(float, 0.0),
                        help="adamw's decoupled weight decay, default 0.01")
     train.add_argument("--activation", choices=("relu", "tanh", "sigmoid"), default="relu",
                        help="hidden activation, default relu")
@@ -273,12 +273,14 @@ def _optimizer(args: argparse.Namespace) -> Optimizer:
         raise ValueError(f"--momentum applies to sgd and rmsprop, not {args.optimizer}")
     if args.nesterov and args.optimizer != "sgd":
         raise ValueError("--nesterov applies to sgd only")
+    if args.weight_decay is not None and args.optimizer != "adamw":
+        raise ValueError(f"--weight-decay applies to adamw, not {args.optimizer}")
     if args.optimizer == "sgd":
         return SGD(args.lr or 0.01, momentum=args.momentum, nesterov=args.nesterov)
     if args.optimizer == "rmsprop":
         return RMSProp(args.lr or 0.01, momentum=args.momentum)
     if args.optimizer == "adamw":
-        return AdamW(args.lr or 1e-3, weight_decay=args.weight_decay)
+        return AdamW(args.lr or 1e-3, weight_decay=0.01 if args.weight_decay is None else args.weight_decay)
     return Adam(args.lr or 1e-3)
 
 

@@ -154,6 +154,7 @@ def test_a_non_optimizer_is_rejected(rng):
     (["--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9", "--nesterov"], pydfn.SGD(0.1, 0.9, True)),
     (["--optimizer", "rmsprop", "--momentum", "0.5"], pydfn.RMSProp(momentum=0.5)),
     (["--optimizer", "adamw", "--weight-decay", "0.1"], pydfn.AdamW(weight_decay=0.1)),
+    (["--optimizer", "adamw"], pydfn.AdamW(weight_decay=0.01)),
 ])
 def test_cli_flags_choose_the_optimizer(flags, want):
     from pydfn import cli
@@ -161,10 +162,15 @@ def test_cli_flags_choose_the_optimizer(flags, want):
     assert type(got) is type(want) and got.get_config() == want.get_config()
 
 
-def test_cli_rejects_momentum_for_adam():
+@pytest.mark.parametrize("flags, message", [
+    (["--momentum", "0.9"], "--momentum applies to sgd and rmsprop"),
+    (["--weight-decay", "0.1"], "--weight-decay applies to adamw, not adam"),
+    (["--optimizer", "sgd", "--weight-decay", "0"], "--weight-decay applies to adamw, not sgd"),
+])
+def test_cli_rejects_flags_of_another_optimizer(flags, message):
     from pydfn import cli
-    with pytest.raises(ValueError, match="--momentum applies to sgd and rmsprop"):
-        cli._optimizer(cli._parser().parse_args(["train", "--momentum", "0.9"]))
+    with pytest.raises(ValueError, match=message):
+        cli._optimizer(cli._parser().parse_args(["train", *flags]))
 
 
 def test_the_core_refuses_a_step_count_it_cannot_advance(rng):
