@@ -280,7 +280,8 @@ def _optimizer(args: argparse.Namespace) -> Optimizer:
     if args.optimizer == "rmsprop":
         return RMSProp(args.lr or 0.01, momentum=args.momentum)
     if args.optimizer == "adamw":
-        return AdamW(args.lr or 1e-3, weight_decay=0.01 if args.weight_decay is None else args.weight_decay)
+        decay = {} if args.weight_decay is None else {"weight_decay": args.weight_decay}  # else AdamW's default
+        return AdamW(args.lr or 1e-3, **decay)
     return Adam(args.lr or 1e-3)
 
 
