@@ -40,6 +40,8 @@ RECIPES = {
     "best": ("--schedule", "cosine", "--warmup", "1", "--hidden", "1024,512", "--batch-size", "128",
              "--epochs", "90", "--dropout", "0.3", "--augment", "flip"),
 }
+# The flags that shape one schedule only (dest: that --schedule).
+SCHEDULE_FLAGS = {"warmup": "cosine", "step_size": "step", "gamma": "step"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -238,7 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "recipe", None):  # again, with the recipe's flags before the ones given
         given = list(sys.argv[1:] if argv is None else argv)
         after_command = given.index("train") + 1
-        args = parser.parse_args([*given[:after_command], *RECIPES[args.recipe], *given[after_command:]])
+        flags = _recipe_flags(args.recipe, args)
+        args = parser.parse_args([*given[:after_command], *flags, *given[after_command:]])
+        args.recipe_flags = flags
     try:
         if getattr(args, "threads", None):
             set_num_threads(args.threads)
@@ -285,9 +289,29 @@ def _optimizer(args: argparse.Namespace) -> Optimizer:
     return Adam(args.lr or 1e-3)
 
 
+def _recipe_flags(name: str, given: argparse.Namespace) -> list[str]:
+    """Recipe NAME's flags, less its learning-rate flags when the ones ``given`` set it otherwise.
+
+    Given flags win over a recipe's, but ``--recipe best --schedule step`` would still
+    carry the recipe's ``--warmup``, which only cosine takes, and ``--reduce-lr`` its
+    ``--schedule``: the recipe's schedule and its flags are left out, rather than refused
+    as if the user had given them.
+    """
+    pairs = list(zip(RECIPES[name][::2], RECIPES[name][1::2]))
+    schedule = given.schedule if given.schedule is not None else \
+        None if given.reduce_lr else dict(pairs).get("--schedule")
+
+    def fits(flag: str, value: str) -> bool:
+        if flag == "--schedule":
+            return value == schedule
+        return SCHEDULE_FLAGS.get(flag[2:].replace("-", "_"), schedule) == schedule
+
+    return [part for flag, value in pairs if fits(flag, value) for part in (flag, value)]
+
+
 def _check_schedule_flags(args: argparse.Namespace) -> None:
     """The schedule flags fit together (before any data loads)."""
-    for flag, kind in (("warmup", "cosine"), ("step_size", "step"), ("gamma", "step")):
+    for flag, kind in SCHEDULE_FLAGS.items():
         if getattr(args, flag) is not None and args.schedule != kind:
             raise ValueError(f"--{flag.replace('_', '-')} applies to --schedule {kind}")
     if args.schedule is None:
@@ -318,7 +342,9 @@ def _schedule(args: argparse.Namespace, lr: float, n_train: int) -> Schedule | N
 
 def _train(args: argparse.Namespace) -> int:
     if args.recipe:
-        print(f"Recipe {args.recipe}: pydfn train {' '.join(RECIPES[args.recipe])}", flush=True)
+        left_out = "" if args.recipe_flags == list(RECIPES[args.recipe]) else \
+            " (its learning-rate flags that do not fit the ones given are left out)"
+        print(f"Recipe {args.recipe}: pydfn train {' '.join(args.recipe_flags)}{left_out}", flush=True)
     for flag in ("early_stopping", "reduce_lr"):
         if getattr(args, flag) and not args.validation_split:
             raise ValueError(f"--{flag.replace('_', '-')} needs validation data: give --validation-split > 0")

@@ -616,6 +616,24 @@ def test_a_recipe_prints_its_flags_and_trains_as_they_do(fake_data, capsys):
     assert all(np.array_equal(a, b) for a, b in zip(recipe.get_weights(), flags.get_weights()))
 
 
+@pytest.mark.parametrize("given", [["--schedule", "step", "--step-size", "1"], ["--schedule", "onecycle"],
+                                   ["--reduce-lr", "1"]])
+def test_a_recipe_gives_way_to_another_learning_rate_schedule(fake_data, capsys, given):
+    # The recipe's cosine schedule and its --warmup are left out, not refused as if given.
+    small = ["--epochs", "2", "--hidden", "16", *given]
+    code, out, err = run(capsys, "train", "--recipe", "best", *small, "--out", "recipe.npz")
+    assert code == 0, err
+    rest = list(cli.RECIPES["best"])
+    for flag in ("--schedule", "--warmup"):
+        del rest[rest.index(flag):rest.index(flag) + 2]
+    assert out.splitlines()[0] == ("Recipe best: pydfn train " + " ".join(rest)
+                                   + " (its learning-rate flags that do not fit the ones given are left out)")
+    code, _, err = run(capsys, "train", *rest, *small, "--out", "flags.npz")
+    assert code == 0, err
+    recipe, flags = load("recipe.npz"), load("flags.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(recipe.get_weights(), flags.get_weights()))
+
+
 def test_an_unknown_recipe_is_refused(fake_data, capsys):
     with pytest.raises(SystemExit) as info:
         run(capsys, "train", "--recipe", "fastest")
