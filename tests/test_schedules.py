@@ -4,8 +4,10 @@ a loop that sets ``optimizer.lr`` in Python before each one-batch call."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -289,3 +291,15 @@ def test_a_diverged_call_leaves_the_rate_and_the_model_as_before():
         model.fit(x * 1e3, y, optimizer, epochs=1, batch_size=50, verbose=0, lr_schedule=StepDecay(1e30, 100))
     assert optimizer.lr == 0.1 and model.optimizer_step == 0
     assert weights_equal(model, pydfn.MLP([20, 16, 4], seed=1))
+
+
+def test_the_pytorch_copy_of_the_recipe_runs_pydfns_cosine_schedule():
+    # benchmarks/recipe_torch.py screens ingredients on a copy of --recipe best: its rates must be ours.
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "recipe_torch.py"
+    spec = importlib.util.spec_from_file_location("recipe_torch", path)
+    copy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copy)  # needs no torch until it runs
+    per_epoch, total = 422, 422 * 90  # 54,000 rows in batches of 128, 90 epochs
+    steps = np.arange(total)
+    ours = CosineDecay(1e-3, total, warmup_steps=per_epoch).values(steps)
+    np.testing.assert_allclose([copy.cosine_lr(int(s), per_epoch, total) for s in steps], ours, rtol=1e-12, atol=1e-18)
