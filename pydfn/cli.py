@@ -298,8 +298,13 @@ def _recipe_flags(name: str, given: argparse.Namespace) -> list[str]:
     as if the user had given them.
     """
     pairs = list(zip(RECIPES[name][::2], RECIPES[name][1::2]))
-    schedule = given.schedule if given.schedule is not None else \
-        None if given.reduce_lr else dict(pairs).get("--schedule")
+    schedule: str | None
+    if given.schedule is not None:
+        schedule = given.schedule
+    elif given.reduce_lr:
+        schedule = None  # ReduceLROnPlateau sets the rate
+    else:
+        schedule = dict(pairs).get("--schedule")
 
     def fits(flag: str, value: str) -> bool:
         if flag == "--schedule":
