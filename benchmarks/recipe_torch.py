@@ -1,6 +1,6 @@
 """`pydfn train --recipe best` copied in PyTorch, to screen ingredients pydfn does not have.
 
-    python benchmarks/recipe_torch.py [--seed 2] [--threads 1] [--batch-norm | --mixup 0.2 | --gelu | ...]
+    python benchmarks/recipe_torch.py [--seed 2] [--threads 1] [--batch-norm | --gelu | --ema 0.9995 | ...]
 
 Before an ingredient goes into pydfn's core (forward, backward, gradient checks,
 export, checkpoints), this copy tells whether it lifts the recipe at all. The copy:
@@ -42,7 +42,13 @@ def parse() -> argparse.Namespace:
                         help="random erasing: zero a rectangle (2-25%% of the image) of each image with chance P")
     parser.add_argument("--standardize", action="store_true",
                         help="inputs scaled per pixel by the training set's mean and std (+0.05)")
-    return parser.parse_args()
+    parser.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                        help="also keep an exponential moving average of the weights (updated after each "
+                             "batch, from the initial weights) and report its figures at the end")
+    args = parser.parse_args()
+    if not 0 <= args.ema < 1:
+        parser.error(f"--ema takes a decay in [0, 1), not {args.ema}")
+    return args
 
 
 def cosine_lr(step: int, per_epoch: int, total: int) -> float:
@@ -105,6 +111,8 @@ def main() -> None:
         net.train()
         return (out.argmax(1) == y).float().mean().item(), loss_fn(out, y).item()
 
+    # The average does not touch training: the live weights' figures are the run without it.
+    average = [p.detach().clone() for p in net.parameters()] if args.ema else []
     start, step = time.perf_counter(), 0
     for epoch in range(args.epochs):
         order = torch.from_numpy(rng.permutation(len(xs[0])))
@@ -128,12 +136,22 @@ def main() -> None:
             loss.backward()
             adam.step()
             step += 1
+            with torch.no_grad():
+                for mean, p in zip(average, net.parameters()):
+                    mean.mul_(args.ema).add_(p, alpha=1 - args.ema)
         if epoch % 10 == 9:
             acc, loss_value = measure(xs[1], ys[1])
             print(f"epoch {epoch + 1}: val_accuracy {acc:.4f} val_loss {loss_value:.4f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     (val_acc, val_loss), (test_acc, _) = measure(xs[1], ys[1]), measure(xs[2], ys[2])
     print(f"val_accuracy {val_acc:.4f} val_loss {val_loss:.4f} test_accuracy {test_acc:.4f}")
+    if average:
+        with torch.no_grad():
+            for p, mean in zip(net.parameters(), average):
+                p.copy_(mean)
+        (val_acc, val_loss), (test_acc, _) = measure(xs[1], ys[1]), measure(xs[2], ys[2])
+        print(f"with the average of the weights (decay {args.ema}): "
+              f"val_accuracy {val_acc:.4f} val_loss {val_loss:.4f} test_accuracy {test_acc:.4f}")
 
 
 if __name__ == "__main__":
