@@ -309,7 +309,10 @@ def _recipe_flags(name: str, given: argparse.Namespace) -> list[str]:
     def fits(flag: str, value: str) -> bool:
         if flag == "--schedule":
             return value == schedule
-        return SCHEDULE_FLAGS.get(flag[2:].replace("-", "_"), schedule) == schedule
+        dest = flag[2:].replace("-", "_")
+        if dest in SCHEDULE_FLAGS:  # a flag of one schedule only
+            return SCHEDULE_FLAGS[dest] == schedule
+        return True
 
     return [part for flag, value in pairs if fits(flag, value) for part in (flag, value)]
 
