@@ -1,6 +1,7 @@
 #include "pydfn/mlp.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -393,15 +394,20 @@ bool MLP::state_finite() const {
 
 bool MLP::apply_update(const OptConfig& config) {
     check(step_ < kMaxOptStep, "the optimizer step count is at its limit");
-    save_undo();
     const OptStep step = opt_step(config, step_ + 1);
-    step_++;
+    // The step is computed twice rather than undone: first in registers to see that
+    // everything stays finite, then for real. A copy to undo from cost more.
+    std::atomic<bool> finite{true};
     run_parallel(ws_, [&] {
-        kernels_.opt_update(params(), opt_s1(), opt_s2(), grads(), num_params_, step);
+        if (!kernels_.opt_update_finite(params(), opt_s1(), opt_s2(), grads(), num_params_, step))
+            finite.store(false, std::memory_order_relaxed);
+        sync_threads();
+        if (finite.load(std::memory_order_relaxed))
+            kernels_.opt_update(params(), opt_s1(), opt_s2(), grads(), num_params_, step);
     });
-    if (state_finite()) return true;
-    undo();
-    return false;
+    undone_ = !finite;
+    if (finite) step_++;
+    return finite;
 }
 
 int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_t n,

@@ -122,7 +122,7 @@ class MLP {
     bool last_call_undone() const { return undone_; }
 
   private:
-    // The undo of a training call: a copy of the parameters, the optimizer
+    // The undo of train_epoch: a copy of the parameters, the optimizer
     // state and the step taken before it (one pass each, O(params) per call,
     // not per batch), restored when the call ends non-finite.
     void save_undo();

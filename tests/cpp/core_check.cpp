@@ -73,6 +73,42 @@ void run_fast(const pydfn::Kernels& k, pydfn::Product p, int N, int K, F&& f) {
     pydfn::parallel_region(scratch, need, f);
 }
 
+// opt_update_finite says what running opt_update and looking says: for each
+// optimizer, sizes around vectors and blocks, an overflow at the first, a middle or
+// the last element (or none), and eps = 0, which makes a vector's padding lanes 0/0.
+void check_update_finite(const pydfn::Kernels& fast) {
+    using pydfn::OptKind;
+    for (OptKind kind : {OptKind::adam, OptKind::adamw, OptKind::sgd, OptKind::rmsprop})
+        for (float eps : {1e-8f, 0.0f})
+            for (int64_t n : {1, 7, 16, 4097, 8200})
+                for (int64_t bad_at : {int64_t(-1), int64_t(0), n / 2, n - 1}) {
+                    pydfn::OptConfig config;
+                    config.kind = kind;
+                    config.eps = eps;
+                    config.lr = 1.0f;  // so that 3e38 steps SGD past the largest float
+                    config.momentum = 0.9f;
+                    config.weight_decay = 0.01f;
+                    const pydfn::OptStep step = pydfn::opt_step(config, 3);
+                    std::vector<float> w = values(30, size_t(n)), m = values(31, size_t(n)),
+                                       v = values(32, size_t(n)), g = values(33, size_t(n));
+                    for (float& x : v) x *= x;
+                    // g² overflows in Adam's and RMSProp's v; a huge step overflows SGD's w
+                    if (bad_at >= 0) g[size_t(bad_at)] = kind == OptKind::sgd ? 3e38f : 1e30f;
+                    if (bad_at >= 0 && kind == OptKind::sgd) w[size_t(bad_at)] = -3e38f;
+                    const bool said = fast.opt_update_finite(w.data(), m.data(), v.data(), g.data(), n, step);
+                    fast.opt_update(w.data(), m.data(), v.data(), g.data(), n, step);
+                    bool finite = true;
+                    for (const std::vector<float>* b : {&w, &m, &v})
+                        for (float x : *b) finite = finite && std::isfinite(x);
+                    if (said != finite || finite != (bad_at < 0)) {
+                        std::printf("FAIL opt_update_finite (%s, kind %d, eps %g, n %lld, overflow at %lld): "
+                                    "said %d, the step gave %s\n", fast.isa, int(kind), double(eps),
+                                    (long long)n, (long long)bad_at, int(said), finite ? "finite" : "non-finite");
+                        failures++;
+                    }
+                }
+}
+
 // One kernel set against the reference on M x N x K shapes around its tiles.
 void check_kernels(const pydfn::Kernels& fast) {
     const pydfn::Kernels& ref = pydfn::kernels_ref();
@@ -152,6 +188,7 @@ void check_kernels(const pydfn::Kernels& fast) {
         worst = std::fmax(worst, compare("opt_update (adam) m", m1, m2, scale, tol));
         worst = std::fmax(worst, compare("opt_update (adam) v", v1, v2, scale, tol));
     }
+    check_update_finite(fast);
     std::printf("kernels %s vs reference: %d matrix shapes + column sums + adam, max relative error %.2g\n",
                 fast.isa, shapes, worst);
 }

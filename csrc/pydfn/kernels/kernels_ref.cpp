@@ -127,6 +127,16 @@ void ref_bf16gemm(const Bf16Gemm& g) {
         }
 }
 
+bool ref_update_finite(const float* params, const float* s1, const float* s2, const float* grads,
+                       int64_t n, const OptStep& step) {
+    std::vector<float> w(params, params + n), m(s1, s1 + n), v(s2, s2 + n);
+    ref_update(w.data(), m.data(), v.data(), grads, n, step);
+    for (const std::vector<float>* b : {&w, &m, &v})
+        for (float x : *b)
+            if (!std::isfinite(x)) return false;
+    return true;
+}
+
 void ref_update_pack_bf16(float* W, float* s1, float* s2, const float* grads, int rows, int cols,
                           const OptStep& step, uint32_t* w_pairs, int ld, uint32_t* wt_pairs, int ldt) {
     ref_update(W, s1, s2, grads, int64_t(rows) * cols, step);
@@ -140,7 +150,7 @@ void ref_update_pack_bf16(float* W, float* s1, float* s2, const float* grads, in
 // rounding is checked bit by bit against NumPy's in the tests).
 const Kernels& kernels_ref() {
     static const Kernels kernels{"reference", ref_scratch_floats, ref_nn, ref_nt, ref_tn, ref_column_sums,
-                                 ref_update, ref_add_penalty, ref_bf16gemm, kernels_generic().pack_bf16_rows,
+                                 ref_update, ref_update_finite, ref_add_penalty, ref_bf16gemm, kernels_generic().pack_bf16_rows,
                                  kernels_generic().pack_bf16_pairs, ref_update_pack_bf16};
     return kernels;
 }
