@@ -13,7 +13,7 @@ import pytest
 from _subprocess import run_python
 
 COMMON = """
-import json, threading
+import json, threading, time
 import numpy as np, pydfn
 rng = np.random.default_rng(0)
 x = rng.random((1000, 64), dtype=np.float32)
@@ -74,6 +74,7 @@ def trainer():
     opt = pydfn.Adam()
     for k in range(100):
         model.train_step(*batch(k), opt)
+        time.sleep(0.001)  # 100 steps of this small net take ~5 ms: room for predictions between them
 worker = threading.Thread(target=trainer)
 worker.start()
 while worker.is_alive() or not seen:
