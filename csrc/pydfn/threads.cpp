@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <mutex>
@@ -34,6 +35,9 @@ int g_proven_threads = 1;             // the largest team known to start
 std::atomic<int> g_startable{0};      // 0, or the most threads a probe could start
 thread_local TeamBarrier* tl_barrier = nullptr;  // of the region this thread is in
 constexpr int kSpinsBeforeSleep = 2000;           // ~10-30 us of pause instructions
+std::atomic<bool> g_barrier_accounting{false};
+std::atomic<int64_t> g_barrier_waits{0};
+std::atomic<int64_t> g_barrier_wait_ns{0};
 
 #if defined(__unix__) || defined(__APPLE__)
 void on_fork_child() { g_forked_after_start = g_pool_started.load(); }
@@ -218,7 +222,30 @@ void TeamBarrier::wait() {
 }
 
 void sync_threads() {
-    if (tl_barrier) tl_barrier->wait();
+    if (!tl_barrier) return;
+    if (!g_barrier_accounting.load(std::memory_order_relaxed)) {
+        tl_barrier->wait();
+        return;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    tl_barrier->wait();
+    if (team_size() < 2) return;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::steady_clock::now() - start);
+    g_barrier_waits.fetch_add(1, std::memory_order_relaxed);
+    g_barrier_wait_ns.fetch_add(ns.count(), std::memory_order_relaxed);
+}
+
+void set_barrier_accounting(bool on) {
+    if (on) {
+        g_barrier_waits.store(0);
+        g_barrier_wait_ns.store(0);
+    }
+    g_barrier_accounting.store(on);
+}
+
+BarrierWaits barrier_waits() {
+    return {g_barrier_waits.load(), 1e-9 * double(g_barrier_wait_ns.load())};
 }
 
 RegionMember::RegionMember(TeamBarrier* barrier) : previous_(tl_barrier) { tl_barrier = barrier; }

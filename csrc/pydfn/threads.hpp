@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -94,6 +95,16 @@ int thread_index();
 // the same rows in both (OpenMP guarantees it for loops of equal trip count
 // in one region), so a thread only reads rows it wrote itself.
 void sync_threads();
+
+// Barrier accounting for profiling (benchmarks/profile_epoch.py --kernels), off by
+// default: while on, every wait of a region with more than one thread adds its
+// count and its time (arrival to release, spinning or asleep) to process-wide totals.
+struct BarrierWaits {
+    int64_t waits = 0;
+    double seconds = 0.0;  // summed over the threads that waited
+};
+void set_barrier_accounting(bool on);  // turning it on zeroes the totals
+BarrierWaits barrier_waits();
 
 // Marks the calling thread as a member of a region using `barrier`, and
 // flushes its denormals, while it lives.
