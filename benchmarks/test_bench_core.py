@@ -86,7 +86,7 @@ def test_adam_update(benchmark, impl):
     g = np.random.default_rng(0).standard_normal(n).astype(np.float32)
     p, m, v = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
     if impl == "pydfn":
-        benchmark(testing.adam_update, p, m, v, g, 1, 1e-3, 0.9, 0.999, 1e-8)
+        benchmark(testing.opt_update, p, m, v, g, 1, pydfn._core.OptimizerConfig(kind="adam", lr=1e-3))
     else:
         benchmark(systems.adam_update, p, m, v, g, np.empty_like(p), 1)
 

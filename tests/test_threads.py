@@ -240,3 +240,28 @@ print(os.waitstatus_to_exitcode(status), flush=True)
 os._exit(0)  # no need to wait for the worker's 50 epochs
 """, timeout=120)
     assert out.split()[-1] == "0", out
+
+
+@pytest.mark.skipif(not pydfn._core.has_openmp(), reason="a build without OpenMP has no barriers")
+def test_barrier_accounting_counts_every_wait(threads):
+    # profile_epoch.py --kernels reads these counts: each barrier is one wait per thread,
+    # and a ReLU fp32 step has 2·layers + 2 (the gather, each layer's forward, the loss,
+    # each layer's backward).
+    testing = pydfn._core.testing
+    pydfn.set_num_threads(2)
+    testing.set_barrier_accounting(True)
+    testing.barriers(50)
+    waits, seconds = testing.barrier_waits()
+    assert waits == 2 * 50 and seconds > 0
+
+    x = np.random.default_rng(0).random((96, 20), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 10, 96)
+    model = pydfn.MLP([20, 16, 12, 10], seed=0)
+    model.train_epoch(x, y, pydfn.Adam(), batch_size=32)  # buffers sized: the next call only trains
+    testing.set_barrier_accounting(True)  # zeroes the totals
+    model.train_epoch(x, y, pydfn.Adam(), batch_size=32)
+    testing.set_barrier_accounting(False)
+    waits, _ = testing.barrier_waits()
+    assert waits == 2 * 3 * (2 * 3 + 2)  # threads x batches x barriers per step
+    model.train_epoch(x, y, pydfn.Adam(), batch_size=32)
+    assert testing.barrier_waits()[0] == waits  # off: nothing more counted

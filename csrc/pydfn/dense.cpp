@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
 
 #include "pydfn/threads.hpp"
 
@@ -57,6 +58,13 @@ void backward_products(const Kernels& kernels, float* dx, float* dW, const float
 }
 
 }  // namespace
+
+Activation activation_named(const std::string& name) {
+    if (name == "relu") return Activation::relu;
+    if (name == "tanh") return Activation::tanh;
+    if (name == "sigmoid") return Activation::sigmoid;
+    throw std::invalid_argument("activation must be 'relu', 'tanh' or 'sigmoid', got '" + name + "'");
+}
 
 void dense_forward(const Kernels& kernels, float* y, const float* x, const float* W,
                    const float* b, Activation f, int B, int in, int out, const Bf16Operands& bf16) {

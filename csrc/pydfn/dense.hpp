@@ -3,6 +3,7 @@
 // and do not wait for them at the end unless said so.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "pydfn/kernels/kernels.hpp"
 
@@ -13,6 +14,8 @@ namespace pydfn {
 // over the product (and their derivatives a pass over dx), written with the
 // standard library's tanh/exp for full float accuracy.
 enum class Activation : int { none = 0, relu = 1, tanh = 2, sigmoid = 3 };
+// A hidden activation by name: "relu", "tanh", "sigmoid" (std::invalid_argument otherwise).
+Activation activation_named(const std::string& name);
 
 // A layer's operands rounded to bf16 and packed (kernels.hpp, Bf16Gemm) for
 // precision "bf16"; null pointers (the default) mean float32 products.

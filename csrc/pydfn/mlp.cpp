@@ -4,12 +4,19 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 #include "pydfn/softmax_xent.hpp"
 #include "pydfn/threads.hpp"
 
 namespace pydfn {
+
+Precision precision_named(const std::string& name) {
+    if (name == "fp32") return Precision::fp32;
+    if (name == "bf16") return Precision::bf16;
+    throw std::invalid_argument("precision must be 'fp32' or 'bf16', got '" + name + "'");
+}
 
 namespace {
 constexpr int64_t kPenaltyBlock = 1 << 14;  // fixed, so the sum's order ignores the thread count
@@ -410,13 +417,29 @@ bool MLP::apply_update(const OptConfig& config) {
     return finite;
 }
 
-int64_t MLP::train_epoch(const float* X, Targets y, const int64_t* order, int64_t n,
-                         int batch_size, const OptConfig& config, float* batch_loss,
-                         int64_t* batch_correct, const float* lr) {
+int64_t batch_count(int64_t n, int batch_size) {
     check(batch_size >= 1, "batch_size must be >= 1");
+    return (n + batch_size - 1) / batch_size;
+}
+
+void MLP::check_targets(Targets y, int64_t rows) const {
+    if (y.labels) check_labels(y.labels, rows, sizes_.back());
+    if (y.weights)
+        check(std::all_of(y.weights, y.weights + rows, [](float w) { return w >= 0 && std::isfinite(w); }),
+              "sample_weight must be finite and >= 0");
+}
+
+int64_t MLP::train_batches(const float* X, int64_t rows, Targets y, const int64_t* order, int64_t n,
+                           int batch_size, const OptConfig& config, float* batch_loss,
+                           int64_t* batch_correct, const float* lr) {
+    const int64_t num_batches = batch_count(n, batch_size);
+    check(std::all_of(order, order + n, [&](int64_t r) { return r >= 0 && r < rows; }),
+          "order must index rows of x");
+    if (lr)
+        check(std::all_of(lr, lr + num_batches, [](float v) { return v >= 0 && std::isfinite(v); }),
+              "lr must be finite and >= 0");
     undone_ = false;
     if (n == 0) return 0;
-    const int64_t num_batches = (n + batch_size - 1) / batch_size;
     check(num_batches <= kMaxOptStep - step_,
           "the optimizer step count would pass its limit of " + std::to_string(kMaxOptStep));
     reserve(int(std::min<int64_t>(batch_size, n)));

@@ -12,6 +12,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -24,13 +25,13 @@
 
 namespace pydfn {
 
-// What the output is compared with: class labels (N) for softmax_xent, or
-// float targets (N,out) for a regression loss. Exactly one is set.
 // The precision of the matrix products. bf16: their inputs (activations,
 // weights, the gradients they multiply) are rounded to bf16 and multiplied in
 // pairs (kernels.hpp, Bf16Gemm); sums, the parameters, the optimizer state,
 // the loss and softmax stay float32.
 enum class Precision : int { fp32 = 0, bf16 = 1 };
+// A precision by name: "fp32", "bf16" (std::invalid_argument otherwise).
+Precision precision_named(const std::string& name);
 
 // The buffers of a forward pass, grown to the largest batch seen: the
 // activations, the losses, and for bf16 the packed operands. Training keeps
@@ -42,6 +43,8 @@ struct Workspace {
     KernelScratch scratch;
 };
 
+// What the output is compared with: class labels (N) for softmax_xent, or
+// float targets (N,out) for a regression loss. Exactly one is set.
 struct Targets {
     const int32_t* labels = nullptr;
     const float* values = nullptr;
@@ -49,6 +52,10 @@ struct Targets {
     // loss is Σ w_i·l_i / B. Used in training only; evaluate ignores them.
     const float* weights = nullptr;
 };
+
+// The number of minibatches of batch_size (>= 1, else std::invalid_argument)
+// rows in n rows, the last one holding the remainder.
+int64_t batch_count(int64_t n, int batch_size);
 
 class MLP {
   public:
@@ -86,7 +93,7 @@ class MLP {
     float label_smoothing() const { return label_smoothing_; }
 
     // Inverted dropout on each hidden layer's output (rates[l] for hidden
-    // layer l, each in [0, 1)), in training only: train_epoch and
+    // layer l, each in [0, 1)), in training only: train_batches and
     // compute_gradients. Step t's masks come from (seed, t, layer, row, col),
     // t the optimizer step the gradients are for.
     void set_dropout(const std::vector<float>& rates, uint64_t seed);
@@ -99,18 +106,24 @@ class MLP {
     // optimizer state non-finite (an overflow).
     bool apply_update(const OptConfig& config);
 
-    // Trains on the rows order[0..n) of X (N,in), y in minibatches of
-    // batch_size (the last may be smaller). batch_loss and batch_correct, if
-    // not null, receive each batch's cost and number of correct predictions
-    // (0 for regression). lr, if not null, holds one learning rate per batch
+    // Throws std::invalid_argument unless y suits rows rows: labels in
+    // [0, classes) for softmax_xent, sample weights (if any) finite and >= 0.
+    void check_targets(Targets y, int64_t rows) const;
+
+    // Trains on the rows order[0..n) of X (rows,in), y (checked by
+    // check_targets) in minibatches of batch_size (the last may be smaller):
+    // an epoch, or a slice of one. batch_loss and batch_correct, if not null,
+    // receive each batch's cost and number of correct predictions (0 for
+    // regression). lr, if not null, holds one learning rate per batch
     // (finite, >= 0), used instead of config.lr: a schedule with no call per
     // batch. Stops before any update whose cost is not finite; returns how
     // many batches were applied. Either every batch is applied and the
     // parameters and optimizer state end finite, or the call is undone:
     // parameters, state and step as before it (last_call_undone() says which).
-    int64_t train_epoch(const float* X, Targets y, const int64_t* order, int64_t n, int batch_size,
-                        const OptConfig& config, float* batch_loss, int64_t* batch_correct,
-                        const float* lr = nullptr);
+    // batch_size, order and lr are checked before anything changes.
+    int64_t train_batches(const float* X, int64_t rows, Targets y, const int64_t* order, int64_t n,
+                          int batch_size, const OptConfig& config, float* batch_loss,
+                          int64_t* batch_correct, const float* lr = nullptr);
 
     // outputs (N,out) of X (N,in), computed batch_size rows at a time.
     void predict_logits(float* logits, const float* X, int64_t n, int batch_size) const;
@@ -122,7 +135,7 @@ class MLP {
     bool last_call_undone() const { return undone_; }
 
   private:
-    // The undo of train_epoch: a copy of the parameters, the optimizer
+    // The undo of train_batches: a copy of the parameters, the optimizer
     // state and the step taken before it (one pass each, O(params) per call,
     // not per batch), restored when the call ends non-finite.
     void save_undo();

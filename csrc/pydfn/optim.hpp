@@ -4,10 +4,16 @@
 // like the parameters, and a step count t starting at 1.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace pydfn {
 
 enum class OptKind : int { adam = 0, adamw = 1, sgd = 2, rmsprop = 3 };
+
+// "adam", "adamw", "sgd", "rmsprop"; another name throws std::invalid_argument.
+OptKind opt_kind_named(const std::string& name);
+const char* opt_kind_name(OptKind kind);
 
 struct OptConfig {
     OptKind kind = OptKind::adam;
@@ -17,6 +23,19 @@ struct OptConfig {
     float momentum = 0.0f;                                         // SGD and RMSProp
     bool nesterov = false;                                         // SGD only
 };
+
+// Throws std::invalid_argument naming the first hyper-parameter out of its range.
+void check_opt_config(const OptConfig& config);
+
+// One of an optimizer's state buffers: its name (as PyTorch names it) and which
+// of the network's two buffers holds it (0: s1, 1: s2).
+struct OptStateSlot {
+    std::string name;
+    int buffer;
+};
+// The state buffers an optimizer keeps, besides its step count; a buffer it
+// never touches (SGD's without momentum) has no slot.
+std::vector<OptStateSlot> opt_state_slots(const OptConfig& config);
 
 // Step t of each optimizer over a parameter θ with gradient g (g already
 // holds the penalty's gradient l1·sign(θ) + 2·l2·θ when l1 or l2 is set):

@@ -1,8 +1,16 @@
 #include "pydfn/regression_loss.hpp"
 
 #include <cmath>
+#include <stdexcept>
 
 namespace pydfn {
+
+Loss loss_named(const std::string& name) {
+    if (name == "softmax_xent") return Loss::softmax_xent;
+    if (name == "mse") return Loss::mse;
+    if (name == "mae") return Loss::mae;
+    throw std::invalid_argument("loss must be 'softmax_xent', 'mse' or 'mae', got '" + name + "'");
+}
 
 void regression_loss_forward(float* losses, const float* z, const float* t, Loss loss, int B, int n) {
 #pragma omp for schedule(static) nowait

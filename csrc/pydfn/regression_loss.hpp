@@ -6,10 +6,13 @@
 // before reading the results (threads.hpp).
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace pydfn {
 
 enum class Loss : int { softmax_xent = 0, mse = 1, mae = 2 };
+// A loss by name: "softmax_xent", "mse", "mae" (std::invalid_argument otherwise).
+Loss loss_named(const std::string& name);
 
 // losses (B) of z (B,n) against t (B,n); loss is mse or mae.
 void regression_loss_forward(float* losses, const float* z, const float* t, Loss loss, int B, int n);

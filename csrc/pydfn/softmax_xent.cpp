@@ -1,8 +1,17 @@
 #include "pydfn/softmax_xent.hpp"
 
 #include <cmath>
+#include <string>
+
+#include "pydfn/common.hpp"
 
 namespace pydfn {
+
+void check_labels(const int32_t* y, int64_t n, int C) {
+    for (int64_t i = 0; i < n; i++)
+        check(y[i] >= 0 && y[i] < C, "labels must be in [0, " + std::to_string(C) + "), got " +
+                                         std::to_string(y[i]) + " at index " + std::to_string(i));
+}
 
 void softmax_xent_forward(float* losses, float* probs, const float* logits, const int32_t* y,
                           int B, int C, float label_smoothing) {

@@ -17,6 +17,9 @@ void softmax_xent_forward(float* losses, float* probs, const float* logits, cons
 void softmax_xent_backward(float* dlogits, const float* probs, const int32_t* y, float scale,
                            int B, int C, float label_smoothing = 0.0f);
 
+// Throws std::invalid_argument unless every label y[0..n) is in [0, C), naming the first that is not.
+void check_labels(const int32_t* y, int64_t n, int C);
+
 // Serial sum of losses (B) in double, in row order: the same for any thread count.
 double sum_in_order(const float* values, int64_t n);
 

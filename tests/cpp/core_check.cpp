@@ -214,9 +214,9 @@ std::map<std::string, std::vector<float>> train(const char* name, std::vector<in
     for (int i = 0; i < n; i++) order[i] = (i * 37) % n;  // a fixed shuffle (37 is prime to 100)
     std::vector<float> losses;
     for (int epoch = 0; epoch < 2; epoch++) {
-        std::vector<float> batch_loss((n + batch - 1) / batch);
-        const int64_t applied =
-            net.train_epoch(X.data(), y, order.data(), n, batch, config, batch_loss.data(), nullptr);
+        std::vector<float> batch_loss(pydfn::batch_count(n, batch));
+        const int64_t applied = net.train_batches(X.data(), n, y, order.data(), n, batch, config,
+                                                  batch_loss.data(), nullptr);
         if (applied != int64_t(batch_loss.size())) {
             std::printf("FAIL %s: %lld of %zu batches applied\n", name, (long long)applied, batch_loss.size());
             failures++;

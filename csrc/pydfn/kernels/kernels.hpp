@@ -16,6 +16,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "pydfn/common.hpp"
@@ -114,6 +115,11 @@ const Kernels& kernels_avx512bf16();  // avx512's, with bf16gemm on vdpbf16ps
 const Kernels* kernels_for(Isa isa);
 // The kernels training uses: the best this CPU runs (see best_isa()).
 const Kernels& kernels_best();
+// "reference", "best", or an ISA's name; an unknown name, or an ISA this CPU or
+// build cannot run, throws std::invalid_argument.
+const Kernels& kernels_named(const std::string& name);
+// The kernel sets this CPU and build can run: "reference", then ISA names.
+std::vector<std::string> kernel_names();
 
 // The scratch floats each thread needs for every use, over some products.
 struct ScratchNeed {

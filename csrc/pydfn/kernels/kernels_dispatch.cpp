@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 
 #include "pydfn/common.hpp"
 #include "pydfn/kernels/kernels.hpp"
@@ -21,6 +22,30 @@ const Kernels* kernels_for(Isa isa) {
 const Kernels& kernels_best() {
     static const Kernels& best = *kernels_for(best_isa());
     return best;
+}
+
+namespace {
+constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512bf16};
+
+bool runs_here(Isa isa) { return kernels_for(isa) && int(isa) <= int(hardware_isa()); }
+}  // namespace
+
+const Kernels& kernels_named(const std::string& name) {
+    if (name == "reference") return kernels_ref();
+    if (name == "best") return kernels_best();
+    for (Isa isa : kIsas)
+        if (name == isa_name(isa)) {
+            check(runs_here(isa), "kernels '" + name + "' cannot run on this CPU or build");
+            return *kernels_for(isa);
+        }
+    throw std::invalid_argument("unknown kernels '" + name + "'");
+}
+
+std::vector<std::string> kernel_names() {
+    std::vector<std::string> names{"reference"};
+    for (Isa isa : kIsas)
+        if (runs_here(isa)) names.push_back(isa_name(isa));
+    return names;
 }
 
 namespace {

@@ -1,0 +1,52 @@
+#include "pydfn/model.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "pydfn/common.hpp"
+
+namespace pydfn {
+
+void Model::replace_lock_after_fork() {
+    (void)mutex_.release();
+    mutex_ = std::make_unique<std::shared_mutex>();
+}
+
+void Model::bind_optimizer(std::optional<OptConfig> config) {
+    if (config) check_opt_config(*config);
+    optimizer_ = config;
+}
+
+const OptConfig& Model::bound_optimizer() const {
+    check(optimizer_.has_value(), "no optimizer is bound to this network");
+    return *optimizer_;
+}
+
+std::vector<OptStateSlot> Model::optimizer_state_slots() const {
+    return optimizer_ ? opt_state_slots(*optimizer_) : std::vector<OptStateSlot>{};
+}
+
+float* Model::optimizer_state(const OptStateSlot& slot) {
+    return slot.buffer == 0 ? net_.opt_s1() : net_.opt_s2();
+}
+
+void Model::set_optimizer_state(const std::vector<std::pair<std::string, const float*>>& buffers,
+                                int64_t step) {
+    const std::vector<OptStateSlot> slots = optimizer_state_slots();
+    std::string want;
+    for (const OptStateSlot& s : slots) want += (want.empty() ? "" : ", ") + s.name;
+    bool same = buffers.size() == slots.size();
+    for (const OptStateSlot& s : slots)
+        same = same && std::any_of(buffers.begin(), buffers.end(),
+                                   [&](const auto& b) { return b.first == s.name; });
+    check(same, "the bound optimizer's state is [" + want + "], got other buffers");
+    check(step >= 0 && step <= kMaxOptStep, "step must be in [0, " + std::to_string(kMaxOptStep) + "]");
+    net_.reset_optimizer();
+    for (const OptStateSlot& s : slots)
+        for (const auto& [name, data] : buffers)
+            if (name == s.name)
+                std::memcpy(optimizer_state(s), data, sizeof(float) * size_t(net_.num_params()));
+    net_.set_opt_step_count(step);
+}
+
+}  // namespace pydfn
