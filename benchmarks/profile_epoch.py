@@ -17,8 +17,10 @@ compare.py.
     python benchmarks/profile_epoch.py --run-only --epochs 1   # just the epochs, e.g. under callgrind
     python benchmarks/profile_epoch.py --kernels --threads 1     # each kernel call alone, per layer
 
---kernels needs no perf: it times each kernel of a step alone at the step's
-shapes through pydfn._core.testing (with one thread, in CPU time) and scales to an epoch.
+--kernels needs no perf and runs on the released (stripped) wheel: it times each
+kernel of a step alone at the step's shapes through pydfn._core.testing (with one
+thread, in CPU time) and scales to an epoch, then the whole step from whole
+epochs, what it spends beyond the kernels, and the barriers' share of that.
 
 Needs Linux `perf` and a _core with symbols: the default wheel is stripped, so
 build one for profiling (same -O3 as a release, plus symbols and frame
@@ -107,8 +109,9 @@ def run_epochs(threads: int, batch: int, epochs: int, windows_path: str | None) 
 
 # --- the kernels alone, at the epoch's shapes ------------------------------------
 
-def kernel_calls(core, l: int, last: bool, x, w, b, dy) -> list:
-    """(name, FLOP, call) of layer l's kernels: x (B, in), w (in, out), b (out), dy (B, out)."""
+def kernel_calls(core, adam, l: int, last: bool, x, w, b, dy) -> list:
+    """(name, FLOP, call) of layer l's kernels: x (B, in), w (in, out), b (out), dy (B, out);
+    adam: the core's OptimizerConfig."""
     import numpy as np
     (batch, n_in), n_out = x.shape, w.shape[1]
     flop = 2 * batch * n_in * n_out
@@ -116,7 +119,7 @@ def kernel_calls(core, l: int, last: bool, x, w, b, dy) -> list:
     rows = [(f"forward  sgemm_nn_bias_relu L{l} {batch}x{n_in}x{n_out}", flop,
              lambda: core.sgemm_nn(x, w, b, not last)),
             (f"backward sgemm_tn (dW)  L{l}", flop, lambda: core.sgemm_tn(x, dy)),
-            (f"backward adam_update (W) L{l}", 0, lambda: core.adam_update(p, m, v, g, 10, 1e-3, 0.9, 0.999, 1e-8)),
+            (f"backward opt_update (Adam on W) L{l}", 0, lambda: core.opt_update(p, m, v, g, 10, adam)),
             (f"backward column_sums (db) L{l}", batch * n_out, lambda: core.column_sums(dy))]
     if l > 0:
         rows.append((f"backward sgemm_nt_mask (dX) L{l}", flop, lambda: core.sgemm_nt(dy, w, x)))
@@ -126,14 +129,17 @@ def kernel_calls(core, l: int, last: bool, x, w, b, dy) -> list:
 def kernel_table(batch: int, repeats: int) -> None:
     """Each kernel call of a training step timed alone through pydfn._core.testing (in the
     current thread count), scaled to an epoch; the call overhead (a 1x16 column
-    sum) is subtracted. sgemm_tn also pays for its fresh (in, out) output array's page faults."""
+    sum) is subtracted. sgemm_tn also pays for its fresh (in, out) output array's page faults.
+    Then the whole step, from whole epochs of train_epoch, and with several threads the time
+    each thread stands at the step's barriers (waiting for the slower thread, then the barrier)."""
     import timeit
 
     import numpy as np
 
     import pydfn
     sys.path.insert(0, HERE)
-    from workload import EPOCH_SAMPLES, SIZES
+    from workload import EPOCH_SAMPLES, SIZES, flops_per_sample, synthetic_data
+    adam_config = pydfn._core.OptimizerConfig(kind="adam", lr=1e-3)
     core, rng = pydfn._core.testing, np.random.default_rng(0)
     steps = EPOCH_SAMPLES / batch
 
@@ -142,10 +148,11 @@ def kernel_table(batch: int, repeats: int) -> None:
 
     # One thread: the kernel runs in this thread, so count its CPU time, which time
     # taken by other programs on a shared machine does not inflate.
-    timer = time.thread_time if pydfn.get_num_threads() == 1 else time.perf_counter
+    threads = pydfn.get_num_threads()
+    timer = time.thread_time if threads == 1 else time.perf_counter
 
-    def best_seconds(fn) -> float:
-        number = max(1, int(0.02 / max(1e-7, timeit.timeit(fn, number=1))))
+    def best_seconds(fn, number: int | None = None) -> float:
+        number = number or max(1, int(0.02 / max(1e-7, timeit.timeit(fn, number=1))))
         return statistics.median(t / number for t in timeit.repeat(fn, number=number, repeat=repeats, timer=timer))
 
     tiny = rand(1, 16)
@@ -153,21 +160,54 @@ def kernel_table(batch: int, repeats: int) -> None:
     rows = []
     layers = list(zip(SIZES[:-1], SIZES[1:]))
     for l, (n_in, n_out) in enumerate(layers):
-        rows += kernel_calls(core, l, l == len(layers) - 1, rand(batch, n_in), rand(n_in, n_out), rand(n_out),
-                             rand(batch, n_out))
+        rows += kernel_calls(core, adam_config, l, l == len(layers) - 1, rand(batch, n_in), rand(n_in, n_out),
+                             rand(n_out), rand(batch, n_out))
+    print(f"kernels {pydfn._core.isa()}, {threads} thread(s), batch {batch}; "
+          f"call overhead {1e6 * overhead:.1f} us subtracted; {steps:.2f} steps per epoch")
+    line = "{:<50} {:>8.1f} {:>9.1f} {:>8}"
+    print(f"{'kernel call':<50} {'us/call':>8} {'ms/epoch':>9} {'GFLOP/s':>8}")
+    for name, flop, fn in rows:
+        seconds = max(best_seconds(fn) - overhead, 1e-9)
+        print(line.format(name, 1e6 * seconds, 1e3 * seconds * steps, f"{flop / seconds / 1e9:.1f}" if flop else ""))
+
     # Adam alone over every parameter (unfused: it also reads a stored gradient)
     n_params = sum(a * b + b for a, b in layers)
     params, s1, s2, grads = rand(n_params), np.zeros(n_params, np.float32), np.ones(n_params, np.float32), \
         rand(n_params)
-    rows.append((f"adam_update alone, all {n_params:,} parameters", 0,
-                 lambda: core.adam_update(params, s1, s2, grads, 10, 1e-3, 0.9, 0.999, 1e-8)))
-    print(f"kernels {pydfn._core.isa()}, {pydfn.get_num_threads()} thread(s), batch {batch}; "
-          f"call overhead {1e6 * overhead:.1f} us subtracted; {steps:.2f} steps per epoch")
-    print(f"{'kernel call':<50} {'us/call':>8} {'ms/epoch':>9} {'GFLOP/s':>8}")
-    for name, flop, fn in rows:
-        seconds = max(best_seconds(fn) - overhead, 1e-9)
-        rate = f"{flop / seconds / 1e9:>8.1f}" if flop else f"{'':>8}"
-        print(f"{name:<50} {1e6 * seconds:>8.1f} {1e3 * seconds * steps:>9.1f} {rate}")
+    adam_s = best_seconds(lambda: core.opt_update(params, s1, s2, grads, 10, adam_config)) - overhead
+    print(line.format(f"opt_update (Adam) alone, all {n_params:,} params", 1e6 * adam_s, 1e3 * adam_s * steps, "")
+          + f"  {1e9 * adam_s / n_params * threads:.2f} ns per parameter per thread")
+
+    # The whole step, from whole epochs of the public train_epoch (its Python call is ~0.1% of an
+    # epoch). Kernels called alone each start a parallel region, so their sum is not the step's.
+    x, y = synthetic_data()
+    model, adam = pydfn.MLP(SIZES, seed=0), pydfn.Adam()
+    model.train_epoch(x[:batch * 4], y[:batch * 4], adam, batch_size=batch)  # warm the buffers
+
+    def epoch():
+        model.train_epoch(x, y, adam, batch_size=batch, check_finite=False)
+
+    step_s = best_seconds(epoch, number=1) / steps
+    flop = flops_per_sample(SIZES) * EPOCH_SAMPLES
+    print(line.format("whole step (train_epoch, whole epochs)", 1e6 * step_s, 1e3 * step_s * steps,
+                      f"{flop / (step_s * steps) / 1e9:.1f}"))
+    if threads == 1:
+        print("  (one thread: no barriers)")
+        return
+    # The same epochs with each barrier wait timed: the time a thread stands at a barrier
+    # (the others still working, then the barrier itself).
+    core.set_barrier_accounting(True)
+    epoch()
+    core.set_barrier_accounting(False)
+    waits, wait_s = core.barrier_waits()
+    per_step = waits / threads / steps
+    wait_per_thread = wait_s / threads / steps
+    print(line.format(f"  waiting at barriers ({per_step:.1f} per step)", 1e6 * wait_per_thread,
+                      1e3 * wait_per_thread * steps, "")
+          + f"  {100 * wait_per_thread / step_s:.0f}% of each thread's step")
+    alone_s = best_seconds(lambda: core.barriers(1000)) / 1000
+    print(line.format("  the same barriers, threads arriving together", 1e6 * per_step * alone_s,
+                      1e3 * per_step * alone_s * steps, "") + f"  {1e6 * alone_s:.2f} us each")
 
 
 # --- the parent: perf record, then sort the samples -----------------------------
