@@ -39,17 +39,17 @@ def numpy_prepare(images):
     return images.reshape(len(images), -1).astype(np.float32) / 255
 
 
-def numpy_augment(images, max_shift, seed):
+def numpy_augment(images, shift, seed):
     """Vectorised NumPy: pad, mirror the drawn half, gather each shifted window."""
     n, h, w = images.shape
     rng = np.random.default_rng(seed)  # same draws, in the same order, as datasets.augment
-    dy = rng.integers(-max_shift, max_shift + 1, size=n, dtype=np.int32)
-    dx = rng.integers(-max_shift, max_shift + 1, size=n, dtype=np.int32)
+    dy = rng.integers(-shift, shift + 1, size=n, dtype=np.int32)
+    dx = rng.integers(-shift, shift + 1, size=n, dtype=np.int32)
     flip = rng.random(n) < 0.5
-    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift)))
     padded = np.where(flip[:, None, None], padded[:, :, ::-1], padded)
-    rows = (max_shift - dy)[:, None] + np.arange(h)
-    cols = (max_shift - dx)[:, None] + np.arange(w)
+    rows = (shift - dy)[:, None] + np.arange(h)
+    cols = (shift - dx)[:, None] + np.arange(w)
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 

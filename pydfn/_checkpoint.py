@@ -12,7 +12,7 @@ model with ``model.optimizer`` (or an equal optimizer) then gives bit for bit th
 weights an uninterrupted run would have. Pickling a model stores the same arrays.
 
 Versions: 3 (this one) names the optimizer's state; 2 (pydfn 0.1.0) stored any
-optimizer's two buffers as ``adam_m``/``adam_v``; 1 stored Adam only. All are read.
+optimizer's two buffers as ``adam_m``/``adam_v``. Both are read.
 """
 
 from __future__ import annotations
@@ -33,14 +33,11 @@ from ._engine import EngineState
 from ._npz import check_members
 from ._validation import check_network_size, num_params
 from .history import History
-from .optim import Adam, Optimizer, from_config
+from .optim import Optimizer, from_config
 
 FORMAT = "pydfn-checkpoint"
 VERSION = 3
-# Where versions 1 and 2 kept each named buffer: the core's two state buffers.
-# The most optimizer steps a checkpoint may claim: far beyond any run (centuries at a million
-# steps a second), exact in float64, and far from the core's int64 overflow.
-MAX_STEP = 2**53
+# Where version 2 kept each named buffer: the core's two state buffers.
 _LEGACY_KEYS = {"m": "adam_m", "v": "adam_v", "momentum": "adam_m", "square_avg": "adam_v"}
 
 
@@ -207,15 +204,15 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> ModelState:
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
         raise ValueError(f"an .npz file without pydfn's format tag (it holds {sorted(arrays)})")
     version = _integer(arrays, "version")
-    if version not in (1, 2, VERSION):
+    if version not in (2, VERSION):
         raise ValueError(f"format version {version} (from pydfn {arrays['pydfn_version']}); "
-                         f"this pydfn reads versions 1 to {VERSION}")
+                         f"this pydfn reads versions 2 (pydfn 0.1.0's) and {VERSION}")
     stored = arrays["layer_sizes"]
     if stored.ndim != 1 or stored.dtype.kind not in "iu":
         raise ValueError(f"layer_sizes must be a 1-D integer array, got {stored.dtype} of shape {stored.shape}")
-    options = _json_object(arrays["options"], "options") if version >= 2 else {}
+    options = _json_object(arrays["options"], "options")
     sizes = check_network_size([int(s) for s in stored])
-    optimizer = _optimizer(arrays, version)
+    optimizer = _optimizer(arrays)
     names = optimizer.state_names if optimizer else ()
     if version >= 3:
         keys = {name: f"optimizer.{name}" for name in names}
@@ -228,8 +225,8 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> ModelState:
     params = _check_parameter_array(arrays, "params", sizes)  # checked before the model allocates anything
     buffers = {name: _check_parameter_array(arrays, key, sizes) for name, key in keys.items()}
     step = _integer(arrays, step_key)
-    if not 0 <= step <= MAX_STEP:
-        raise ValueError(f"{step_key} must be in [0, {MAX_STEP}] (what training can reach), got {step}")
+    if not 0 <= step <= _core.MAX_OPT_STEP:  # the core's own limit, so the loaded model can train
+        raise ValueError(f"{step_key} must be in [0, {_core.MAX_OPT_STEP}] (what training can reach), got {step}")
     if optimizer is None and step != 0:
         raise ValueError(f"{step_key} is {step} but the checkpoint has no optimizer (never trained)")
     rng_state = _rng_state(_json_object(arrays["rng_state"], "rng_state"))
@@ -277,10 +274,7 @@ def _check_parameter_array(arrays: dict[str, np.ndarray], key: str, sizes: list[
     return a
 
 
-def _optimizer(arrays: dict[str, np.ndarray], version: int) -> Optimizer | None:
-    if version == 1:
-        hyper = arrays["adam_hyperparameters"]
-        return Adam(*(float(h) for h in hyper)) if hyper.size else None
+def _optimizer(arrays: dict[str, np.ndarray]) -> Optimizer | None:
     text = str(arrays["optimizer"])
     opt = _json_object(arrays["optimizer"], "optimizer") if text else None
     return from_config(opt["kind"], opt["config"]) if opt else None

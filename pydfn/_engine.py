@@ -351,12 +351,12 @@ class Engine:
         size = np.minimum(batch_size, len(rows) - batch_size * np.arange(len(loss)))
         return BatchLogs.of(loss, correct, size)
 
-    def gradients(self, x: np.ndarray, y: np.ndarray) -> float:
+    def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> float:
         """The cost on the batch ``(x, y)``; its gradients go into the core's buffer."""
         return float(self._net.compute_gradients(x, y))
 
     def get_grads(self) -> np.ndarray:
-        """A copy of the gradients of the last :meth:`gradients`."""
+        """A copy of the gradients of the last :meth:`compute_gradients`."""
         return self._net.get_grads()
 
     def grads_view(self) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -139,19 +138,25 @@ def as_y(y: Any, classifier: bool, n_outputs: int, n_samples: int, *, name: str 
     return as_targets(y, n_outputs, n_samples, name=name)
 
 
-def renamed(new: Any, old: Any, new_name: str, old_name: str, default: Any) -> Any:
-    """The value of an argument renamed from ``old_name`` to ``new_name``: the old spelling
-    still works, with a DeprecationWarning; giving both is a TypeError."""
-    if old is None:
-        return default if new is None else new
-    if new is not None:
-        raise TypeError(f"give {new_name} or its old name {old_name}, not both")
-    warnings.warn(f"{old_name} is deprecated: call it {new_name}", DeprecationWarning, stacklevel=3)
-    return old
+def positive_int(value: Any, name: str, *, maximum: int | None = None) -> int:
+    """Return ``value`` as an int in [1, maximum], else raise TypeError/ValueError naming it."""
+    return _int_in_range(value, name, 1, maximum)
 
 
-def positive_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
-    """Return ``value`` as an int in [minimum, maximum], else raise TypeError/ValueError naming it."""
+def nonnegative_int(value: Any, name: str) -> int:
+    """Return ``value`` as an int >= 0, else raise TypeError/ValueError naming it."""
+    return _int_in_range(value, name, 0, None)
+
+
+def batch_size_for(batch_size: Any, n_samples: int, name: str = "batch_size") -> int:
+    """The rows of each training minibatch: an int in [1, n_samples], else TypeError/ValueError naming it."""
+    rows = positive_int(batch_size, name)
+    if rows > n_samples:
+        raise ValueError(f"{name} ({rows}) is larger than the number of training samples ({n_samples})")
+    return rows
+
+
+def _int_in_range(value: Any, name: str, minimum: int, maximum: int | None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     number = int(value)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _data
-from ._validation import positive_int, renamed
+from ._validation import nonnegative_int, positive_int
 
 # Rows transformed per C++ call: the buffer stays small enough to be reused from
 # the heap and to sit in the L3 cache when the core reads it. A fresh buffer of
@@ -44,7 +44,7 @@ class Augment:
     """
 
     def __init__(self, shift: int = 2, flip: bool = True, image_shape: tuple[int, int] | None = None):
-        self.shift = positive_int(shift, "shift", minimum=0)
+        self.shift = nonnegative_int(shift, "shift")
         if not isinstance(flip, (bool, np.bool_)):
             raise TypeError(f"flip must be True or False, got {type(flip).__name__}")
         self.flip = bool(flip)
@@ -127,9 +127,8 @@ class EpochAugmenter:
         return out
 
 
-def augment(images: Any, *, shift: int | None = None, flip: bool = True, seed: Any = None,
-            image_shape: tuple[int, int] = (28, 28), out: np.ndarray | None = None,
-            max_shift: int | None = None) -> np.ndarray:
+def augment(images: Any, *, shift: int = 2, flip: bool = True, seed: Any = None,
+            image_shape: tuple[int, int] = (28, 28), out: np.ndarray | None = None) -> np.ndarray:
     """Randomly shift (zero fill) and mirror images, for one epoch of training.
 
     Each image is mirrored left-right with probability 1/2 (when ``flip``), then
@@ -149,8 +148,6 @@ def augment(images: Any, *, shift: int | None = None, flip: bool = True, seed: A
         (height, width) of each image when ``images`` is 2-D.
     out : ndarray like ``images``, optional
         C-contiguous, not overlapping ``images``; written and returned.
-    max_shift : int, optional
-        Deprecated: the old name of ``shift``.
 
     Returns
     -------
@@ -159,7 +156,7 @@ def augment(images: Any, *, shift: int | None = None, flip: bool = True, seed: A
     images = np.ascontiguousarray(images)
     if images.dtype not in (np.uint8, np.float32):
         raise TypeError(f"images must be uint8 or float32, got dtype {images.dtype}")
-    shift = positive_int(renamed(shift, max_shift, "shift", "max_shift", 2), "shift", minimum=0)
+    shift = nonnegative_int(shift, "shift")
     height, width = images.shape[1:] if images.ndim == 3 else image_shape
     if images.ndim not in (2, 3) or height * width != math.prod(images.shape[1:]):
         raise ValueError(f"images must have shape (n, {height}, {width}) or (n, {height * width}), "

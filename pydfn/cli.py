@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import math
 import os
 import platform
 import sys
@@ -21,12 +20,13 @@ from typing import Any, NoReturn, Sequence
 import numpy as np
 
 from . import _core, datafile, datasets, metrics
-from ._validation import as_inputs, check_network_size
+from ._engine import batches_per_epoch
+from ._validation import as_inputs, batch_size_for, check_network_size
 from .augment import Augment
 from .callbacks import Callback, EarlyStopping, ReduceLROnPlateau
-from .model import MLP, load
-from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
-from .preprocessing import prepare_features
+from .model import ACTIVATIONS, LOSSES, MLP, PRECISIONS, load
+from .optim import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSProp
+from .preprocessing import prepare_features, validation_count
 from .schedules import CosineDecay, OneCycle, Schedule, StepDecay
 from .system import info, set_num_threads
 
@@ -122,15 +122,15 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_number(int, 1), default=64, help="default 64")
     train.add_argument("--lr", type=_number(float, 0.0, inclusive=False),
                        help="learning rate, default 1e-3 (0.01 for rmsprop and sgd)")
-    train.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop"), default="adam",
+    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam",
                        help="default adam")
     train.add_argument("--momentum", type=_fraction, default=0.0, help="sgd's and rmsprop's, default 0")
     train.add_argument("--nesterov", action="store_true", help="sgd with Nesterov momentum")
     train.add_argument("--weight-decay", type=_number(float, 0.0),
                        help="adamw's decoupled weight decay, default 0.01")
-    train.add_argument("--activation", choices=("relu", "tanh", "sigmoid"), default="relu",
+    train.add_argument("--activation", choices=ACTIVATIONS, default="relu",
                        help="hidden activation, default relu")
-    train.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+    train.add_argument("--precision", choices=PRECISIONS, default="fp32",
                        help="of the matrix products: bf16 rounds their inputs to bfloat16 (sums, weights "
                             "and optimizer state stay float32); default fp32")
     train.add_argument("--l1", type=_number(float, 0.0), default=0.0, help="l1 penalty on the weights, default 0")
@@ -140,9 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dropout", type=_rates, default=0.0, metavar="RATES",
                        help="dropout rate of every hidden layer (0.2), or one per hidden layer (0.2,0.1); default 0")
     train.add_argument("--hidden", type=_hidden, default=[256, 128], help="hidden layer sizes, default 256,128")
-    train.add_argument("--validation-split", "--val-fraction", dest="validation_split", type=_fraction, default=0.1,
+    train.add_argument("--validation-split", type=_fraction, default=0.1,
                        help="share of the training set held out for validation, drawn with --seed, default 0.1 "
-                            "(0: none; --val-fraction is its old name)")
+                            "(0: none)")
     train.add_argument("--seed", type=_number(int, 0), default=2,
                        help="seeds the validation split, the initial weights and the shuffling; default 2")
     train.add_argument("--threads", type=_number(int, 1), help=threads_help)
@@ -171,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
                             "(optionally x_test, y_test) or a .csv with a header row, one sample a row")
     train.add_argument("--label-column", metavar="NAME",
                        help="with a .csv --data-file: the header of the label column, default the last column")
-    train.add_argument("--loss", choices=("softmax_xent", "mse", "mae"), default="softmax_xent",
+    train.add_argument("--loss", choices=LOSSES, default="softmax_xent",
                        help="softmax_xent (classification, default); mse or mae: regression on a --data-file's "
                             "numeric labels")
     train.add_argument("--out", default="model.npz", help="where to save the trained model, default model.npz")
@@ -338,7 +338,7 @@ def _check_schedule_flags(args: argparse.Namespace) -> None:
 
 def _schedule(args: argparse.Namespace, lr: float, n_train: int) -> Schedule | None:
     """The schedule the flags ask for, its epochs turned into steps of ``n_train`` rows."""
-    steps = math.ceil(n_train / args.batch_size)  # per epoch
+    steps = batches_per_epoch(n_train, args.batch_size)
     if args.schedule == "cosine":
         return CosineDecay(lr, args.epochs * steps, warmup_steps=(args.warmup or 0) * steps)
     if args.schedule == "step":
@@ -365,9 +365,8 @@ def _train(args: argparse.Namespace) -> int:
         # (or by the OOM killer mid-allocation).
         check_network_size([28 * 28, *args.hidden, len(datasets.FASHION_MNIST_CLASSES)], name="--hidden")
         n_train = datasets.FASHION_MNIST_FILES["train_images"].shape[0]
-        n_train -= math.ceil(args.validation_split * n_train)  # as train_val_split draws it
-        if args.batch_size > n_train:
-            raise ValueError(f"--batch-size {args.batch_size} is larger than the {n_train} training samples")
+        n_train -= validation_count(n_train, args.validation_split)
+        batch_size_for(args.batch_size, n_train, "--batch-size")
     elif args.data is not None:
         raise ValueError("--data (the Fashion-MNIST folder) and --data-file exclude each other")
     root = True
@@ -416,7 +415,7 @@ def _train(args: argparse.Namespace) -> int:
     schedule = _schedule(args, optimizer.lr, len(x_train))
     if schedule is not None:
         print(f"Learning rate per batch: {schedule!r} "
-              f"({math.ceil(len(x_train) / args.batch_size)} steps per epoch)", flush=True)
+              f"({batches_per_epoch(len(x_train), args.batch_size)} steps per epoch)", flush=True)
     callbacks: list[Any] = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
     if args.reduce_lr:
         callbacks.append(ReduceLROnPlateau(patience=args.reduce_lr, min_lr=optimizer.lr / 100, verbose=True))

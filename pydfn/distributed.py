@@ -293,7 +293,7 @@ class DataParallelLoop:
             # Accuracy needs the predictions, which compute_gradients does not return: one forward pass.
             loss_sum, correct = engine.evaluate(xb, yb, hi - lo)
             loss_sum += engine.penalty() * (hi - lo)  # the cost, as the single-process loop reports it
-            loss = engine.gradients(xb, yb)
+            loss = engine.compute_gradients(xb, yb)
             grads *= np.float32((hi - lo) / m)  # weight by rows: the sum is the global batch's mean
             if not np.isfinite(loss):
                 grads[0] = np.nan  # travels through the sum: every rank sees it and stops together

@@ -10,8 +10,8 @@ import numpy as np
 
 from . import _checkpoint, training
 from ._engine import Engine
-from ._validation import (MAX_DIM, all_finite, as_features, as_inputs, as_y, check_bool, check_network_size, nonnegative_real,
-                          positive_int, real)
+from ._validation import (MAX_DIM, all_finite, as_features, as_inputs, as_y, batch_size_for, check_bool,
+                          check_network_size, nonnegative_int, nonnegative_real, positive_int, real)
 from .augment import Augment
 from .history import History
 from .initializers import glorot_uniform
@@ -113,7 +113,7 @@ class MLP:
             raise ValueError(f"the output layer needs at least 2 classes, got {sizes[-1]}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        seed = positive_int(seed, "seed", minimum=0)
+        seed = nonnegative_int(seed, "seed")
         label_smoothing = nonnegative_real(label_smoothing, "label_smoothing")
         if label_smoothing > 1:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -263,7 +263,7 @@ class MLP:
         """
         x, y = self._check_xy(x, y)
         with self._engine.exclusive():  # no other thread's gradients in between
-            loss = self._engine.gradients(x, y)
+            loss = self._engine.compute_gradients(x, y)
             return loss, self._unflatten(self._engine.get_grads())
 
     def train_step(self, x: Any, y: Any, optimizer: Optimizer) -> float:
@@ -291,7 +291,7 @@ class MLP:
         x, y = self._check_xy(x, y)
         with self._engine.exclusive():  # another thread's steps wait: steps never interleave
             self._engine.bind(optimizer)
-            loss = self._engine.gradients(x, y)
+            loss = self._engine.compute_gradients(x, y)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"the loss is {loss}: update skipped, weights unchanged")
             self._engine.apply_update()
@@ -326,12 +326,10 @@ class MLP:
         """
         x, y = self._check_xy(x, y, check_finite)
         weights = training.sample_weights(self, y, sample_weight, None)
-        batch_size = positive_int(batch_size, "batch_size")
-        if batch_size > x.shape[0]:
-            raise ValueError(f"batch_size ({batch_size}) is larger than the number of samples ({x.shape[0]})")
+        batch_size = batch_size_for(batch_size, x.shape[0])
         check_bool(shuffle, "shuffle")
         if seed is not None:
-            seed = positive_int(seed, "seed", minimum=0)
+            seed = nonnegative_int(seed, "seed")
         with self._engine.exclusive():
             self._engine.bind(optimizer)
             rng_state = self._engine.rng.bit_generator.state

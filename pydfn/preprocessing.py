@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import _data
-from ._validation import as_array, as_features, as_labels, positive_int, real, renamed
+from ._validation import as_array, as_features, as_labels, nonnegative_int, positive_int, real
 
 
 def prepare_images(images: Any, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -59,8 +59,8 @@ def prepare_features(x: Any, n_features: int, name: str = "x") -> np.ndarray:
     return as_features(x, n_features, name=name)
 
 
-def train_val_split(x: Any, y: Any, validation_split: float | None = None, seed: int = 2, *,
-                    val_fraction: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def train_val_split(x: Any, y: Any, validation_split: float = 0.1,
+                    seed: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Shuffle and split off a validation set, like the tutorial's scikit-learn call.
 
     Gives the same split as ``sklearn.model_selection.train_test_split(x, y,
@@ -73,8 +73,6 @@ def train_val_split(x: Any, y: Any, validation_split: float | None = None, seed:
     validation_split : float, default 0.1
         Share of the samples in the validation set (rounded up), in (0, 1).
     seed : int, default 2
-    val_fraction : float, optional
-        Deprecated: the old name of ``validation_split``.
 
     Returns
     -------
@@ -84,17 +82,21 @@ def train_val_split(x: Any, y: Any, validation_split: float | None = None, seed:
     x, y = as_array(x, "x"), as_array(y, "y")
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
         raise ValueError(f"x and y need the same number of samples, got shapes {x.shape} and {y.shape}")
-    validation_split = real(renamed(validation_split, val_fraction, "validation_split", "val_fraction", 0.1),
-                            "validation_split")
+    validation_split = real(validation_split, "validation_split")
     if not 0.0 < validation_split < 1.0:
         raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-    n_val = math.ceil(validation_split * len(x))
+    n_val = validation_count(len(x), validation_split)
     if n_val >= len(x):
         raise ValueError(f"validation_split={validation_split} leaves no training sample out of {len(x)}")
     # scikit-learn's ShuffleSplit: a legacy RandomState permutation, validation rows first.
-    order = np.random.RandomState(positive_int(seed, "seed", minimum=0)).permutation(len(x))
+    order = np.random.RandomState(nonnegative_int(seed, "seed")).permutation(len(x))
     val, train = order[:n_val], order[n_val:]
     return x[train], x[val], y[train], y[val]
+
+
+def validation_count(n_samples: int, validation_split: float) -> int:
+    """The samples :func:`train_val_split` holds out of ``n_samples``: the share rounded up."""
+    return math.ceil(validation_split * n_samples)
 
 
 def one_hot(y: Any, num_classes: int) -> np.ndarray:

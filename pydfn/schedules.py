@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import positive_int, real
+from ._validation import nonnegative_int, positive_int, real
 
 __all__ = ["Schedule", "CosineDecay", "StepDecay", "OneCycle"]
 
@@ -101,7 +101,7 @@ class CosineDecay(Schedule):
     def __init__(self, peak_lr: float, total_steps: int, warmup_steps: int = 0, final_lr: float = 0.0):
         self.peak_lr = _rate(peak_lr, "peak_lr")
         self.total_steps = positive_int(total_steps, "total_steps")
-        self.warmup_steps = positive_int(warmup_steps, "warmup_steps", minimum=0)
+        self.warmup_steps = nonnegative_int(warmup_steps, "warmup_steps")
         if self.warmup_steps >= self.total_steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be less than total_steps "
                              f"({self.total_steps}): the decay needs at least one step")

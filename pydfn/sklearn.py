@@ -6,7 +6,6 @@ import this module or scikit-learn.
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from typing import Any, TypeVar

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Protocol
 import numpy as np
 
 from ._engine import BatchLogs, Engine, batches_per_epoch
-from ._validation import as_features, as_y, check_bool, positive_int, real
+from ._validation import as_y, batch_size_for, check_bool, nonnegative_int, real
 from .augment import Augment, EpochAugmenter
 from .callbacks import CallbackList, ReduceLROnPlateau
 from .history import History
@@ -76,13 +76,11 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
             raise ValueError("sample_weight and class_weight give every training sample a weight of zero")
         if distributed:
             raise ValueError("sample_weight and class_weight are not supported with distributed=True yet")
-    epochs = positive_int(epochs, "epochs", minimum=0)
-    batch_size = positive_int(batch_size, "batch_size")
-    if batch_size > x.shape[0]:
-        raise ValueError(f"batch_size ({batch_size}) is larger than the number of training samples ({x.shape[0]})")
+    epochs = nonnegative_int(epochs, "epochs")
+    batch_size = batch_size_for(batch_size, x.shape[0])
     shuffle = check_bool(shuffle, "shuffle")
     if seed is not None:
-        seed = positive_int(seed, "seed", minimum=0)
+        seed = nonnegative_int(seed, "seed")
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     check_bool(distributed, "distributed")
@@ -90,10 +88,9 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
         raise TypeError("lr_schedule must be a pydfn.schedules schedule (CosineDecay, StepDecay, OneCycle), "
                         f"got {type(lr_schedule).__name__}")
     augmenter = None if augment is None else EpochAugmenter(augment, x)
-    loop_type: Any = OneProcessLoop
     if distributed:
         # needs mpi4py: pydfn[mpi]
-        from .distributed import DataParallelLoop as loop_type, as_rank_0, check_same_everywhere, rank
+        from .distributed import as_rank_0, check_same_everywhere, rank
         if rank() != 0:
             callbacks, verbose = (), 0  # only rank 0 reports, checkpoints and decides to stop
 
@@ -133,9 +130,7 @@ def fit(model: MLP, x: Any, y: Any, optimizer: Optimizer, *, epochs: int = 10, b
     model.history = history
     if seed is not None:
         engine.reseed(seed)  # saved in checkpoints, so a resumed fit continues it
-    loop: EpochLoop = (OneProcessLoop(engine, x, y, batch_size, cbs, augmenter, weights, lr_schedule)
-                       if weights is not None else loop_type(engine, x, y, batch_size, cbs, augmenter,
-                                                             schedule=lr_schedule))
+    loop = make_loop(distributed, engine, x, y, batch_size, cbs, augmenter, weights, lr_schedule)
     with loop:  # distributed: a failure on one rank stops them all
         try:
             for epoch in range(epochs):
@@ -220,6 +215,16 @@ class EpochLoop(Protocol):
 
     def where(self) -> str:
         """Where training stood, for messages."""
+
+
+def make_loop(distributed: bool, engine: Engine, x: np.ndarray, y: np.ndarray, batch_size: int,
+              cbs: CallbackList, augmenter: EpochAugmenter | None, weights: np.ndarray | None,
+              schedule: Schedule | None) -> EpochLoop:
+    """The loop that runs fit's epochs: over MPI ranks (no sample weights there), or in this process."""
+    if distributed:
+        from .distributed import DataParallelLoop  # needs mpi4py: pydfn[mpi]
+        return DataParallelLoop(engine, x, y, batch_size, cbs, augmenter, schedule=schedule)
+    return OneProcessLoop(engine, x, y, batch_size, cbs, augmenter, weights, schedule)
 
 
 class OneProcessLoop:

@@ -74,12 +74,12 @@ def test_kernel_rejects_bad_rows(rows, message):
                          np.array(rows, np.int64))
 
 
-def drawn_params(images, out, max_shift):
+def drawn_params(images, out, shift):
     """For each image, the (dy, dx, flip) that maps it to its output; asserts there is one."""
     found = []
     for image, result in zip(images, out):
-        matches = [(dy, dx, f) for dy, dx, f in itertools.product(range(-max_shift, max_shift + 1),
-                                                                   range(-max_shift, max_shift + 1), (0, 1))
+        matches = [(dy, dx, f) for dy, dx, f in itertools.product(range(-shift, shift + 1),
+                                                                   range(-shift, shift + 1), (0, 1))
                    if np.array_equal(result, reference_shift_flip(image, dy, dx, f))]
         assert len(matches) == 1, "the output is no allowed shift/flip of its input"
         found.append(matches[0])
@@ -139,12 +139,3 @@ def test_augment_rejects_overlapping_out():
     images = np.zeros((2, 4, 4), np.uint8)
     with pytest.raises(ValueError, match="out must not overlap images"):
         augment(images, out=images)
-
-
-def test_the_old_name_max_shift_still_works_with_a_deprecation_warning():
-    images = np.arange(3 * 16, dtype=np.uint8).reshape(3, 4, 4)
-    with pytest.warns(DeprecationWarning, match="max_shift is deprecated: call it shift"):
-        old = augment(images, max_shift=1, seed=5)
-    np.testing.assert_array_equal(old, augment(images, shift=1, seed=5))
-    with pytest.raises(TypeError, match="give shift or its old name max_shift, not both"):
-        augment(images, shift=1, max_shift=1)

@@ -10,7 +10,7 @@ from conftest import one_batch_calls
 import pydfn
 from pydfn import augment as augment_module
 from pydfn.augment import Augment, EpochAugmenter
-from pydfn.checkpoint import load
+from pydfn import load
 from pydfn.datasets import augment as augment_images
 
 SIZES = [36, 16, 4]  # rows of 6x6 images

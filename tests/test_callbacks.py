@@ -6,7 +6,7 @@ from _training_data import blobs, weights_equal
 
 import pydfn
 from pydfn.callbacks import EarlyStopping, ModelCheckpoint, Progress, ReduceLROnPlateau
-from pydfn.checkpoint import load
+from pydfn import load
 from pydfn.history import History
 
 SIZES = [20, 32, 4]

@@ -7,7 +7,7 @@ from _training_data import blobs, weights_equal
 
 import pydfn
 from pydfn.callbacks import ModelCheckpoint
-from pydfn.checkpoint import load
+from pydfn import load
 
 SIZES = [20, 32, 16, 4]
 
@@ -126,7 +126,7 @@ def good(trained, tmp_path):
     (lambda good, bad: bad.write_bytes(npy_bytes(np.arange(3))), "single array, not an .npz archive"),
     (lambda good, bad: np.savez(bad, W=np.ones(3)), r"without pydfn's format tag \(it holds \['W'\]\)"),
     (lambda good, bad: np.savez(bad, o=np.array([{}], dtype=object)), "truncated or not an .npz file"),
-    (lambda good, bad: rewrite(good, bad, version=np.array(4)), "format version 4 .* reads versions 1 to 3"),
+    (lambda good, bad: rewrite(good, bad, version=np.array(4)), r"format version 4 .* reads versions 2 \(pydfn 0.1.0's\) and 3"),
     (lambda good, bad: rewrite(good, bad, layer_sizes=np.array([20, 32, 4])),
      r"params must be float32 of shape \(804,\) for layers \[20, 32, 4\]"),
     (lambda good, bad: rewrite(good, bad, layer_sizes=np.array([20, 0, 4])), r"layer_sizes\[1\] must be >= 1"),

@@ -14,7 +14,7 @@ import pytest
 
 import pydfn
 from pydfn import callbacks, cli, datasets, training
-from pydfn.checkpoint import load
+from pydfn import load
 from pydfn.schedules import CosineDecay, OneCycle, StepDecay
 
 from _cli import in_tmp, run  # noqa: F401  (in_tmp: an autouse fixture)
@@ -92,7 +92,7 @@ def test_the_same_command_twice_prints_the_same_metrics(fake_data, capsys):
 
 def test_flags_reach_the_model_and_the_fit(fake_data, capsys):
     code, out, _ = run(capsys, "train", "--epochs", "2", "--batch-size", "100", "--lr", "0.01",
-                       "--hidden", "16,8", "--val-fraction", "0.25", "--seed", "5", "--threads", "1",
+                       "--hidden", "16,8", "--validation-split", "0.25", "--seed", "5", "--threads", "1",
                        "--out", "m.npz", "--verbose", "0")
     assert code == 0 and pydfn.get_num_threads() == 1
     model = load("m.npz")
@@ -132,7 +132,7 @@ def test_augment_reaches_the_fit(fake_data, capsys):
 
 
 def test_no_validation_and_no_hidden_layer(fake_data, capsys):
-    code, out, _ = run(capsys, "train", "--epochs", "1", "--val-fraction", "0", "--hidden", "")
+    code, out, _ = run(capsys, "train", "--epochs", "1", "--validation-split", "0", "--hidden", "")
     assert code == 0 and ": 600 train, 0 validation" in out and "val_loss" not in out
     assert load("model.npz").layer_sizes == [784, 10]
 
@@ -161,7 +161,7 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(fake_data, capsys):
     (["train", "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
     (["train", "--hidden", "256,0"], "argument --hidden: layer sizes must be >= 1, got '256,0'"),
     (["train", "--hidden", "256;128"], "argument --hidden: expected comma-separated layer sizes"),
-    (["train", "--val-fraction", "1"], r"argument --validation-split/--val-fraction: must be in \[0, 1\), got 1"),
+    (["train", "--validation-split", "1"], r"argument --validation-split: must be in \[0, 1\), got 1"),
     (["train", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
     (["train", "--early-stopping", "0"], "argument --early-stopping: must be >= 1, got 0"),
     (["train", "--verbose", "3"], r"argument --verbose: invalid choice: 3"),
@@ -188,8 +188,8 @@ def test_bad_flags_give_one_line_and_exit_2(argv, message, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--early-stopping", "3", "--val-fraction", "0"], "--early-stopping needs validation data"),
-    (["train", "--reduce-lr", "2", "--val-fraction", "0"], "--reduce-lr needs validation data"),
+    (["train", "--early-stopping", "3", "--validation-split", "0"], "--early-stopping needs validation data"),
+    (["train", "--reduce-lr", "2", "--validation-split", "0"], "--reduce-lr needs validation data"),
     (["train", "--out", "no/such/dir/m.npz"], "--out: the folder .*no/such/dir does not exist"),
     (["train", "--batch-size", "1000"], r"batch_size \(1000\) is larger than the number of training samples"),
 ])
@@ -460,7 +460,7 @@ def test_a_batch_larger_than_the_training_set_fails_before_the_data_loads(fake_d
     monkeypatch.setattr(datasets, "find_fashion_mnist", no_loading)
     code, out, err = run(capsys, "train", "--batch-size", "100000")
     assert code == 2 and out == ""
-    assert err == "pydfn train: error: --batch-size 100000 is larger than the 54000 training samples\n"
+    assert err == "pydfn train: error: --batch-size (100000) is larger than the number of training samples (54000)\n"
 
 
 def test_one_thread_is_singular(fake_data, capsys):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import pydfn
-from pydfn.checkpoint import load
+from pydfn import load
 
 from _cli import in_tmp, run  # noqa: F401  (in_tmp: an autouse fixture)
 

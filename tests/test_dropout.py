@@ -180,7 +180,7 @@ def test_cli_dropout_flag(flag, want, monkeypatch):
     monkeypatch.setattr("pydfn.datasets.load_fashion_mnist", lambda where: (
         (np.zeros((10, 28, 28), np.uint8), np.arange(10) % 10), (np.zeros((2, 28, 28), np.uint8), np.zeros(2, int))))
     with pytest.raises(Stop):
-        cli_main(["train", "--dropout", flag, "--val-fraction", "0"])
+        cli_main(["train", "--dropout", flag, "--validation-split", "0"])
     assert seen["dropout"] == want
 
 

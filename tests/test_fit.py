@@ -12,7 +12,7 @@ from _training_data import blobs, weights_equal
 
 import pydfn
 from pydfn.callbacks import Callback, Progress
-from pydfn.checkpoint import load
+from pydfn import load
 
 SIZES = [20, 32, 4]
 

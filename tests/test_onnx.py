@@ -8,7 +8,7 @@ import pytest
 
 import pydfn
 from pydfn import cli, datasets
-from pydfn.checkpoint import load
+from pydfn import load
 
 from _training_data import blobs
 

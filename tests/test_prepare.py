@@ -111,13 +111,3 @@ def test_one_hot():
 def test_one_hot_rejects_bad_input(y, n, error, message):
     with pytest.raises(error, match=message):
         one_hot(np.array(y), n)
-
-
-def test_the_old_name_val_fraction_still_works_with_a_deprecation_warning():
-    x, y = np.arange(20).reshape(10, 2), np.arange(10)
-    with pytest.warns(DeprecationWarning, match="val_fraction is deprecated: call it validation_split"):
-        old = train_val_split(x, y, val_fraction=0.3, seed=4)
-    new = train_val_split(x, y, validation_split=0.3, seed=4)
-    assert all(np.array_equal(a, b) for a, b in zip(old, new))
-    with pytest.raises(TypeError, match="give validation_split or its old name val_fraction, not both"):
-        train_val_split(x, y, 0.3, val_fraction=0.3)

@@ -156,7 +156,7 @@ BAD = {
     "fit optimizer str": ("m.fit(x, y, 'adam', batch_size=4, verbose=0)", "TypeError", "optimizer must be a pydfn optimizer .*got str"),
     "train_step optimizer None": ("m.train_step(x, y, None)", "TypeError", "optimizer must be a pydfn optimizer .*got NoneType"),
     "train_epoch batch > data": ("m.train_epoch(x, y, opt, batch_size=100)", "ValueError",
-                                 r"batch_size \(100\) is larger than the number of samples \(16\)"),
+                                 r"batch_size \(100\) is larger than the number of training samples \(16\)"),
     "train_epoch seed float": ("m.train_epoch(x, y, opt, batch_size=4, seed=1.5)", "TypeError", "seed must be an integer, got float"),
     "predict batch 0": ("m.predict(x, batch_size=0)", "ValueError", "batch_size must be >= 1, got 0"),
     "evaluate batch float": ("m.evaluate(x, y, batch_size=1.0)", "TypeError", "batch_size must be an integer, got float"),
