@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import os
 import platform
 import sys
@@ -349,6 +350,21 @@ def _schedule(args: argparse.Namespace, lr: float, n_train: int) -> Schedule | N
 
 
 def _train(args: argparse.Namespace) -> int:
+    plan = _plan_training(args)
+    run = _build_training(args)
+    return _run_training(args, plan, run)
+
+
+@dataclasses.dataclass
+class _TrainingPlan:
+    """What `pydfn train` settled before loading anything."""
+
+    root: bool  # this process reports and saves (rank 0, or the only one)
+    plot: Any  # pydfn.plot when --plots asks for figures, else None
+
+
+def _plan_training(args: argparse.Namespace) -> _TrainingPlan:
+    """Every check that needs no data, so a mistake fails before the data loads and training runs."""
     if args.recipe:
         left_out = "" if args.recipe_flags == list(RECIPES[args.recipe]) else \
             " (its learning-rate flags that do not fit the ones given are left out)"
@@ -381,32 +397,55 @@ def _train(args: argparse.Namespace) -> int:
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"--out: the folder {out_dir} does not exist")
-    plt_module = None
-    if args.plots:
-        from . import plot
+    if not args.plots:
+        return _TrainingPlan(root, None)
+    from . import plot
 
-        plot.new_figure()  # fail now, not after training, when matplotlib is missing
-        os.makedirs(args.plots, exist_ok=True)
-        plt_module = plot
+    plot.new_figure()  # fail now, not after training, when matplotlib is missing
+    os.makedirs(args.plots, exist_ok=True)
+    return _TrainingPlan(root, plot)
 
+
+@dataclasses.dataclass
+class _TrainingRun:
+    """The data, model and settings of one `pydfn train`, ready to fit."""
+
+    model: MLP
+    optimizer: Optimizer
+    x_train: np.ndarray
+    y_train: np.ndarray
+    validation: tuple[np.ndarray, np.ndarray] | None
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    schedule: Schedule | None
+    callbacks: list[Any]
+
+
+def _build_training(args: argparse.Namespace) -> _TrainingRun:
+    """Loads the data, splits off validation, builds the model and optimizer, and says so."""
     x, y, x_test, y_test, class_names, source = _training_data(args)
     n_inputs = int(np.prod(x.shape[1:]))
     n_outputs = len(class_names) if class_names is not None else y.shape[1]
     check_network_size([n_inputs, *args.hidden, n_outputs], name="--hidden")
+    validation: tuple[np.ndarray, np.ndarray] | None = None
     if args.validation_split:
         x_train, x_val, y_train, y_val = datasets.train_val_split(x, y, args.validation_split, seed=args.seed)
         validation = (x_val, y_val)
     else:
-        x_train, y_train, validation = x, y, None
+        x_train, y_train = x, y
     model = MLP([n_inputs, *args.hidden, n_outputs], seed=args.seed, activation=args.activation, loss=args.loss,
                 l1=args.l1, l2=args.l2, dropout=args.dropout, precision=args.precision,
                 label_smoothing=args.label_smoothing)
     model.class_names = class_names
     optimizer = _optimizer(args)
-    print(f"pydfn {_core.__version__} - {_core.isa()} kernels - {_plural(_core.get_num_threads(), 'thread')}"
-          + (f" per rank - {distributed.size()} MPI ranks" if args.distributed else ""))
+    ranks = ""
+    if args.distributed:
+        from . import distributed
+
+        ranks = f" per rank - {distributed.size()} MPI ranks"
+    print(f"pydfn {_core.__version__} - {_core.isa()} kernels - {_plural(_core.get_num_threads(), 'thread')}{ranks}")
     test_part = f"{len(x_test)} test" if x_test is not None else "no test part (no test metrics)"
-    print(f"{source}: {len(x_train)} train, {len(x_val) if validation else 0} validation "
+    print(f"{source}: {len(x_train)} train, {len(validation[0]) if validation else 0} validation "
           f"(seed {args.seed}), {test_part}")
     if class_names is not None and args.data_file is not None:
         print(f"Classes ({len(class_names)}): {', '.join(class_names)}")
@@ -419,13 +458,19 @@ def _train(args: argparse.Namespace) -> int:
     callbacks: list[Any] = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
     if args.reduce_lr:
         callbacks.append(ReduceLROnPlateau(patience=args.reduce_lr, min_lr=optimizer.lr / 100, verbose=True))
-    last = _LastEpoch()
+    return _TrainingRun(model, optimizer, x_train, y_train, validation, x_test, y_test, schedule, callbacks)
+
+
+def _run_training(args: argparse.Namespace, plan: _TrainingPlan, run: _TrainingRun) -> int:
+    """Fits, reports the test metrics and the time per epoch, saves the model (and plots);
+    on Ctrl-C saves the last completed epoch's model."""
+    model, last = run.model, _LastEpoch()
     try:
-        history = model.fit(x_train, y_train, optimizer, epochs=args.epochs, batch_size=args.batch_size,
-                            validation_data=validation, callbacks=[*callbacks, last], verbose=args.verbose,
-                            distributed=args.distributed, augment=args.augment, lr_schedule=schedule)
+        history = model.fit(run.x_train, run.y_train, run.optimizer, epochs=args.epochs, batch_size=args.batch_size,
+                            validation_data=run.validation, callbacks=[*run.callbacks, last], verbose=args.verbose,
+                            distributed=args.distributed, augment=args.augment, lr_schedule=run.schedule)
     except KeyboardInterrupt:
-        if last.snapshot is None or not root:
+        if last.snapshot is None or not plan.root:
             raise  # nothing completed: main says nothing was saved
         last.snapshot.save(args.out)
         print(f"pydfn: interrupted; saved the model after epoch {last.epoch + 1} (the last completed) "
@@ -433,18 +478,20 @@ def _train(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
     # on every rank: cheap, and it keeps the code one path
-    y_pred = _report_test(model, x_test, y_test) if x_test is not None and y_test is not None else None
+    y_pred = None
+    if run.x_test is not None and run.y_test is not None:
+        y_pred = _report_test(model, run.x_test, run.y_test)
     times = history.history.get("time", [])
     if times:
         mean = float(np.mean(times))
-        print(f"Time per epoch: {mean:.2f} s ({len(x_train) / mean:,.0f} samples/s); "
+        print(f"Time per epoch: {mean:.2f} s ({len(run.x_train) / mean:,.0f} samples/s); "
               f"{_plural(len(times), 'epoch')} in {sum(times):.1f} s")
-    if not root:  # every rank holds the same model: rank 0 saves it
+    if not plan.root:  # every rank holds the same model: rank 0 saves it
         return 0
     model.save(args.out)
     print(f"Saved the model to {args.out}")
-    if plt_module:
-        _save_plots(plt_module, args.plots, model, history, x_test, y_test, y_pred)
+    if plan.plot:
+        _save_plots(plan.plot, args.plots, model, history, run.x_test, run.y_test, y_pred)
     return 0
 
 
@@ -540,22 +587,6 @@ def _load_model(path: str, own_data: bool, classifier: bool = False) -> MLP:
     return model
 
 
-def _read_labels(path: str, n_samples: int) -> np.ndarray:
-    """Class ids from a file: integers, or floats that are whole numbers; one per sample."""
-    y = datafile.read_array(path, keys=("y", "y_test"))
-    if y.ndim == 2 and y.shape[1] == 1:  # a CSV's one column
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"--labels {path}: expected one class id per sample, shape (n,), got shape {y.shape}")
-    if y.dtype.kind == "f":
-        if not np.array_equal(y, np.round(y)):
-            raise ValueError(f"--labels {path}: class ids must be whole numbers")
-        y = y.astype(np.int64)
-    if len(y) != n_samples:
-        raise ValueError(f"--labels {path} has {len(y)} labels but --input has {n_samples} samples")
-    return y
-
-
 def _evaluate(args: argparse.Namespace) -> int:
     if (args.input is None) != (args.labels is None):
         raise ValueError("--input and --labels go together: the samples and their class ids")
@@ -565,7 +596,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                         classifier=args.data_file is None)
     if args.input:
         x_test = datafile.read_array(args.input)
-        y_test = _read_labels(args.labels, len(x_test))
+        y_test = datafile.read_labels(args.labels)
+        if len(y_test) != len(x_test):
+            raise ValueError(f"--labels {args.labels} has {len(y_test)} labels but --input has {len(x_test)} samples")
     elif args.data_file:
         x_test, y_test = _evaluation_data(model, args.data_file, args.label_column)
     else:
@@ -610,14 +643,9 @@ def _evaluation_data(model: MLP, path: str, label_column: str | None) -> tuple[n
 
 def _write_table(header: list[str], rows: list[list[str]], output: str | None) -> int:
     """predict's table: tab-separated on stdout, or comma-separated in the .csv ``output``."""
-    sep = "\t" if output is None else ","
-    text = "".join(sep.join(cells) + "\n" for cells in [header, *rows])
-    if output is None:
-        sys.stdout.write(text)
-        return 0
-    with open(output, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(f"Saved the predictions of {_plural(len(rows), 'sample')} to {output}")
+    datafile.write_table(header, rows, output)
+    if output is not None:
+        print(f"Saved the predictions of {_plural(len(rows), 'sample')} to {output}")
     return 0
 
 

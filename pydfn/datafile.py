@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import warnings
 import zipfile
 import zlib
@@ -317,6 +318,32 @@ def read_array(path: str | os.PathLike[str], *, keys: tuple[str, ...] = ("x", "x
         raise DataFileError(f"{path}: not a readable {kind} file ({exc})") from None
     except (OSError, EOFError) as exc:
         raise DataFileError(f"{path}: not a readable {kind} file ({exc})") from None
+
+
+def read_labels(path: str | os.PathLike[str]) -> np.ndarray:
+    """Class ids from ``path`` (as :func:`read_array` reads it, an ``.npz``'s ``y`` or ``y_test``, a
+    one-column CSV): integers, or floats that are whole numbers; shape (n_samples,)."""
+    y = read_array(path, keys=("y", "y_test"))
+    if y.ndim == 2 and y.shape[1] == 1:  # a CSV's one column
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataFileError(f"{path}: expected one class id per sample, shape (n,), got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.array_equal(y, np.round(y)):
+            raise DataFileError(f"{path}: class ids must be whole numbers")
+        y = y.astype(np.int64)
+    return y
+
+
+def write_table(header: list[str], rows: list[list[str]], path: str | None = None) -> None:
+    """A table of text cells: tab-separated on stdout, or comma-separated in the file ``path``."""
+    sep = "\t" if path is None else ","
+    text = "".join(sep.join(cells) + "\n" for cells in [header, *rows])
+    if path is None:
+        sys.stdout.write(text)
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _numeric(array: np.ndarray, where: str) -> np.ndarray:
