@@ -40,9 +40,10 @@ print(json.dumps({"listed": listed, "before": before, "after": "pydfn.reference"
     assert report == {"listed": True, "before": False, "after": True, "same": True, "star": []}
 
 
-def test_every_name_in_all_exists():
-    for name in pydfn.__all__:
-        assert getattr(pydfn, name) is not None
+def test_every_name_in_all_exists_once():
+    assert len(pydfn.__all__) == len(set(pydfn.__all__))
+    missing = [name for name in pydfn.__all__ if not hasattr(pydfn, name)]
+    assert missing == []
 
 
 def test_an_unknown_attribute_is_an_attribute_error():

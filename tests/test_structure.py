@@ -1,4 +1,5 @@
-"""The package's shape: no import cycle, and one owner of the core network (the engine).
+"""The package's shape: no import cycle, one owner of the core network (the engine), one formula
+for the batch count, and bindings that only bind.
 
 Read from the installed package's sources with ``ast``: every ``import`` counts,
 module-level or inside a function, except those under ``if TYPE_CHECKING:`` (type
@@ -6,6 +7,7 @@ annotations only; they never run).
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pydfn
@@ -107,3 +109,46 @@ def test_only_the_engine_touches_the_core_network():
                 ok = (isinstance(owner, ast.Name) and owner.id in ("self", "cls", "_core", "_data", "MLP")
                       or isinstance(owner, ast.Call))  # super()._x
                 assert ok, f"{name}.py line {node.lineno}: .{node.attr} of {ast.unparse(owner)}"
+
+
+def _divisions_by_batch_size(tree):
+    """(line, enclosing function) of each ``... / batch_size`` or ``... // batch_size`` in ``tree``."""
+    found = []
+
+    def visit(node, function):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node.name
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv)):
+            right = node.right
+            name = right.id if isinstance(right, ast.Name) else right.attr if isinstance(right, ast.Attribute) else None
+            if name == "batch_size":
+                found.append((node.lineno, function))
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(tree, None)
+    return found
+
+
+def test_one_formula_counts_the_batches_of_an_epoch():
+    # Python: _engine.batches_per_epoch; C++: mlp.cpp's batch_count. Every other caller asks them.
+    places = [(name, line, fn) for name, path in modules().items()
+              for line, fn in _divisions_by_batch_size(ast.parse(path.read_text()))]
+    assert [(name, fn) for name, _, fn in places] == [("_engine", "batches_per_epoch")], places
+    assert _divisions_by_batch_size(ast.parse("n = -(-rows // self.batch_size)\n")) == [(1, None)]
+    core = Path(__file__).resolve().parents[1] / "csrc"
+    code = {p.name: re.sub(r"//.*", "", p.read_text()) for p in core.rglob("*.[ch]pp")}  # comments out
+    counts = {name: len(re.findall(r"/\s*batch_size\b", text)) for name, text in code.items()}
+    assert {name: n for name, n in counts.items() if n} == {"mlp.cpp": 1}
+
+
+def test_the_bindings_only_bind():
+    # Rules live in the core (design: two front ends, one core): the bindings throw nothing
+    # themselves (the core's check() does) and parse no names into enums.
+    csrc = Path(__file__).resolve().parents[1] / "csrc"
+    for path in (csrc / "bindings.cpp", csrc / "bindings_testing.cpp"):
+        text = path.read_text()
+        assert "throw " not in text, f"{path.name} throws: move the rule into the core"
+        assert not re.search(r'if \(\w+ == "\w+"\) return', text), f"{path.name} parses a name: the core does"
+        assert "std::shared_mutex>" not in text.replace("std::unique_lock<std::shared_mutex>", "").replace(
+            "std::shared_lock<std::shared_mutex>", ""), f"{path.name} owns a lock: the core's Model does"
