@@ -69,6 +69,17 @@ pydfn::Targets targets_of(const pydfn::Model& m, const FloatArray& x, const py::
     return t;
 }
 
+py::array_t<float> predict(const pydfn::Model& m, const FloatArray& X, int batch_size, pydfn::MLP::Output what) {
+    check_shape(X, "x", {-1, m.net().sizes().front()});
+    const int64_t rows = X.shape(0);
+    py::array_t<float> out({rows, int64_t(m.net().sizes().back())});
+    float* o = out.mutable_data();
+    const auto lock = lock_for_read(m);
+    py::gil_scoped_release release;
+    m.net().predict(o, X.data(), rows, batch_size, what);
+    return out;
+}
+
 pydfn::OptConfig opt_config(const std::string& kind, float lr, float beta1, float beta2, float alpha,
                             float eps, float weight_decay, float momentum, bool nesterov) {
     pydfn::OptConfig c;
@@ -313,16 +324,15 @@ PYBIND11_MODULE(_core, m) {
              "which stays bound.")
         .def("predict_logits",
              [](pydfn::Model& n, const FloatArray& X, int batch_size) {
-                 check_shape(X, "x", {-1, n.net().sizes().front()});
-                 const int64_t rows = X.shape(0);
-                 py::array_t<float> logits({rows, int64_t(n.net().sizes().back())});
-                 float* out = logits.mutable_data();
-                 const auto lock = lock_for_read(n);
-                 py::gil_scoped_release release;
-                 n.net().predict_logits(out, X.data(), rows, batch_size);
-                 return logits;
+                 return predict(n, X, batch_size, pydfn::MLP::Output::logits);
              },
-             py::arg("x"), py::arg("batch_size"))
+             py::arg("x"), py::arg("batch_size"), "The output layer (N, out) of x (N, in).")
+        .def("predict_proba",
+             [](pydfn::Model& n, const FloatArray& X, int batch_size) {
+                 return predict(n, X, batch_size, pydfn::MLP::Output::probabilities);
+             },
+             py::arg("x"), py::arg("batch_size"),
+             "The softmax of the output layer (N, classes) of x (N, in), as the C API computes it.")
         .def("evaluate",
              [](pydfn::Model& n, const FloatArray& X, const py::array& y, int batch_size) {
                  const pydfn::Targets t = targets_of(n, X, y);

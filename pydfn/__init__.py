@@ -10,7 +10,7 @@ from .augment import Augment
 from .history import History
 from .model import MLP, load
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp
-from .system import get_num_threads, info, set_num_threads
+from .system import get_cmake_dir, get_include, get_library_dir, get_num_threads, info, set_num_threads
 
 if TYPE_CHECKING:  # for type checkers; at run time they load on first use
     from . import datafile, datasets, distributed, plot, reference, sklearn
@@ -21,7 +21,7 @@ _LAZY = ("datafile", "datasets", "distributed", "plot", "reference", "sklearn")
 
 __all__ = ["MLP", "Augment", "Adam", "AdamW", "SGD", "RMSProp", "Optimizer", "History", "load", "callbacks",
            "schedules", "datasets", "metrics", "plot", "reference", "get_num_threads", "set_num_threads", "info",
-           "__version__"]
+           "get_include", "get_library_dir", "get_cmake_dir", "__version__"]
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -385,6 +385,9 @@ class Engine:
     def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         return self._net.predict_logits(x, batch_size)
 
+    def predict_proba(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        return self._net.predict_proba(x, batch_size)
+
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, int]:
         """(sum of the rows' losses without penalty, correct predictions) on ``(x, y)``."""
         loss_sum, correct = self._net.evaluate(x, y, batch_size)

@@ -520,14 +520,15 @@ class MLP:
 
     def predict_proba(self, x: Any, *, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (softmax of the logits), ndarray of shape (n_samples, n_classes),
-        or (n_classes,) for one sample; ``x`` as :meth:`predict_logits` takes it."""
+        or (n_classes,) for one sample; ``x`` as :meth:`predict_logits` takes it. Computed by
+        the core, bit for bit as the C API's ``pydfn_predict_proba``."""
         if not self.is_classifier:
             raise ValueError(f"predict_proba needs a classifier; this model's loss is {self.loss!r}")
-        z = self.predict_logits(x, batch_size=batch_size)
-        z -= z.max(axis=-1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=-1, keepdims=True)
-        return z
+        features, one = as_inputs(x, self.layer_sizes[0])
+        p = self._engine.predict_proba(features, _inference_batch(batch_size))
+        if not all_finite(p):
+            raise _overflow(features)
+        return p[0] if one else p
 
     def predict(self, x: Any, *, batch_size: int = 1024) -> Any:
         """Predicted class ids, ndarray of shape (n_samples,), int64 (one ``np.int64`` for one

@@ -1,7 +1,8 @@
-"""What pydfn runs on: its version, the CPU kernels it picked, its threads."""
+"""What pydfn runs on: its version, the CPU kernels it picked, its threads; where its C API is."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -51,3 +52,23 @@ def info() -> dict[str, Any]:
     """
     return {"version": _core.__version__, "kernels": _core.isa(), "cpu_kernels": _core.hardware_isa(),
             "max_isa": _core.max_isa(), "threads": get_num_threads(), "openmp": _core.has_openmp()}
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def get_include() -> str:
+    """The folder of ``pydfn.h``, the C API's header (as ``numpy.get_include()``)."""
+    return os.path.join(_HERE, "include")
+
+
+def get_library_dir() -> str:
+    """The folder of ``libpydfn.so``, the C API's library: link with ``-L`` it and ``-lpydfn``,
+    and let the program find it at run time (an rpath, or ``LD_LIBRARY_PATH``)."""
+    return os.path.join(_HERE, "lib")
+
+
+def get_cmake_dir() -> str:
+    """The folder of pydfn's CMake package: ``cmake -Dpydfn_DIR=<it>``, then
+    ``find_package(pydfn CONFIG REQUIRED)`` and ``target_link_libraries(app PRIVATE pydfn::pydfn)``."""
+    return os.path.join(_HERE, "lib", "cmake", "pydfn")

@@ -485,10 +485,11 @@ int64_t MLP::train_batches(const float* X, int64_t rows, Targets y, const int64_
     return applied;
 }
 
-void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_size) const {
+void MLP::predict(Workspace& ws, float* out, const float* X, int64_t n, int batch_size, Output what) const {
     check(batch_size >= 1, "batch_size must be >= 1");
+    check(what == Output::logits || loss_ == Loss::softmax_xent,
+          "probabilities need a classifier (loss softmax_xent)");
     if (n == 0) return;
-    Workspace ws;  // this call's own: predictions may run at once
     reserve(ws, int(std::min<int64_t>(batch_size, n)), false);
     const int in = sizes_[0], classes = sizes_.back();
     run_parallel(ws, [&] {
@@ -496,14 +497,23 @@ void MLP::predict_logits(float* logits, const float* X, int64_t n, int batch_siz
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             forward(ws, X + start * in, B, 0);
-            const float* out = layer_output(ws, num_layers() - 1);
+            const float* z = layer_output(ws, num_layers() - 1);
+            float* rows = out + start * classes;
+            if (what == Output::probabilities) {
+                softmax_rows(rows, z, B, classes);
+            } else {
 #pragma omp for schedule(static) nowait
-            for (int i = 0; i < B; i++)
-                std::memcpy(logits + (start + i) * classes, out + int64_t(i) * classes,
-                            sizeof(float) * classes);
+                for (int i = 0; i < B; i++)
+                    std::memcpy(rows + int64_t(i) * classes, z + int64_t(i) * classes, sizeof(float) * classes);
+            }
             sync_threads();
         }
     });
+}
+
+void MLP::predict(float* out, const float* X, int64_t n, int batch_size, Output what) const {
+    Workspace ws;  // this call's own: predictions may run at once
+    predict(ws, out, X, n, batch_size, what);
 }
 
 void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y, int64_t n,

@@ -6,7 +6,7 @@
 // allocation laid out as [W1 (in,out), b1, W2, b2, …]; activations are sized
 // for the largest batch seen, so a step allocates nothing.
 //
-// Threads: predict_logits and evaluate only read the network's state (each
+// Threads: predict and evaluate only read the network's state (each
 // call has its own forward buffers), so any number may run at once; every
 // other non-const method writes it and must run alone.
 #pragma once
@@ -37,6 +37,7 @@ Precision precision_named(const std::string& name);
 // activations, the losses, and for bf16 the packed operands. Training keeps
 // one in the network; each prediction makes its own.
 struct Workspace {
+    int max_threads = 0;  // > 0: the most threads its calls use (else the core's count)
     int capacity = 0;
     Buffer acts, dropped, probs, losses, w_pairs, x_rows, x_pairs;
     ScratchNeed scratch_need;  // the kernels' per-thread scratch, for capacity rows
@@ -125,8 +126,13 @@ class MLP {
                           int batch_size, const OptConfig& config, float* batch_loss,
                           int64_t* batch_correct, const float* lr = nullptr);
 
-    // outputs (N,out) of X (N,in), computed batch_size rows at a time.
-    void predict_logits(float* logits, const float* X, int64_t n, int batch_size) const;
+    // What a prediction writes: the output layer, or its softmax (classifiers).
+    enum class Output { logits, probabilities };
+    // outputs (N,out) of X (N,in), computed batch_size rows at a time, in ws
+    // (grown to min(n, batch_size) rows; a call that fits it allocates nothing).
+    void predict(Workspace& ws, float* out, const float* X, int64_t n, int batch_size, Output what) const;
+    // The same in a workspace of the call's own.
+    void predict(float* out, const float* X, int64_t n, int batch_size, Output what) const;
     // Sum of the rows' losses (no penalty) and number of correct predictions
     // (0 for regression) over X (N,in), y.
     void evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y, int64_t n,
@@ -152,7 +158,7 @@ class MLP {
     // std::bad_alloc leaves before any thread starts and anything changes.
     template <class Body>
     void run_parallel(Workspace& ws, Body&& body) const {
-        parallel_region(ws.scratch, ws.scratch_need, body);
+        parallel_region(ws.scratch, ws.scratch_need, body, ws.max_threads);
     }
     bool bf16() const { return precision_ == Precision::bf16; }
     // bf16: rounds and packs every layer's W into ws for the forward products

@@ -13,6 +13,9 @@ namespace pydfn {
 void softmax_xent_forward(float* losses, float* probs, const float* logits, const int32_t* y,
                           int B, int C, float label_smoothing = 0.0f);
 
+// probs (B,C) = softmax(logits) row by row, computed as softmax_xent_forward computes it.
+void softmax_rows(float* probs, const float* logits, int B, int C);
+
 // dlogits (B,C) = (probs - t) * scale; scale = 1/B for the mean loss.
 void softmax_xent_backward(float* dlogits, const float* probs, const int32_t* y, float scale,
                            int B, int C, float label_smoothing = 0.0f);

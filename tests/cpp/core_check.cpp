@@ -224,7 +224,7 @@ std::map<std::string, std::vector<float>> train(const char* name, std::vector<in
         losses.insert(losses.end(), batch_loss.begin(), batch_loss.end());
     }
     std::vector<float> logits(size_t(n) * out);
-    net.predict_logits(logits.data(), X.data(), n, 64);
+    net.predict(logits.data(), X.data(), n, 64, pydfn::MLP::Output::logits);
     return {{std::string(name) + ".losses", losses},
             {std::string(name) + ".params", std::vector<float>(net.params(), net.params() + net.num_params())},
             {std::string(name) + ".outputs", logits}};

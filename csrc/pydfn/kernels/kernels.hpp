@@ -163,10 +163,12 @@ class KernelScratch {
 float* thread_scratch(Scratch use, size_t floats);
 
 // parallel_region(threads_for_region(), body), with `scratch` reserved for
-// `need` first, and in use in every thread of the region.
+// `need` first, and in use in every thread of the region; at most max_threads
+// threads when it is > 0.
 template <class Body>
-void parallel_region(KernelScratch& scratch, const ScratchNeed& need, Body&& body) {
-    const int threads = threads_for_region();
+void parallel_region(KernelScratch& scratch, const ScratchNeed& need, Body&& body, int max_threads = 0) {
+    int threads = threads_for_region();
+    if (max_threads > 0 && max_threads < threads) threads = max_threads;
     scratch.reserve(threads, need);
     parallel_region(threads, [&] {
         KernelScratch::Use use(scratch);

@@ -1,0 +1,232 @@
+// The C API (include/pydfn.h): C types <-> core types, exceptions -> status codes and
+// a thread-local message. Nothing else: the rules are the core's.
+#include "pydfn.h"
+
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pydfn/checkpoint_reader.hpp"
+#include "pydfn/mlp.hpp"
+
+#ifndef PYDFN_VERSION
+#define PYDFN_VERSION "unknown"
+#endif
+
+namespace {
+
+// Rows per forward pass: Python's default inference batch, so results match it bit for bit.
+constexpr int kBatchRows = 1024;
+
+thread_local std::string t_last_error;
+
+struct ArgumentError : std::invalid_argument {
+    using std::invalid_argument::invalid_argument;
+};
+struct OverflowError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+void need(bool ok, const char* message) {
+    if (!ok) throw ArgumentError(message);
+}
+
+// Runs f; turns what it throws into a status (bad input to the core's rules gives
+// `invalid`) and keeps the message for pydfn_last_error().
+template <class F>
+int guarded(int invalid, F&& f) noexcept {
+    try {
+        f();
+        return PYDFN_OK;
+    } catch (const ArgumentError& e) {
+        t_last_error = e.what();
+        return PYDFN_ERR_ARGUMENT;
+    } catch (const OverflowError& e) {
+        t_last_error = e.what();
+        return PYDFN_ERR_OVERFLOW;
+    } catch (const std::invalid_argument& e) {
+        t_last_error = e.what();
+        return invalid;
+    } catch (const std::bad_alloc&) {
+        t_last_error = "out of memory";
+        return PYDFN_ERR_MEMORY;
+    } catch (const std::exception& e) {
+        t_last_error = std::string("internal error: ") + e.what();
+        return PYDFN_ERR_INTERNAL;
+    } catch (...) {
+        t_last_error = "internal error: an unknown exception";
+        return PYDFN_ERR_INTERNAL;
+    }
+}
+
+// What one predict call works in: the network's buffers for its rows, the rows of a
+// strided x packed, the logits of pydfn_predict. Kept for the next call.
+struct CallScratch {
+    pydfn::Workspace ws;
+    std::vector<float> x, logits;
+};
+
+}  // namespace
+
+struct pydfn_model {
+    explicit pydfn_model(const pydfn::InferenceCheckpoint& c) : net(c.sizes, c.activation, c.loss, c.precision) {
+        std::memcpy(net.params(), c.params.data(), sizeof(float) * c.params.size());
+    }
+    pydfn::MLP net;
+    int max_threads = 0;
+    // Scratch of the calls not running now: a call takes one (or makes one, when more
+    // calls run at once than ever before) and gives it back.
+    mutable std::mutex pool_mutex;
+    mutable std::vector<std::unique_ptr<CallScratch>> pool;
+};
+
+namespace {
+
+class BorrowedScratch {
+  public:
+    explicit BorrowedScratch(const pydfn_model& m) : m_(m) {
+        {
+            std::lock_guard<std::mutex> lock(m_.pool_mutex);
+            if (!m_.pool.empty()) {
+                s_ = std::move(m_.pool.back());
+                m_.pool.pop_back();
+            }
+        }
+        if (!s_) s_ = std::make_unique<CallScratch>();
+        s_->ws.max_threads = m_.max_threads;
+    }
+    ~BorrowedScratch() {
+        std::lock_guard<std::mutex> lock(m_.pool_mutex);
+        try {
+            m_.pool.push_back(std::move(s_));
+        } catch (...) {  // no room to keep it: it is freed, the next call makes another
+        }
+    }
+    CallScratch& operator*() { return *s_; }
+    CallScratch* operator->() { return s_.get(); }
+
+  private:
+    const pydfn_model& m_;
+    std::unique_ptr<CallScratch> s_;
+};
+
+// x's rows packed (x itself when they already are), in s.
+const float* packed_rows(CallScratch& s, const float* x, size_t rows, size_t stride, size_t width) {
+    if (stride == width) return x;
+    s.x.resize(rows * width);
+    for (size_t i = 0; i < rows; i++) std::memcpy(&s.x[i * width], x + i * stride, sizeof(float) * width);
+    return s.x.data();
+}
+
+void check_call(const pydfn_model* m, const float* x, size_t rows, size_t stride, const void* out) {
+    need(m != nullptr, "model is NULL");
+    need(x != nullptr, "x is NULL");
+    need(out != nullptr, "the output array is NULL");
+    need(rows >= 1, "rows must be >= 1");
+    const size_t width = size_t(m->net.sizes().front()), outputs = size_t(m->net.sizes().back());
+    need(stride >= width, "row_stride must be >= the model's input width");
+    need(rows <= (size_t(1) << 62) / stride && rows <= (size_t(1) << 62) / outputs, "rows is too large");
+}
+
+void check_finite(const float* v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!std::isfinite(v[i]))
+            throw OverflowError("the network's outputs are not finite: finite inputs overflowed float32 "
+                                "inside it (scale the inputs)");
+}
+
+int predict_floats(const pydfn_model* m, const float* x, size_t rows, size_t stride, float* out,
+                   pydfn::MLP::Output what) {
+    return guarded(PYDFN_ERR_ARGUMENT, [&] {
+        check_call(m, x, rows, stride, out);
+        need(what == pydfn::MLP::Output::logits || m->net.loss() == pydfn::Loss::softmax_xent,
+             "pydfn_predict_proba needs a classifier; this model is a regressor");
+        BorrowedScratch s(*m);
+        const float* rows_in = packed_rows(*s, x, rows, stride, size_t(m->net.sizes().front()));
+        m->net.predict(s->ws, out, rows_in, int64_t(rows), kBatchRows, what);
+        check_finite(out, rows * size_t(m->net.sizes().back()));
+    });
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* pydfn_version(void) { return PYDFN_VERSION; }
+
+int pydfn_abi_version(void) { return PYDFN_ABI_VERSION; }
+
+const char* pydfn_last_error(void) { return t_last_error.c_str(); }
+
+int pydfn_model_load(const char* path, pydfn_model** out) {
+    return guarded(PYDFN_ERR_FILE, [&] {
+        need(out != nullptr, "out is NULL");
+        *out = nullptr;
+        need(path != nullptr, "path is NULL");
+        const pydfn::InferenceCheckpoint c = pydfn::read_checkpoint(path);
+        *out = new pydfn_model(c);
+    });
+}
+
+void pydfn_model_free(pydfn_model* model) { delete model; }
+
+size_t pydfn_model_input_width(const pydfn_model* model) {
+    return model ? size_t(model->net.sizes().front()) : 0;
+}
+
+size_t pydfn_model_output_width(const pydfn_model* model) {
+    return model ? size_t(model->net.sizes().back()) : 0;
+}
+
+int pydfn_model_is_classifier(const pydfn_model* model) {
+    return model && model->net.loss() == pydfn::Loss::softmax_xent;
+}
+
+int pydfn_model_precision(const pydfn_model* model) {
+    return model && model->net.precision() == pydfn::Precision::bf16 ? PYDFN_BF16 : PYDFN_FP32;
+}
+
+int pydfn_model_set_max_threads(pydfn_model* model, int threads) {
+    return guarded(PYDFN_ERR_ARGUMENT, [&] {
+        need(model != nullptr, "model is NULL");
+        need(threads >= 0, "threads must be >= 0 (0: pydfn's thread count)");
+        model->max_threads = threads;
+    });
+}
+
+int pydfn_predict_proba(const pydfn_model* model, const float* x, size_t rows, size_t row_stride, float* out) {
+    return predict_floats(model, x, rows, row_stride, out, pydfn::MLP::Output::probabilities);
+}
+
+int pydfn_predict_values(const pydfn_model* model, const float* x, size_t rows, size_t row_stride, float* out) {
+    return predict_floats(model, x, rows, row_stride, out, pydfn::MLP::Output::logits);
+}
+
+int pydfn_predict(const pydfn_model* model, const float* x, size_t rows, size_t row_stride, int32_t* labels) {
+    return guarded(PYDFN_ERR_ARGUMENT, [&] {
+        check_call(model, x, rows, row_stride, labels);
+        need(model->net.loss() == pydfn::Loss::softmax_xent, "pydfn_predict needs a classifier; this model is a "
+                                                             "regressor (use pydfn_predict_values)");
+        BorrowedScratch s(*model);
+        const size_t classes = size_t(model->net.sizes().back());
+        const float* rows_in = packed_rows(*s, x, rows, row_stride, size_t(model->net.sizes().front()));
+        s->logits.resize(rows * classes);
+        model->net.predict(s->ws, s->logits.data(), rows_in, int64_t(rows), kBatchRows, pydfn::MLP::Output::logits);
+        check_finite(s->logits.data(), rows * classes);
+        for (size_t i = 0; i < rows; i++) {
+            const float* z = &s->logits[i * classes];
+            size_t best = 0;
+            for (size_t j = 1; j < classes; j++)
+                if (z[j] > z[best]) best = j;
+            labels[i] = int32_t(best);
+        }
+    });
+}
+
+}  // extern "C"
