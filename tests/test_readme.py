@@ -165,12 +165,18 @@ def shell_commands(text: str) -> list[list[str]]:
         if block.language not in ("bash", "sh", "shell", "console"):
             continue
         for line in block.code.splitlines():
-            for part in re.split(r"&&|;|\|", line.split("#")[0]):
-                words = shlex.split(part)
+            lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")  # quotes keep a ; or | inside
+            lexer.whitespace_split = True
+            words: list[str] = []
+            for token in [*lexer, ";"]:
+                if token not in ("&&", ";", "|", "||", "&"):
+                    words.append(token)
+                    continue
                 while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
                     words = words[1:]
                 if words:
                     commands.append(words)
+                words = []
     return commands
 
 
@@ -194,6 +200,8 @@ def test_command_collector():
             "PYDFN_MAX_ISA=avx2 python benchmarks/compare.py --rounds 3\n```\n")
     assert pydfn_commands(text) == [["train"], ["train", "--distributed"]]
     assert shell_commands(text)[-1] == ["python", "benchmarks/compare.py", "--rounds", "3"]
+    quoted = "```bash\ncmake -B b -Dx=\"$(python -c 'import a; print(1)')\" && pydfn info\n```\n"
+    assert shell_commands(quoted) == [["cmake", "-B", "b", "-Dx=$(python -c 'import a; print(1)')"], ["pydfn", "info"]]
 
 
 def test_every_script_and_flag_the_docs_run_exists():
