@@ -248,23 +248,39 @@ def test_one_model_serves_eight_threads_with_the_serial_results(lib, tmp_path):
         c.free()
 
 
-@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="needs a C compiler")
-def test_the_example_builds_with_cmake_and_classifies_as_python(tmp_path):
+@pytest.fixture(scope="module")
+def embed_build(tmp_path_factory):
+    """tests/embed built with CMake against the installed package, as a C user builds it."""
     cmake = shutil.which("cmake")
-    if cmake is None:
-        pytest.skip("needs cmake: pip install cmake")
-    model, path, x = trained(tmp_path)
-    build = tmp_path / "build"
+    if cmake is None or (shutil.which("cc") is None and shutil.which("gcc") is None):
+        pytest.skip("needs cmake and a C compiler: pip install cmake; apt-get install gcc")
+    build = tmp_path_factory.mktemp("embed")
     subprocess.run([cmake, "-S", str(EMBED), "-B", str(build), f"-Dpydfn_DIR={pydfn.get_cmake_dir()}"],
                    check=True, capture_output=True, text=True)
     subprocess.run([cmake, "--build", str(build)], check=True, capture_output=True, text=True)
+    return build
+
+
+def test_the_example_classifies_as_python(embed_build, tmp_path):
+    model, path, x = trained(tmp_path)
     rows = tmp_path / "rows.f32"
     x.astype("<f4").tofile(rows)
-    run = [str(build / "classify"), str(path), str(rows)]
+    run = [str(embed_build / "classify"), str(path), str(rows)]
     labels = subprocess.run(run, check=True, capture_output=True, text=True).stdout.split()
     assert np.array_equal(np.array(labels, np.int64), model.predict(x))
     lines = subprocess.run(run + ["--proba"], check=True, capture_output=True, text=True).stdout.splitlines()
     proba = np.array([line.split() for line in lines], np.float64).astype(np.float32)
     assert np.array_equal(proba, model.predict_proba(x))
-    failed = subprocess.run([str(build / "classify"), str(rows), str(rows)], capture_output=True, text=True)
+    failed = subprocess.run([str(embed_build / "classify"), str(rows), str(rows)], capture_output=True, text=True)
     assert failed.returncode == 1 and "not a pydfn checkpoint" in failed.stderr
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_warm_predict_calls_allocate_nothing(embed_build, tmp_path, precision, threads):
+    # alloc_check counts every malloc of the process during 900 calls of 1 to 64 rows (packed
+    # and strided) after one call of 64 rows of each kind.
+    _, path, _ = trained(tmp_path, precision=precision)
+    out = subprocess.run([str(embed_build / "alloc_check"), str(path), str(threads)], check=True,
+                         capture_output=True, text=True).stdout
+    assert out.endswith("allocations in 900 calls: 0\n"), out

@@ -9,7 +9,12 @@
 
 namespace pydfn {
 
-// Every bad argument becomes std::invalid_argument (ValueError in Python).
+// Every bad argument becomes std::invalid_argument (ValueError in Python). A literal
+// message costs nothing until it is thrown (a std::string of it would be built, and
+// allocated, on every call: a predict call must allocate nothing).
+inline void check(bool ok, const char* message) {
+    if (!ok) throw std::invalid_argument(message);
+}
 inline void check(bool ok, const std::string& message) {
     if (!ok) throw std::invalid_argument(message);
 }
