@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -77,8 +78,11 @@ struct CallScratch {
 struct pydfn_model {
     explicit pydfn_model(const pydfn::InferenceCheckpoint& c) : net(c.sizes, c.activation, c.loss, c.precision) {
         std::memcpy(net.params(), c.params.data(), sizeof(float) * c.params.size());
+        if (net.precision() == pydfn::Precision::fp32) packed = net.pack_for_inference();
     }
     pydfn::MLP net;
+    // The weights packed once for the forward products (the parameters never change here).
+    std::optional<pydfn::MLP::PackedWeights> packed;
     int max_threads = 0;
     // Scratch of the calls not running now: a call takes one (or makes one, when more
     // calls run at once than ever before) and gives it back.
@@ -149,7 +153,7 @@ int predict_floats(const pydfn_model* m, const float* x, size_t rows, size_t str
              "pydfn_predict_proba needs a classifier; this model is a regressor");
         BorrowedScratch s(*m);
         const float* rows_in = packed_rows(*s, x, rows, stride, size_t(m->net.sizes().front()));
-        m->net.predict(s->ws, out, rows_in, int64_t(rows), kBatchRows, what);
+        m->net.predict(s->ws, out, rows_in, int64_t(rows), kBatchRows, what, m->packed ? &*m->packed : nullptr);
         check_finite(out, rows * size_t(m->net.sizes().back()));
     });
 }
@@ -217,7 +221,8 @@ int pydfn_predict(const pydfn_model* model, const float* x, size_t rows, size_t 
         const size_t classes = size_t(model->net.sizes().back());
         const float* rows_in = packed_rows(*s, x, rows, row_stride, size_t(model->net.sizes().front()));
         s->logits.resize(rows * classes);
-        model->net.predict(s->ws, s->logits.data(), rows_in, int64_t(rows), kBatchRows, pydfn::MLP::Output::logits);
+        model->net.predict(s->ws, s->logits.data(), rows_in, int64_t(rows), kBatchRows, pydfn::MLP::Output::logits,
+                           model->packed ? &*model->packed : nullptr);
         check_finite(s->logits.data(), rows * classes);
         for (size_t i = 0; i < rows; i++) {
             const float* z = &s->logits[i * classes];

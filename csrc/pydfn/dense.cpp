@@ -67,10 +67,13 @@ Activation activation_named(const std::string& name) {
 }
 
 void dense_forward(const Kernels& kernels, float* y, const float* x, const float* W,
-                   const float* b, Activation f, int B, int in, int out, const Bf16Operands& bf16) {
+                   const float* b, Activation f, int B, int in, int out, const Bf16Operands& bf16,
+                   const float* W_packed) {
     if (bf16.x_rows)
         kernels.bf16gemm({y, out, bf16.x_rows, (in + 1) / 2, 1, bf16.W_pairs, bf16_ld(out), b,
                           f == Activation::relu, nullptr, B, out, (in + 1) / 2, false});
+    else if (W_packed)
+        kernels.sgemm_nn_packed_bias_relu(y, x, W_packed, b, f == Activation::relu, B, out, in);
     else
         kernels.sgemm_nn_bias_relu(y, x, W, b, f == Activation::relu, B, out, in);
     if (has_elementwise_pass(f)) {

@@ -33,10 +33,11 @@ struct Bf16Operands {
 inline int bf16_ld(int n) { return (n + 15) / 16 * 16; }
 
 // y (B,out) = f(x (B,in) · W (in,out) + b (out)); sync_threads() before reading y.
-// With bf16, the product reads bf16->x_rows and W_pairs instead of x and W.
+// With bf16, the product reads bf16->x_rows and W_pairs instead of x and W; given
+// W_packed (W as kernels.pack_b packs it), the float product reads it instead of W.
 void dense_forward(const Kernels& kernels, float* y, const float* x, const float* W,
                    const float* b, Activation f, int B, int in, int out,
-                   const Bf16Operands& bf16 = {});
+                   const Bf16Operands& bf16 = {}, const float* W_packed = nullptr);
 
 // Given dy (B,out), the gradient of the loss with respect to this layer's
 // pre-activation (the layer above applied its activation's derivative), x the

@@ -219,7 +219,7 @@ Bf16Operands MLP::bf16_training_operands(int layer) {
     return ops;
 }
 
-void MLP::forward(Workspace& ws, const float* x, int B, int64_t mask_step) const {
+void MLP::forward(Workspace& ws, const float* x, int B, int64_t mask_step, const PackedWeights* packed) const {
     for (int l = 0; l < num_layers(); l++) {
         const float* input = layer_input(ws, l, x, mask_step);
         const Bf16Operands ops = bf16_operands(ws, l);
@@ -231,7 +231,8 @@ void MLP::forward(Workspace& ws, const float* x, int B, int64_t mask_step) const
             sync_threads();
         }
         dense_forward(kernels_, layer_output(ws, l), input, params_.data() + weight_offset(l),
-                      params_.data() + bias_offset(l), activation_of(l), B, sizes_[l], sizes_[l + 1], ops);
+                      params_.data() + bias_offset(l), activation_of(l), B, sizes_[l], sizes_[l + 1], ops,
+                      packed ? packed->layers[size_t(l)].data() : nullptr);
         sync_threads();
         if (drops(l, mask_step)) {
             dropout_forward(dropped_output(ws, l), layer_output(ws, l), mask_of(l, mask_step), B,
@@ -485,7 +486,20 @@ int64_t MLP::train_batches(const float* X, int64_t rows, Targets y, const int64_
     return applied;
 }
 
-void MLP::predict(Workspace& ws, float* out, const float* X, int64_t n, int batch_size, Output what) const {
+MLP::PackedWeights MLP::pack_for_inference() const {
+    check(!bf16(), "packed weights are for fp32 networks (bf16 packs its own)");
+    PackedWeights packed;
+    for (int l = 0; l < num_layers(); l++) {
+        const int in = sizes_[l], out = sizes_[l + 1];
+        packed.layers.emplace_back();
+        packed.layers.back().grow_to(kernels_.packed_b_floats(out, in));
+        kernels_.pack_b(packed.layers.back().data(), params_.data() + weight_offset(l), out, in);
+    }
+    return packed;
+}
+
+void MLP::predict(Workspace& ws, float* out, const float* X, int64_t n, int batch_size, Output what,
+                  const PackedWeights* packed) const {
     check(batch_size >= 1, "batch_size must be >= 1");
     check(what == Output::logits || loss_ == Loss::softmax_xent,
           "probabilities need a classifier (loss softmax_xent)");
@@ -496,7 +510,7 @@ void MLP::predict(Workspace& ws, float* out, const float* X, int64_t n, int batc
         if (bf16()) pack_weights(ws);  // the first forward's barrier comes before any read
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
-            forward(ws, X + start * in, B, 0);
+            forward(ws, X + start * in, B, 0, packed);
             const float* z = layer_output(ws, num_layers() - 1);
             float* rows = out + start * classes;
             if (what == Output::probabilities) {

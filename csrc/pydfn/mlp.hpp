@@ -128,9 +128,18 @@ class MLP {
 
     // What a prediction writes: the output layer, or its softmax (classifiers).
     enum class Output { logits, probabilities };
+    // The weights packed once for the forward products (kernels.pack_b), for serving a
+    // model whose parameters no longer change: predictions given it read W contiguously
+    // and pack nothing, with the same bits. fp32 networks only (bf16 packs its own).
+    struct PackedWeights {
+        std::vector<Buffer> layers;
+    };
+    PackedWeights pack_for_inference() const;
     // outputs (N,out) of X (N,in), computed batch_size rows at a time, in ws
     // (grown to min(n, batch_size) rows; a call that fits it allocates nothing).
-    void predict(Workspace& ws, float* out, const float* X, int64_t n, int batch_size, Output what) const;
+    // packed, if given, is pack_for_inference() of the current parameters.
+    void predict(Workspace& ws, float* out, const float* X, int64_t n, int batch_size, Output what,
+                 const PackedWeights* packed = nullptr) const;
     // The same in a workspace of the call's own.
     void predict(float* out, const float* X, int64_t n, int batch_size, Output what) const;
     // Sum of the rows' losses (no penalty) and number of correct predictions
@@ -175,7 +184,8 @@ class MLP {
     // forward's outputs are complete on return, the losses' are not (sync_threads()
     // first); backward's gradients are, but not the input layer's W update.
     // mask_step: the step whose dropout masks apply (training), or 0 for none.
-    void forward(Workspace& ws, const float* x, int B, int64_t mask_step) const;
+    void forward(Workspace& ws, const float* x, int B, int64_t mask_step,
+                 const PackedWeights* packed = nullptr) const;
     void loss_forward(Workspace& ws, Targets y, int B) const;  // per-row losses (and probabilities)
     void loss_forward_backward(Targets y, int B);  // and the loss's gradient dy, into dbuf_a_
     // From dy in dbuf_a_: gradients into grads(), or, given a step, applied to

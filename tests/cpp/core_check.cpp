@@ -131,10 +131,19 @@ void check_kernels(const pydfn::Kernels& fast) {
                         for (int k = 0; k < K; k++) s += std::fabs(double(A[i * K + k]) * B[k * N + j]);
                         scale[i * N + j] = s;
                     }
+                std::vector<float> packed(fast.packed_b_floats(N, K)), from_packed(size_t(M) * N);
+                fast.pack_b(packed.data(), B.data(), N, K);
                 for (bool relu : {false, true}) {
                     run_fast(fast, pydfn::Product::nn, N, K, [&] { fast.sgemm_nn_bias_relu(got.data(), A.data(), B.data(), bias.data(), relu, M, N, K); });
                     ref.sgemm_nn_bias_relu(want.data(), A.data(), B.data(), bias.data(), relu, M, N, K);
                     worst = std::fmax(worst, compare("sgemm_nn_bias_relu", got, want, scale, tol));
+                    // from B packed once: the same bits
+                    run_fast(fast, pydfn::Product::nn, N, K, [&] { fast.sgemm_nn_packed_bias_relu(from_packed.data(), A.data(), packed.data(), bias.data(), relu, M, N, K); });
+                    if (std::memcmp(from_packed.data(), got.data(), sizeof(float) * got.size()) != 0) {
+                        std::printf("FAIL sgemm_nn_packed_bias_relu (%s, %dx%dx%d): not the bits of sgemm_nn_bias_relu\n",
+                                    fast.isa, M, N, K);
+                        failures++;
+                    }
                 }
                 // nt: C(M,N) = A(M,K)·Bt(N,K)ᵀ, zeroed where mask <= 0
                 const std::vector<float> Bt = values(5, size_t(N) * K);

@@ -104,6 +104,14 @@ struct Kernels {
     void (*opt_update_pack_bf16)(float* W, float* s1, float* s2, const float* grads, int rows,
                                  int cols, const OptStep& step, uint32_t* w_pairs, int ld,
                                  uint32_t* wt_pairs, int ldt);
+    // B(K,N) as sgemm_nn_packed_bias_relu reads it: packed_b_floats(N, K) floats, written
+    // once (serial code) for many products, e.g. a model's weights for serving.
+    size_t (*packed_b_floats)(int N, int K);
+    void (*pack_b)(float* dst, const float* B, int N, int K);
+    // sgemm_nn_bias_relu from B packed by pack_b: the same sums in the same order, the same
+    // bits, without packing or reading B's strided columns again (no scratch for B).
+    void (*sgemm_nn_packed_bias_relu)(float* C, const float* A, const float* B_packed, const float* bias,
+                                      bool relu, int M, int N, int K);
 };
 
 const Kernels& kernels_ref();

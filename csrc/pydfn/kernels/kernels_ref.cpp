@@ -20,6 +20,12 @@ void ref_nn(float* C, const float* A, const float* B, const float* bias, bool re
         }
 }
 
+// The reference "packs" B as it is.
+size_t ref_packed_b_floats(int N, int K) { return size_t(N) * size_t(K); }
+void ref_pack_b(float* dst, const float* B, int N, int K) {
+    for (size_t i = 0; i < size_t(N) * size_t(K); i++) dst[i] = B[i];
+}
+
 void ref_nt(float* C, const float* A, const float* B, const float* mask, int M, int N, int K) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
@@ -151,7 +157,8 @@ void ref_update_pack_bf16(float* W, float* s1, float* s2, const float* grads, in
 const Kernels& kernels_ref() {
     static const Kernels kernels{"reference", ref_scratch_floats, ref_nn, ref_nt, ref_tn, ref_column_sums,
                                  ref_update, ref_update_finite, ref_add_penalty, ref_bf16gemm, kernels_generic().pack_bf16_rows,
-                                 kernels_generic().pack_bf16_pairs, ref_update_pack_bf16};
+                                 kernels_generic().pack_bf16_pairs, ref_update_pack_bf16, ref_packed_b_floats,
+                                 ref_pack_b, ref_nn};
     return kernels;
 }
 
