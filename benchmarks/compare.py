@@ -97,22 +97,12 @@ def child(args: argparse.Namespace) -> dict:
             f.write("5")  # reset the peak (VmHWM) to the current RSS
         epoch()
         return {"mib": (status_kib("VmHWM:") - before) / 1024}
-    # inference: the 10,000-row pass, then the latency calls; each sample the mean of a
-    # run of calls after as many untimed ones (a pass timed cold ran up to 2.5x slower)
+    # inference: the 10,000-row pass, then the latency calls; the best of 3 samples
     x, _ = synthetic_data(INFERENCE_SAMPLES, seed=1)
     out = {}
     for rows, batch, calls in [(INFERENCE_SAMPLES, args.inference_batch, 3)] + \
             [(r, r, LATENCY_CALLS) for r in LATENCY_ROWS]:
-        predict = systems.build_predict(args.system, x[:rows], batch)
-        samples = []
-        for _ in range(3):
-            for _ in range(calls):
-                predict()
-            start = time.perf_counter()
-            for _ in range(calls):
-                predict()
-            samples.append((time.perf_counter() - start) / calls)
-        out[str(rows)] = min(samples)
+        out[str(rows)] = min(systems.call_samples(systems.build_predict(args.system, x[:rows], batch), calls, 3))
     return out
 
 

@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -38,19 +37,6 @@ LABELS = {"c": "pydfn C API (C program)", "pydfn": "pydfn predict_logits (Python
 
 def calls_for(rows: int) -> int:
     return 5 if rows >= 1000 else 300 if rows >= 64 else 2000
-
-
-def time_calls(predict, rows: int) -> float:
-    """The median of 7 samples, each the mean of a run of calls after as many untimed ones."""
-    calls, samples = calls_for(rows), []
-    for _ in range(7):
-        for _ in range(calls):
-            predict()
-        start = time.perf_counter()
-        for _ in range(calls):
-            predict()
-        samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
 
 
 def child(system: str, threads: int, work: str, exe: str) -> dict[str, float]:
@@ -90,7 +76,8 @@ def child(system: str, threads: int, work: str, exe: str) -> dict[str, float]:
     else:
         build = lambda xs: systems.build_predict("numpy", xs, 1024)  # noqa: E731
     threadpool_limits(threads)
-    return {str(rows): time_calls(build(np.ascontiguousarray(x[:rows])), rows) for rows in ROWS}
+    return {str(rows): statistics.median(systems.call_samples(build(np.ascontiguousarray(x[:rows])), calls_for(rows), 7))
+            for rows in ROWS}
 
 
 def build_c_program(work: str) -> str:

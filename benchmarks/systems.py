@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import time
 from typing import Callable
 
 import numpy as np
@@ -138,6 +139,20 @@ def numpy_epoch(x, y, batch):
 def numpy_predict(x, batch):
     model = LeanMLP()
     return lambda: np.concatenate([model.forward(x[s:s + batch])[-1] for s in range(0, len(x), batch)])
+
+
+def call_samples(predict: Callable[[], object], calls: int, samples: int) -> list[float]:
+    """Seconds per call: each sample the mean of a run of ``calls`` calls after as many untimed
+    ones (a call timed cold ran up to 2.5x slower)."""
+    out = []
+    for _ in range(samples):
+        for _ in range(calls):
+            predict()
+        start = time.perf_counter()
+        for _ in range(calls):
+            predict()
+        out.append((time.perf_counter() - start) / calls)
+    return out
 
 
 # --- pydfn ------------------------------------------------------------------------
