@@ -209,6 +209,35 @@ def test_hostile_files_are_refused_with_the_file_named(lib, tmp_path):
         assert status == ERR_FILE if at in read else status in (OK, ERR_FILE), at
 
 
+def npy_bytes(header: str, data: bytes = b"", version: int = 1) -> bytes:
+    text = header.encode() + b" " * (63 - (len(header) + 10) % 64) + b"\n"
+    length = len(text).to_bytes(2 if version == 1 else 4, "little")
+    return b"\x93NUMPY" + bytes([version, 0]) + length + text + data
+
+
+@pytest.mark.parametrize("member,header,data,version", [
+    ("format", "{'descr': '<U99999999999999999999999999', 'fortran_order': False, 'shape': (), }", b"", 1),
+    ("format", "{'descr': '<U1x', 'fortran_order': False, 'shape': (), }", b"", 1),
+    ("layer_sizes", "{'descr': '<i8', 'fortran_order': False, 'shape': (99999999999999999999,), }", b"\0" * 16, 1),
+    ("layer_sizes", "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", b"\0" * 15, 1),
+    ("layer_sizes", "{'descr': '<i8', 'fortran_order': True, 'shape': (2,), }", b"\0" * 16, 1),
+    ("layer_sizes", "{'descr': '<i8', 'fortran_order': False, }", b"\0" * 16, 1),
+    ("layer_sizes", "{'descr': '>i8', 'fortran_order': False, 'shape': (2,), }", b"\0" * 16, 1),
+    ("params", "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", b"\0" * 12, 9),
+    ("options", "{'descr': '<U4', 'fortran_order': False, 'shape': (), }", "\u00e9abc".encode("utf-32-le"), 1),
+])
+def test_lying_npy_headers_are_refused(lib, tmp_path, member, header, data, version):
+    # Members with valid checksums whose .npy headers lie (sizes, dtypes, shapes, versions).
+    _, path, _ = trained(tmp_path, sizes=(6, 5, 3))
+    hostile = tmp_path / "lying.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(hostile, "w") as dst:
+        for info in src.infolist():
+            raw = src.read(info)
+            dst.writestr(info.filename, npy_bytes(header, data, version) if info.filename == member + ".npy" else raw)
+    assert load_status(lib, hostile) == ERR_FILE
+    assert member in lib.pydfn_last_error().decode()  # the message names what is wrong
+
+
 def test_compressed_members_are_refused_with_the_reason(lib, tmp_path):
     _, path, _ = trained(tmp_path)
     with np.load(path) as f:

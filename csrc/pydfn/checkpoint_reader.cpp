@@ -197,10 +197,13 @@ Npy read_npy(const File& f, const std::string& name, const Member& m) {
         }
         npy.shape.push_back(d);
     }
-    const int64_t item = npy.descr.size() >= 3 && npy.descr[1] == 'U' ? 4 * std::atoll(npy.descr.c_str() + 2)
-                         : npy.descr == "<f4"                        ? 4
-                         : npy.descr == "<i8"                        ? 8
-                                                                     : 0;
+    int64_t item = npy.descr == "<f4" ? 4 : npy.descr == "<i8" ? 8 : 0;
+    if (npy.descr.size() >= 3 && npy.descr[1] == 'U') {  // text: 4 bytes a character
+        for (size_t i = 2; i < npy.descr.size() && item <= int64_t(data_size); i++) {
+            check(std::isdigit(static_cast<unsigned char>(npy.descr[i])), where + ": a broken dtype");
+            item = item * 10 + 4 * (npy.descr[i] - '0');
+        }
+    }
     check(item > 0, where + ": dtype " + npy.descr + " is not one a checkpoint holds");
     int64_t n = 1;
     for (int64_t d : npy.shape) {
