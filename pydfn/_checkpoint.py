@@ -20,15 +20,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 import struct
 import zipfile
 import zlib
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import numpy as np
 
 from . import _core
+from ._atomic import write_atomically
 from ._engine import EngineState
 from ._npz import check_members
 from ._validation import check_network_size, num_params
@@ -61,59 +61,6 @@ def save(state: ModelState, path: str | os.PathLike[str]) -> None:
     """
     arrays: dict[str, Any] = to_arrays(state)  # Any: numpy's stub takes **kwds for allow_pickle
     write_atomically(path, lambda f: np.savez(f, **arrays))
-
-
-def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write`` on a new file beside ``path``, flush it to disk, then rename it
-    over ``path``: on any error (or a crash) the previous file at ``path`` is left whole.
-    Temporaries that killed writers of ``path`` left behind are removed first."""
-    path = os.fspath(path)
-    _remove_stale_temporaries(path)
-    tmp = f"{path}{_TMP}{os.getpid()}-{secrets.token_hex(4)}"  # same folder, so the rename is atomic
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-_TMP = ".tmp-"  # a temporary's name: f"{target}.tmp-{pid}-{random hex}"
-
-
-def _remove_stale_temporaries(path: str) -> None:
-    """Delete the temporaries earlier saves to ``path`` left when they were killed (SIGTERM,
-    SIGKILL, power loss: no handler runs) — those whose writing process no longer exists;
-    a save running in another live process keeps its own."""
-    folder, prefix = os.path.dirname(path) or ".", os.path.basename(path) + _TMP
-    try:
-        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
-    except OSError:
-        return  # the save itself reports an unusable folder
-    for name in names:
-        pid, _, token = name[len(prefix):].partition("-")
-        if not (pid.isdigit() and len(token) == 8) or _alive(int(pid)):
-            continue
-        try:
-            os.unlink(os.path.join(folder, name))
-        except OSError:
-            pass  # gone already, or not ours to remove: the save goes on
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True  # a save in another thread of this process
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # exists under another user (or no such pid can be asked): leave it alone
-    return True
 
 
 def to_arrays(state: ModelState) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ from typing import Any, NoReturn, Sequence
 import numpy as np
 
 from . import _core, datafile, datasets, metrics
+from ._atomic import write_atomically
 from ._engine import batches_per_epoch
 from ._validation import as_inputs, batch_size_for, check_network_size
 from .augment import Augment
@@ -397,6 +398,7 @@ def _plan_training(args: argparse.Namespace) -> _TrainingPlan:
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"--out: the folder {out_dir} does not exist")
+    _check_output(args.out, "--out", [args.data_file])
     if not args.plots:
         return _TrainingPlan(root, None)
     from . import plot
@@ -649,11 +651,27 @@ def _write_table(header: list[str], rows: list[list[str]], output: str | None) -
     return 0
 
 
+def _check_output(path: str, flag: str, inputs: Sequence[str | None]) -> None:
+    """Refuses, before any work, an output path that is a folder or one of the command's inputs
+    (writing it would destroy what the command reads)."""
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a folder: give a file name")
+    for given in inputs:
+        if given is not None and os.path.exists(path) and os.path.exists(given) and os.path.samefile(path, given):
+            raise ValueError(f"{flag} {path} is also an input of this command: writing it would destroy it")
+
+
+def _save_array(path: str, array: np.ndarray) -> None:
+    write_atomically(path, lambda f: np.save(f, array))
+
+
 def _predict(args: argparse.Namespace) -> int:
-    model = _load_model(args.model, own_data=args.input is not None)
     out_kind = os.path.splitext(args.output)[1].lower() if args.output else None
     if out_kind not in (None, ".npy", ".csv"):
         raise ValueError(f"--output {args.output}: unknown type {out_kind or '(none)'!r}: use .npy or .csv")
+    if args.output:
+        _check_output(args.output, "--output", [args.model, args.input])
+    model = _load_model(args.model, own_data=args.input is not None)
     if args.input:
         x = datafile.read_array(args.input)
     else:
@@ -665,7 +683,7 @@ def _predict(args: argparse.Namespace) -> int:
             raise ValueError(f"--probabilities: {args.model} is a regression model (loss {model.loss!r})")
         values = model.predict(features)
         if out_kind == ".npy":
-            np.save(args.output, values)
+            _save_array(args.output, values)
             print(f"Saved the predictions of {_plural(len(values), 'sample')} to {args.output}")
             return 0
         return _write_table(["index", *(f"value{j}" for j in range(values.shape[1]))],
@@ -673,7 +691,7 @@ def _predict(args: argparse.Namespace) -> int:
     proba = model.predict_proba(features)
     labels = proba.argmax(axis=1)
     if out_kind == ".npy":
-        np.save(args.output, proba if args.probabilities else labels)
+        _save_array(args.output, proba if args.probabilities else labels)
         print(f"Saved the probabilities of {_plural(len(labels), 'sample')} ({proba.shape[1]} classes) to {args.output}"
               if args.probabilities else f"Saved {len(labels)} class ids to {args.output}")
         return 0
@@ -688,6 +706,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    _check_output(args.out, "the output", [args.model])
     model = load(args.model)
     # a 10-class model from `pydfn train` classifies Fashion-MNIST, as evaluate and predict assume
     fashion_mnist = model.is_classifier and model.layer_sizes[-1] == len(datasets.FASHION_MNIST_CLASSES)

@@ -9,6 +9,7 @@ naming the file and, for a CSV, the row (as a spreadsheet counts it: the header 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
 import warnings
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._atomic import write_atomically
 from ._npz import check_members, check_npy
 from .datasets import prepare_images
 
@@ -336,14 +338,15 @@ def read_labels(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def write_table(header: list[str], rows: list[list[str]], path: str | None = None) -> None:
-    """A table of text cells: tab-separated on stdout, or comma-separated in the file ``path``."""
-    sep = "\t" if path is None else ","
-    text = "".join(sep.join(cells) + "\n" for cells in [header, *rows])
+    """A table of text cells: tab-separated on stdout, or comma-separated in the file ``path``
+    (written atomically); a cell holding the separator, a quote or a line break is quoted, as
+    spreadsheets and ``csv.reader`` expect."""
+    text = io.StringIO()
+    csv.writer(text, delimiter="\t" if path is None else ",", lineterminator="\n").writerows([header, *rows])
     if path is None:
-        sys.stdout.write(text)
+        sys.stdout.write(text.getvalue())
         return
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_atomically(path, lambda f: f.write(text.getvalue().encode("utf-8")))
 
 
 def _numeric(array: np.ndarray, where: str) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from . import _core
-from ._checkpoint import write_atomically
+from ._atomic import write_atomically
 
 if TYPE_CHECKING:
     from .model import MLP
