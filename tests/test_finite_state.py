@@ -134,3 +134,22 @@ def test_a_learning_rate_schedule_still_keeps_the_state():
     model.optimizer.lr = 1e-4
     model.train_step(x, y, model.optimizer)
     assert model.optimizer_step == 2 and model.optimizer.lr == 1e-4
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_an_overflow_a_relu_layer_would_hide_is_an_error(precision):
+    # Layer 1 overflows to +inf; layer 2 sums +inf and -inf: NaN. ReLU keeps the NaN, as
+    # PyTorch's does, so it reaches the outputs and the loss instead of becoming 0 and
+    # finite garbage.
+    model = pydfn.MLP([2, 2, 2, 2], seed=0, precision=precision)
+    w = model.get_weights()
+    w[0][:] = 1e30
+    w[2][0, :], w[2][1, :] = 1.0, -1.0
+    model.set_weights(w)
+    x = np.full((3, 2), 1e10, np.float32)
+    with pytest.raises(FloatingPointError):
+        model.predict_logits(x)
+    before = model.get_weights()
+    with pytest.raises(FloatingPointError):
+        model.train_step(x, np.array([0, 1, 0]), pydfn.Adam())
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the step was undone
