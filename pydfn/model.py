@@ -47,6 +47,18 @@ def _inference_batch(batch_size: Any) -> int:
     return min(positive_int(batch_size, "batch_size"), MAX_DIM)
 
 
+def _fixed(name: str) -> Any:
+    """A constructor option as a read-only attribute: the core network was built with it, so
+    assigning it (which would change repr and save but not what the model computes) is refused."""
+    def get(self: MLP) -> Any:
+        return getattr(self, f"_{name}")
+
+    def refuse(self: MLP, value: Any) -> None:
+        raise AttributeError(f"{name} is fixed when the model is built: make a new MLP(..., {name}=...) "
+                             "(set_weights copies the weights into it)")
+    return property(get, refuse, doc=f"The constructor's {name} (read-only).")
+
+
 class MLP:
     """A deep feedforward network: dense layers with a hidden activation between
     them and a linear output, trained on a mean loss plus optional weight penalties.
@@ -97,6 +109,12 @@ class MLP:
 
     history: History | None = None  # the last fit's, kept even when it was interrupted
     _class_names: list[str] | None = None
+    activation: str = _fixed("activation")
+    loss: str = _fixed("loss")
+    precision: str = _fixed("precision")
+    dropout: tuple[float, ...] = _fixed("dropout")
+    seed: int = _fixed("seed")
+    label_smoothing: float = _fixed("label_smoothing")
 
     def __init__(self, layer_sizes: Sequence[int], *, seed: int = 0, activation: str = "relu",
                  loss: str = "softmax_xent", l1: float = 0.0, l2: float = 0.0,
@@ -123,15 +141,33 @@ class MLP:
         self._engine = Engine(sizes, activation=activation, loss=loss, precision=precision, dropout=rates,
                               seed=seed, label_smoothing=label_smoothing)
         self.set_penalty(l1, l2)
-        self.activation, self.loss, self.precision = activation, loss, precision
-        self.dropout, self.seed, self.label_smoothing = rates, seed, label_smoothing
+        self._activation, self._loss, self._precision = activation, loss, precision
+        self._dropout, self._seed, self._label_smoothing = rates, seed, label_smoothing
         self.set_weights(glorot_uniform(sizes, seed))
 
     def set_penalty(self, l1: float = 0.0, l2: float = 0.0) -> None:
         """Set the weight penalties (see the class's ``l1``, ``l2``), e.g. between fits."""
         l1, l2 = nonnegative_real(l1, "l1"), nonnegative_real(l2, "l2")
         self._engine.set_penalty(l1, l2)
-        self.l1, self.l2 = l1, l2
+        self._l1, self._l2 = l1, l2
+
+    @property
+    def l1(self) -> float:
+        """The l1 weight penalty; assigning it sets the penalty the next training uses."""
+        return self._l1
+
+    @l1.setter
+    def l1(self, value: float) -> None:
+        self.set_penalty(value, self._l2)
+
+    @property
+    def l2(self) -> float:
+        """The l2 weight penalty; assigning it sets the penalty the next training uses."""
+        return self._l2
+
+    @l2.setter
+    def l2(self, value: float) -> None:
+        self.set_penalty(self._l1, value)
 
     @property
     def class_names(self) -> list[str] | None:

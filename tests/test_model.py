@@ -299,3 +299,26 @@ def test_inference_takes_any_batch_size_and_shuffle_must_be_a_bool(rng):
         with pytest.raises(TypeError, match="shuffle must be True or False, got"):
             call()
     assert np.array_equal(model.predict_logits(x), logits)  # nothing trained
+
+
+@pytest.mark.parametrize("name,value", [("activation", "tanh"), ("loss", "mse"), ("precision", "bf16"),
+                                        ("dropout", (0.5,)), ("seed", 5), ("label_smoothing", 0.1)])
+def test_the_options_the_network_was_built_with_are_read_only(name, value):
+    # Assigning one changed repr and save but not what the model computed.
+    model = pydfn.MLP([3, 4, 2])
+    before = model.options()
+    with pytest.raises(AttributeError, match=f"{name} is fixed when the model is built"):
+        setattr(model, name, value)
+    assert model.options() == before
+
+
+def test_assigning_a_penalty_takes_effect(rng):
+    x, y = rng.random((8, 3), dtype=np.float32), np.arange(8) % 2
+    model = pydfn.MLP([3, 4, 2])
+    cost = model.loss_and_gradients(x, y)[0]
+    model.l2 = 0.5
+    assert model.options()["l2"] == 0.5 and model.l1 == 0.0
+    assert model.loss_and_gradients(x, y)[0] == pytest.approx(cost + 0.5 * sum((w ** 2).sum() for w in
+                                                                               model.get_weights()[0::2]))
+    with pytest.raises(ValueError, match="l1"):
+        model.l1 = -1.0
