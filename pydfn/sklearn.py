@@ -79,7 +79,9 @@ def _docstring(summary: str, *, loss: str, alpha: str, score: str, loss_curve: s
     verbose : bool, default False
         Print the loss of each epoch.
     warm_start : bool, default False
-        ``fit`` continues from the previous fit's weights and Adam state.
+        ``fit`` continues from the previous fit's weights and Adam state, with the
+        other parameters as they are now (``alpha``, ``learning_rate_init``, ...); a
+        change of ``hidden_layer_sizes`` or ``activation`` refits from scratch.
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the training data, stop when its
         {score} stops improving and keep the best epoch's weights.
@@ -215,7 +217,7 @@ class _BaseMLP(BaseEstimator):
         """Check everything, make a new network unless ``keep`` and one exists (its
         outputs from ``classes``, else from ``y``), train ``epochs`` epochs."""
         optimizer = self._check_hyperparameters()
-        keep = keep and hasattr(self, "model_")
+        keep = keep and hasattr(self, "model_") and self._same_architecture()
         X, y = self._check_xy(X, y, reset=not keep)
         weights = None
         if sample_weight is not None:
@@ -228,6 +230,13 @@ class _BaseMLP(BaseEstimator):
             self._initialize(X.shape[1], y if classes is None else classes)
         return self._fit_epochs(X, self._encode(y), optimizer, epochs, early_stopping=early_stopping,
                                 sample_weight=weights)
+
+    def _same_architecture(self) -> bool:
+        """Whether model_ has the hidden layers and activation the parameters now ask for: a warm
+        start continues it only then, and otherwise refits from scratch (the old weights do not fit)."""
+        hidden = self.hidden_layer_sizes
+        hidden = [int(hidden)] if isinstance(hidden, numbers.Integral) else [int(h) for h in hidden]
+        return self.model_.layer_sizes[1:-1] == hidden and self.model_.activation == _ACTIVATIONS[self.activation]
 
     def _check_hyperparameters(self) -> Adam:
         """Check the parameters that are not the data's; return the Adam they describe."""

@@ -3,6 +3,7 @@ against scikit-learn's, regression quality, pipelines, grid search (Fashion-MNIS
 pickling, and the thread pool seen by threadpoolctl."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -436,3 +437,20 @@ def test_threadpoolctl_sees_and_limits_the_openmp_pool():
     assert found == "True"
     # threadpoolctl limits OpenMP's default, which pydfn follows unless set_num_threads was called
     assert (limited, after, explicit) == (1, before, 2)
+
+
+def test_a_warm_start_follows_the_parameters_as_they_are_now():
+    # A changed architecture refits from scratch; other changes continue the same network.
+    X = np.random.default_rng(0).normal(size=(200, 4))
+    y = (X[:, 0] > 0).astype(int)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        first = clf.model_
+        clf.set_params(alpha=0.5, learning_rate_init=0.01).fit(X, y)
+        assert clf.model_ is first and clf.n_iter_ == 6 and clf.model_.l2 > 0
+        clf.set_params(hidden_layer_sizes=(5, 3)).fit(X, y)
+        assert clf.model_.layer_sizes == [4, 5, 3, 2] and clf.n_iter_ == 3
+        clf.set_params(activation="tanh").fit(X, y)
+        assert clf.model_.activation == "tanh" and clf.n_iter_ == 3
