@@ -265,3 +265,18 @@ def test_barrier_accounting_counts_every_wait(threads):
     assert waits == 2 * 3 * (2 * 3 + 2)  # threads x batches x barriers per step
     model.train_epoch(x, y, pydfn.Adam(), batch_size=32)
     assert testing.barrier_waits()[0] == waits  # off: nothing more counted
+
+
+@pytest.mark.skipif(not pydfn._core.has_openmp(), reason="a build without OpenMP starts no threads")
+@pytest.mark.parametrize("env,threads", [({"OMP_STACKSIZE": "999999999G"}, 1), ({"GOMP_STACKSIZE": "99999999999"}, 1),
+                                         ({"OMP_STACKSIZE": "16M"}, 2), ({"OMP_STACKSIZE": "garbage"}, 2)])
+def test_a_stack_size_no_thread_can_have_runs_on_one_thread(env, threads):
+    # GNU OpenMP exits the whole process when it cannot start a thread of the stack
+    # OMP_STACKSIZE asks for; pydfn probes with that stack first and runs with what starts.
+    out = run_python(TRAIN + """
+import pydfn
+pydfn.set_num_threads(2)
+train()
+print(pydfn.get_num_threads())
+""", **env)
+    assert int(out.split()[-1]) == threads

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -89,6 +90,35 @@ int configured_threads() {
 #endif
 }
 
+// The stack GNU OpenMP gives its threads, as it reads it: OMP_STACKSIZE, else GOMP_STACKSIZE,
+// a number with an optional B, K, M or G suffix (K when none); 0 for its default (also
+// when the value is not one it accepts: it then warns and uses the default).
+size_t omp_stack_bytes() {
+    for (const char* name : {"OMP_STACKSIZE", "GOMP_STACKSIZE"}) {
+        const char* p = std::getenv(name);
+        if (p == nullptr) continue;
+        while (std::isspace(static_cast<unsigned char>(*p))) p++;
+        if (!std::isdigit(static_cast<unsigned char>(*p))) return 0;
+        char* end = nullptr;
+        errno = 0;
+        const unsigned long long n = std::strtoull(p, &end, 10);
+        while (std::isspace(static_cast<unsigned char>(*end))) end++;
+        unsigned long long unit = 1024;
+        switch (std::tolower(static_cast<unsigned char>(*end))) {
+            case 'b': unit = 1; end++; break;
+            case 'k': end++; break;
+            case 'm': unit = 1ull << 20; end++; break;
+            case 'g': unit = 1ull << 30; end++; break;
+            default: break;
+        }
+        while (std::isspace(static_cast<unsigned char>(*end))) end++;
+        if (*end != '\0') return 0;
+        if (errno == ERANGE || n > SIZE_MAX / unit) return SIZE_MAX;
+        return size_t(n * unit);
+    }
+    return 0;
+}
+
 #if defined(__unix__) || defined(__APPLE__)
 void* wait_at_gate(void* gate) {
     auto* mutex = static_cast<std::mutex*>(gate);
@@ -98,17 +128,23 @@ void* wait_at_gate(void* gate) {
 }
 
 // How many of `wanted` threads can run at once: they are started, held until
-// the last one is (or fails to be), then joined.
+// the last one is (or fails to be), then joined. With the stack OpenMP's threads will
+// have: a huge OMP_STACKSIZE makes GNU OpenMP exit the process when it cannot start one.
 int probe_threads(int wanted) {
     std::vector<pthread_t> started;
     started.reserve(size_t(wanted));
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    const size_t stack = omp_stack_bytes();
+    if (stack > 0 && pthread_attr_setstacksize(&attr, stack) != 0) wanted = 0;  // a stack no thread can have
     std::mutex gate;
     gate.lock();
     for (int i = 0; i < wanted; i++) {
         pthread_t thread;
-        if (pthread_create(&thread, nullptr, wait_at_gate, &gate) != 0) break;
+        if (pthread_create(&thread, &attr, wait_at_gate, &gate) != 0) break;
         started.push_back(thread);
     }
+    pthread_attr_destroy(&attr);
     gate.unlock();
     for (pthread_t thread : started) pthread_join(thread, nullptr);
     return int(started.size());
