@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -56,7 +57,17 @@ def onnx_model(model: MLP, *, probabilities: bool = False, class_names: Sequence
         not have one name per output.
     ImportError
         If the onnx package is missing.
+
+    Warns
+    -----
+    UserWarning
+        For a ``precision="bf16"`` model: the graph multiplies in float32, so its outputs
+        differ from ``predict_*``'s by the bf16 rounding of the products' inputs (about 1e-2
+        relative), not the float32 rounding (about 1e-6) of an fp32 model's export.
     """
+    if model.precision == "bf16":
+        warnings.warn("this model multiplies in bf16; the ONNX graph multiplies in float32, so its outputs differ "
+                      "from predict_*'s by bf16 rounding (about 1e-2 relative)", UserWarning, stacklevel=3)
     sizes, n_out = model.layer_sizes, model.layer_sizes[-1]
     if probabilities and not model.is_classifier:
         raise ValueError(f"probabilities=True needs a classifier; this model's loss is {model.loss!r} "

@@ -188,3 +188,16 @@ def test_sklearn_estimators_export(tmp_path):
     with pytest.raises(NotFittedError):
         sklearn_mlp.MLPClassifier().to_onnx(tmp_path / "u.onnx")
 
+
+
+def test_a_bf16_model_exports_with_a_word_of_its_rounding(tmp_path):
+    # The graph multiplies in float32: it matches a bf16 model to bf16 rounding, not to RTOL, and says so.
+    x, y = blobs(n=512, n_features=SIZES[0], n_classes=4, seed=0)
+    model = pydfn.MLP(SIZES, seed=0, precision="bf16")
+    model.fit(x, y, pydfn.Adam(1e-2), epochs=3, verbose=0)
+    with pytest.warns(UserWarning, match="multiplies in bf16"):
+        model.to_onnx(tmp_path / "model.onnx", probabilities=True)
+    _, got = run(tmp_path / "model.onnx", features(200))
+    want = model.predict_proba(features(200))
+    assert np.abs(got - want).max() < 5e-2
+    assert np.abs(got - want).max() > RTOL  # the difference the warning is about is real
