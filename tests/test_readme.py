@@ -279,3 +279,16 @@ def test_relative_links_resolve(doc):
         if anchor and file.suffix == ".md":
             assert anchor in anchors(file.read_text(encoding="utf-8")), \
                 f"{doc}: the link {target} names a heading that does not exist"
+
+
+def test_every_test_the_docs_name_exists():
+    """``test_x.py`` and ``test_x.py::test_name`` in the docs (e.g. the guarantees table) name real tests."""
+    tests = ROOT / "tests"
+    if not in_this_tree(tests):
+        pytest.skip("the tests folder is not in this tree")
+    for doc in PRESENT:
+        for path, _, name in re.findall(r"\b(test_\w+\.py)(::(\w+))?", read(doc)):
+            assert (tests / path).is_file(), f"{doc}: {path} does not exist"
+            if name:
+                assert re.search(rf"^def {name}\(", (tests / path).read_text(encoding="utf-8"), re.M), \
+                    f"{doc}: {path} has no test {name}"
