@@ -1,5 +1,6 @@
 """Hostile checkpoints: load() never crashes, never runs code, never takes memory a file
 could not justify; it returns a consistent model or raises a ValueError naming the file.
+The C API's loader reads each fuzzed file too: a model, or a file error naming it.
 
 The hypothesis run is derandomized with a small budget; a longer one is
 ``PYDFN_FUZZ_EXAMPLES=20000 .ci/fuzz``. Inputs that ever failed are kept in
@@ -28,7 +29,7 @@ EXAMPLES = int(os.environ.get("PYDFN_FUZZ_EXAMPLES", "150"))
 # The property, run in a subprocess so that a crash fails the test, not the run. On a
 # failure the input is written to $PYDFN_FUZZ_SAVE (if set) for the regression corpus.
 FUZZ = r"""
-import hashlib, io, os, sys, tempfile
+import ctypes, hashlib, io, os, sys, tempfile
 import numpy as np
 from hypothesis import HealthCheck, given, seed, settings, strategies as st
 import pydfn
@@ -43,11 +44,26 @@ GOOD = open(good_path, "rb").read()
 with np.load(good_path) as f:
     ENTRIES = {k: f[k] for k in f.files}
 
+# The C API's loader (libpydfn.so) reads the same file: a model, or a file error naming it.
+LIB = ctypes.CDLL(os.path.join(pydfn.get_library_dir(), "libpydfn.so"))
+LIB.pydfn_model_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+LIB.pydfn_model_free.argtypes = [ctypes.c_void_p]
+LIB.pydfn_last_error.restype = ctypes.c_char_p
+
+def check_c_loader(path):
+    handle = ctypes.c_void_p()
+    status = LIB.pydfn_model_load(path.encode(), ctypes.byref(handle))
+    if status == 0:
+        LIB.pydfn_model_free(handle)
+    else:
+        assert status == 2 and LIB.pydfn_last_error().decode().startswith(path), (status, LIB.pydfn_last_error())
+
 def check(raw):
     path = os.path.join(tmp, "fuzz.npz")
     with open(path, "wb") as f:
         f.write(raw)
     try:
+        check_c_loader(path)
         loaded = pydfn.load(path)
     except ValueError as exc:
         assert str(exc).startswith(path), exc
