@@ -247,6 +247,10 @@ def test_compressed_members_are_refused_with_the_reason(lib, tmp_path):
     assert pydfn.load(squeezed).layer_sizes == [20, 16, 4]  # Python reads it
     assert load_status(lib, squeezed) == ERR_FILE
     assert b"compressed" in lib.pydfn_last_error()
+    # a member name of any bytes is shown escaped: the message stays text
+    squeezed.write_bytes(squeezed.read_bytes().replace(b"format.npy", b"f\x80rmat.npy"))
+    assert load_status(lib, squeezed) == ERR_FILE
+    assert "member f\\x80rmat.npy is compressed" in lib.pydfn_last_error().decode("utf-8")
 
 
 def test_one_model_serves_eight_threads_with_the_serial_results(lib, tmp_path):

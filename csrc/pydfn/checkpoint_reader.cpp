@@ -69,6 +69,23 @@ uint32_t crc32(const uint8_t* data, uint64_t n) {
     return c ^ 0xFFFFFFFFu;
 }
 
+// A member's name as a message may show it: printable ASCII, other bytes as \xNN (a hostile
+// file's names are any bytes, and a message must stay text).
+std::string shown(const std::string& name) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : name) {
+        if (c >= 0x20 && c < 0x7f) {
+            out.push_back(char(c));
+        } else {
+            out += "\\x";
+            out.push_back(digits[c >> 4]);
+            out.push_back(digits[c & 15]);
+        }
+    }
+    return out;
+}
+
 struct Member {
     uint64_t local_offset = 0, size = 0;
     uint32_t crc = 0;
@@ -107,8 +124,8 @@ std::vector<std::pair<std::string, Member>> members(const File& f) {
                        extra_len = le(h + 30, 2), comment_len = le(h + 32, 2);
         check(cd_size - at - 46 >= name_len + extra_len + comment_len, f.fail("a broken zip directory"));
         std::string name(reinterpret_cast<const char*>(h + 46), name_len);
-        check(!(flags & 1), f.fail("member " + name + " is encrypted"));
-        check(method == 0, f.fail("member " + name + " is compressed (zip method " + std::to_string(method) +
+        check(!(flags & 1), f.fail("member " + shown(name) + " is encrypted"));
+        check(method == 0, f.fail("member " + shown(name) + " is compressed (zip method " + std::to_string(method) +
                                   "): this reader takes the .npz model.save() writes, whose members are stored"));
         Member m;
         m.crc = uint32_t(le(h + 16, 4));
@@ -129,7 +146,7 @@ std::vector<std::pair<std::string, Member>> members(const File& f) {
             }
             x += 4 + len;
         }
-        check(size == compressed, f.fail("member " + name + " claims two sizes"));
+        check(size == compressed, f.fail("member " + shown(name) + " claims two sizes"));
         m.size = size;
         out.emplace_back(std::move(name), m);
         at += 46 + name_len + extra_len + comment_len;
@@ -166,7 +183,7 @@ std::string header_field(const std::string& header, const std::string& name, con
 }
 
 Npy read_npy(const File& f, const std::string& name, const Member& m) {
-    const std::string where = f.fail("member " + name);
+    const std::string where = f.fail("member " + shown(name));
     uint8_t local[30];
     f.read(m.local_offset, local, sizeof local);
     check(le(local, 4) == 0x04034b50, where + ": a broken zip entry");
@@ -204,7 +221,7 @@ Npy read_npy(const File& f, const std::string& name, const Member& m) {
             item = item * 10 + 4 * (npy.descr[i] - '0');
         }
     }
-    check(item > 0, where + ": dtype " + npy.descr + " is not one a checkpoint holds");
+    check(item > 0, where + ": dtype " + shown(npy.descr) + " is not one a checkpoint holds");
     int64_t n = 1;
     for (int64_t d : npy.shape) {
         check(d == 0 || n <= int64_t(data_size) / d, where + ": a shape larger than its data");
