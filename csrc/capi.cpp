@@ -138,11 +138,23 @@ void check_call(const pydfn_model* m, const float* x, size_t rows, size_t stride
     need(rows <= (size_t(1) << 62) / stride && rows <= (size_t(1) << 62) / outputs, "rows is too large");
 }
 
-void check_finite(const float* v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!std::isfinite(v[i]))
-            throw OverflowError("the network's outputs are not finite: finite inputs overflowed float32 "
-                                "inside it (scale the inputs)");
+// The outputs (rows x outputs) of x's packed rows, in out; non-finite outputs are an error that
+// says whether x held NaN or infinity (checked only then: a good call pays no pass over x).
+void predict_into(const pydfn_model* m, CallScratch& s, const float* x, size_t rows, size_t stride, float* out,
+                  pydfn::MLP::Output what) {
+    const size_t width = size_t(m->net.sizes().front()), outputs = size_t(m->net.sizes().back());
+    m->net.predict(s.ws, out, packed_rows(s, x, rows, stride, width), int64_t(rows), kBatchRows, what,
+                   m->packed ? &*m->packed : nullptr);
+    for (size_t i = 0; i < rows * outputs; i++) {
+        if (std::isfinite(out[i])) continue;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t j = 0; j < width; j++)
+                if (!std::isfinite(x[r * stride + j]))
+                    throw ArgumentError("x holds NaN or infinity (row " + std::to_string(r) + ", column " +
+                                        std::to_string(j) + ")");
+        throw OverflowError("the network's outputs are not finite: finite inputs overflowed float32 "
+                            "inside it (scale the inputs)");
+    }
 }
 
 int predict_floats(const pydfn_model* m, const float* x, size_t rows, size_t stride, float* out,
@@ -152,9 +164,7 @@ int predict_floats(const pydfn_model* m, const float* x, size_t rows, size_t str
         need(what == pydfn::MLP::Output::logits || m->net.loss() == pydfn::Loss::softmax_xent,
              "pydfn_predict_proba needs a classifier; this model is a regressor");
         BorrowedScratch s(*m);
-        const float* rows_in = packed_rows(*s, x, rows, stride, size_t(m->net.sizes().front()));
-        m->net.predict(s->ws, out, rows_in, int64_t(rows), kBatchRows, what, m->packed ? &*m->packed : nullptr);
-        check_finite(out, rows * size_t(m->net.sizes().back()));
+        predict_into(m, *s, x, rows, stride, out, what);
     });
 }
 
@@ -219,11 +229,8 @@ int pydfn_predict(const pydfn_model* model, const float* x, size_t rows, size_t 
                                                              "regressor (use pydfn_predict_values)");
         BorrowedScratch s(*model);
         const size_t classes = size_t(model->net.sizes().back());
-        const float* rows_in = packed_rows(*s, x, rows, row_stride, size_t(model->net.sizes().front()));
         s->logits.resize(rows * classes);
-        model->net.predict(s->ws, s->logits.data(), rows_in, int64_t(rows), kBatchRows, pydfn::MLP::Output::logits,
-                           model->packed ? &*model->packed : nullptr);
-        check_finite(s->logits.data(), rows * classes);
+        predict_into(model, *s, x, rows, row_stride, s->logits.data(), pydfn::MLP::Output::logits);
         for (size_t i = 0; i < rows; i++) {
             const float* z = &s->logits[i * classes];
             size_t best = 0;

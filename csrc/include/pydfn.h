@@ -34,7 +34,7 @@ extern "C" {
 
 enum pydfn_status {
     PYDFN_OK = 0,
-    PYDFN_ERR_ARGUMENT = 1, /* a NULL pointer, rows = 0, a stride below the width, a regressor asked for classes */
+    PYDFN_ERR_ARGUMENT = 1, /* a NULL pointer, rows = 0, a stride below the width, NaN or infinity in x, a regressor asked for classes */
     PYDFN_ERR_FILE = 2,     /* the file cannot be read, or is not a checkpoint this version reads */
     PYDFN_ERR_MEMORY = 3,   /* out of memory */
     PYDFN_ERR_OVERFLOW = 4, /* finite inputs overflowed float32 inside the network (outputs not finite) */
