@@ -76,7 +76,8 @@ py::array_t<float> predict(const pydfn::Model& m, const FloatArray& X, int batch
     float* o = out.mutable_data();
     const auto lock = lock_for_read(m);
     py::gil_scoped_release release;
-    m.net().predict(o, X.data(), rows, batch_size, what);
+    pydfn::Model::BorrowedScratch s(m);
+    m.predict(*s, o, X.data(), rows, batch_size, what);
     return out;
 }
 
@@ -106,6 +107,8 @@ PYBIND11_MODULE(_core, m) {
             if (p) std::rethrow_exception(p);
         } catch (const std::invalid_argument& e) {
             PyErr_SetString(PyExc_ValueError, e.what());
+        } catch (const pydfn::OutputOverflow& e) {  // NumPy's name for a float overflow
+            PyErr_SetString(PyExc_FloatingPointError, e.what());
         }
     });
 

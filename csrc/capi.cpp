@@ -2,19 +2,15 @@
 // a thread-local message. Nothing else: the rules are the core's.
 #include "pydfn.h"
 
-#include <cmath>
 #include <cstring>
 #include <exception>
-#include <memory>
-#include <mutex>
 #include <new>
-#include <optional>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 #include "pydfn/checkpoint_reader.hpp"
 #include "pydfn/mlp.hpp"
+#include "pydfn/model.hpp"
 
 #ifndef PYDFN_VERSION
 #define PYDFN_VERSION "unknown"
@@ -29,9 +25,6 @@ thread_local std::string t_last_error;
 
 struct ArgumentError : std::invalid_argument {
     using std::invalid_argument::invalid_argument;
-};
-struct OverflowError : std::runtime_error {
-    using std::runtime_error::runtime_error;
 };
 
 void need(bool ok, const char* message) {
@@ -48,7 +41,7 @@ int guarded(int invalid, F&& f) noexcept {
     } catch (const ArgumentError& e) {
         t_last_error = e.what();
         return PYDFN_ERR_ARGUMENT;
-    } catch (const OverflowError& e) {
+    } catch (const pydfn::OutputOverflow& e) {
         t_last_error = e.what();
         return PYDFN_ERR_OVERFLOW;
     } catch (const std::invalid_argument& e) {
@@ -66,59 +59,19 @@ int guarded(int invalid, F&& f) noexcept {
     }
 }
 
-// What one predict call works in: the network's buffers for its rows, the rows of a
-// strided x packed, the logits of pydfn_predict. Kept for the next call.
-struct CallScratch {
-    pydfn::Workspace ws;
-    std::vector<float> x, logits;
-};
-
 }  // namespace
 
 struct pydfn_model {
-    explicit pydfn_model(const pydfn::InferenceCheckpoint& c) : net(c.sizes, c.activation, c.loss, c.precision) {
-        std::memcpy(net.params(), c.params.data(), sizeof(float) * c.params.size());
-        if (net.precision() == pydfn::Precision::fp32) packed = net.pack_for_inference();
+    explicit pydfn_model(const pydfn::InferenceCheckpoint& c) : model(c.sizes, c.activation, c.loss, c.precision) {
+        std::memcpy(model.net().params(), c.params.data(), sizeof(float) * c.params.size());
     }
-    pydfn::MLP net;
-    // The weights packed once for the forward products (the parameters never change here).
-    std::optional<pydfn::MLP::PackedWeights> packed;
+    pydfn::Model model;  // never written after the load: calls take no lock
     int max_threads = 0;
-    // Scratch of the calls not running now: a call takes one (or makes one, when more
-    // calls run at once than ever before) and gives it back.
-    mutable std::mutex pool_mutex;
-    mutable std::vector<std::unique_ptr<CallScratch>> pool;
 };
 
 namespace {
 
-class BorrowedScratch {
-  public:
-    explicit BorrowedScratch(const pydfn_model& m) : m_(m) {
-        {
-            std::lock_guard<std::mutex> lock(m_.pool_mutex);
-            if (!m_.pool.empty()) {
-                s_ = std::move(m_.pool.back());
-                m_.pool.pop_back();
-            }
-        }
-        if (!s_) s_ = std::make_unique<CallScratch>();
-        s_->ws.max_threads = m_.max_threads;
-    }
-    ~BorrowedScratch() {
-        std::lock_guard<std::mutex> lock(m_.pool_mutex);
-        try {
-            m_.pool.push_back(std::move(s_));
-        } catch (...) {  // no room to keep it: it is freed, the next call makes another
-        }
-    }
-    CallScratch& operator*() { return *s_; }
-    CallScratch* operator->() { return s_.get(); }
-
-  private:
-    const pydfn_model& m_;
-    std::unique_ptr<CallScratch> s_;
-};
+using CallScratch = pydfn::Model::CallScratch;
 
 // x's rows packed (x itself when they already are), in s.
 const float* packed_rows(CallScratch& s, const float* x, size_t rows, size_t stride, size_t width) {
@@ -133,37 +86,26 @@ void check_call(const pydfn_model* m, const float* x, size_t rows, size_t stride
     need(x != nullptr, "x is NULL");
     need(out != nullptr, "the output array is NULL");
     need(rows >= 1, "rows must be >= 1");
-    const size_t width = size_t(m->net.sizes().front()), outputs = size_t(m->net.sizes().back());
+    const size_t width = size_t(m->model.net().sizes().front()), outputs = size_t(m->model.net().sizes().back());
     need(stride >= width, "row_stride must be >= the model's input width");
     need(rows <= (size_t(1) << 62) / stride && rows <= (size_t(1) << 62) / outputs, "rows is too large");
 }
 
-// The outputs (rows x outputs) of x's packed rows, in out; non-finite outputs are an error that
-// says whether x held NaN or infinity (checked only then: a good call pays no pass over x).
+// The outputs (rows x outputs) of x's packed rows, in out.
 void predict_into(const pydfn_model* m, CallScratch& s, const float* x, size_t rows, size_t stride, float* out,
                   pydfn::MLP::Output what) {
-    const size_t width = size_t(m->net.sizes().front()), outputs = size_t(m->net.sizes().back());
-    m->net.predict(s.ws, out, packed_rows(s, x, rows, stride, width), int64_t(rows), kBatchRows, what,
-                   m->packed ? &*m->packed : nullptr);
-    for (size_t i = 0; i < rows * outputs; i++) {
-        if (std::isfinite(out[i])) continue;
-        for (size_t r = 0; r < rows; r++)
-            for (size_t j = 0; j < width; j++)
-                if (!std::isfinite(x[r * stride + j]))
-                    throw ArgumentError("x holds NaN or infinity (row " + std::to_string(r) + ", column " +
-                                        std::to_string(j) + ")");
-        throw OverflowError("the network's outputs are not finite: finite inputs overflowed float32 "
-                            "inside it (scale the inputs)");
-    }
+    const size_t width = size_t(m->model.net().sizes().front());
+    s.ws.max_threads = m->max_threads;
+    m->model.predict(s, out, packed_rows(s, x, rows, stride, width), int64_t(rows), kBatchRows, what);
 }
 
 int predict_floats(const pydfn_model* m, const float* x, size_t rows, size_t stride, float* out,
                    pydfn::MLP::Output what) {
     return guarded(PYDFN_ERR_ARGUMENT, [&] {
         check_call(m, x, rows, stride, out);
-        need(what == pydfn::MLP::Output::logits || m->net.loss() == pydfn::Loss::softmax_xent,
+        need(what == pydfn::MLP::Output::logits || m->model.net().loss() == pydfn::Loss::softmax_xent,
              "pydfn_predict_proba needs a classifier; this model is a regressor");
-        BorrowedScratch s(*m);
+        pydfn::Model::BorrowedScratch s(m->model);
         predict_into(m, *s, x, rows, stride, out, what);
     });
 }
@@ -191,19 +133,19 @@ int pydfn_model_load(const char* path, pydfn_model** out) {
 void pydfn_model_free(pydfn_model* model) { delete model; }
 
 size_t pydfn_model_input_width(const pydfn_model* model) {
-    return model ? size_t(model->net.sizes().front()) : 0;
+    return model ? size_t(model->model.net().sizes().front()) : 0;
 }
 
 size_t pydfn_model_output_width(const pydfn_model* model) {
-    return model ? size_t(model->net.sizes().back()) : 0;
+    return model ? size_t(model->model.net().sizes().back()) : 0;
 }
 
 int pydfn_model_is_classifier(const pydfn_model* model) {
-    return model && model->net.loss() == pydfn::Loss::softmax_xent;
+    return model && model->model.net().loss() == pydfn::Loss::softmax_xent;
 }
 
 int pydfn_model_precision(const pydfn_model* model) {
-    return model && model->net.precision() == pydfn::Precision::bf16 ? PYDFN_BF16 : PYDFN_FP32;
+    return model && model->model.net().precision() == pydfn::Precision::bf16 ? PYDFN_BF16 : PYDFN_FP32;
 }
 
 int pydfn_model_set_max_threads(pydfn_model* model, int threads) {
@@ -225,10 +167,10 @@ int pydfn_predict_values(const pydfn_model* model, const float* x, size_t rows, 
 int pydfn_predict(const pydfn_model* model, const float* x, size_t rows, size_t row_stride, int32_t* labels) {
     return guarded(PYDFN_ERR_ARGUMENT, [&] {
         check_call(model, x, rows, row_stride, labels);
-        need(model->net.loss() == pydfn::Loss::softmax_xent, "pydfn_predict needs a classifier; this model is a "
+        need(model->model.net().loss() == pydfn::Loss::softmax_xent, "pydfn_predict needs a classifier; this model is a "
                                                              "regressor (use pydfn_predict_values)");
-        BorrowedScratch s(*model);
-        const size_t classes = size_t(model->net.sizes().back());
+        pydfn::Model::BorrowedScratch s(model->model);
+        const size_t classes = size_t(model->model.net().sizes().back());
         s->logits.resize(rows * classes);
         predict_into(model, *s, x, rows, row_stride, s->logits.data(), pydfn::MLP::Output::logits);
         for (size_t i = 0; i < rows; i++) {

@@ -155,11 +155,15 @@ def test_an_overflow_is_a_status_not_garbage(lib, tmp_path):
     c = Model(lib, path)
     try:
         status, _ = c.call("predict", np.full((2, 20), 3e38, np.float32))
-        assert status == ERR_OVERFLOW and b"not finite" in lib.pydfn_last_error()
+        assert status == ERR_OVERFLOW and b"overflowed float32 for finite inputs" in lib.pydfn_last_error()
         x = np.ones((3, 20), np.float32)
         x[2, 5] = np.nan
         status, _ = c.call("predict_proba", x)
-        assert status == ERR_ARGUMENT and b"x holds NaN or infinity (row 2, column 5)" in lib.pydfn_last_error()
+        assert status == ERR_ARGUMENT and b"x contains NaN or infinity (row 2, column 5)" in lib.pydfn_last_error()
+        x[2, 5] = 1.0
+        x[1, 19] = -np.inf  # refused up front: through a ReLU it could come out finite
+        status, _ = c.call("predict", x)
+        assert status == ERR_ARGUMENT and b"x contains NaN or infinity (row 1, column 19)" in lib.pydfn_last_error()
     finally:
         c.free()
 

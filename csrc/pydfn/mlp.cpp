@@ -19,6 +19,32 @@ Precision precision_named(const std::string& name) {
 }
 
 namespace {
+
+// Whether a float's bits are inf or NaN (all-ones exponent): integer tests, so loops over
+// them vectorize without fast-math.
+inline uint32_t non_finite(uint32_t bits) { return uint32_t((bits & 0x7f800000u) == 0x7f800000u); }
+
+// Whether any of p[0..n) is NaN or infinite.
+bool any_non_finite(const float* p, int64_t n) {
+    const uint32_t* bits = reinterpret_cast<const uint32_t*>(p);
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad |= non_finite(bits[i]);
+    return bad != 0;
+}
+
+// X (n rows of `in`) must be finite: the first NaN or infinity is named.
+void check_finite_inputs(const float* X, int64_t n, int in) {
+    constexpr int64_t kRowsPerScan = 256;  // rows scanned at once, without a branch per element
+    for (int64_t r0 = 0; r0 < n; r0 += kRowsPerScan) {
+        const int64_t rows = std::min(kRowsPerScan, n - r0);
+        if (!any_non_finite(X + r0 * in, rows * in)) continue;
+        for (int64_t i = r0 * in;; i++)
+            if (!std::isfinite(X[i]))
+                throw std::invalid_argument("x contains NaN or infinity (row " + std::to_string(i / in) +
+                                            ", column " + std::to_string(i % in) + ")");
+    }
+}
+
 constexpr int64_t kPenaltyBlock = 1 << 14;  // fixed, so the sum's order ignores the thread count
 
 uint32_t* pairs(Buffer& b, int64_t at) { return reinterpret_cast<uint32_t*>(b.data()) + at; }
@@ -390,14 +416,9 @@ void MLP::undo() {
 }
 
 bool MLP::state_finite() const {
-    // On the bits (all-ones exponent: inf or NaN), so the loop vectorizes without fast-math.
-    uint32_t bad = 0;
-    for (const Buffer* b : {&params_, &s1_, &s2_}) {
-        const uint32_t* bits = reinterpret_cast<const uint32_t*>(b->data());
-        for (int64_t i = 0; i < num_params_; i++)
-            bad |= uint32_t((bits[i] & 0x7f800000u) == 0x7f800000u);
-    }
-    return bad == 0;
+    for (const Buffer* b : {&params_, &s1_, &s2_})
+        if (any_non_finite(b->data(), num_params_)) return false;
+    return true;
 }
 
 bool MLP::apply_update(const OptConfig& config) {
@@ -504,6 +525,7 @@ void MLP::predict(Workspace& ws, float* out, const float* X, int64_t n, int batc
     check(what == Output::logits || loss_ == Loss::softmax_xent,
           "probabilities need a classifier (loss softmax_xent)");
     if (n == 0) return;
+    check_finite_inputs(X, n, sizes_[0]);
     reserve(ws, int(std::min<int64_t>(batch_size, n)), false);
     const int in = sizes_[0], classes = sizes_.back();
     run_parallel(ws, [&] {
@@ -523,6 +545,9 @@ void MLP::predict(Workspace& ws, float* out, const float* X, int64_t n, int batc
             sync_threads();
         }
     });
+    if (any_non_finite(out, n * classes))
+        throw OutputOverflow("the network's outputs overflowed float32 for finite inputs: scale the inputs "
+                             "(e.g. standardize them)");
 }
 
 void MLP::predict(float* out, const float* X, int64_t n, int batch_size, Output what) const {

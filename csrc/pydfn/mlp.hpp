@@ -12,6 +12,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,6 +58,11 @@ struct Targets {
 // The number of minibatches of batch_size (>= 1, else std::invalid_argument)
 // rows in n rows, the last one holding the remainder.
 int64_t batch_count(int64_t n, int batch_size);
+
+// Finite inputs whose outputs overflowed float32 inside the network.
+struct OutputOverflow : std::overflow_error {
+    using std::overflow_error::overflow_error;
+};
 
 class MLP {
   public:
@@ -138,6 +144,9 @@ class MLP {
     // outputs (N,out) of X (N,in), computed batch_size rows at a time, in ws
     // (grown to min(n, batch_size) rows; a call that fits it allocates nothing).
     // packed, if given, is pack_for_inference() of the current parameters.
+    // X holding NaN or infinity is an invalid_argument naming its first such element
+    // (through a ReLU it could come out as finite garbage); finite inputs that overflow
+    // inside the network throw OutputOverflow: the outputs are never NaN or infinite.
     void predict(Workspace& ws, float* out, const float* X, int64_t n, int batch_size, Output what,
                  const PackedWeights* packed = nullptr) const;
     // The same in a workspace of the call's own.

@@ -10,6 +10,38 @@ namespace pydfn {
 void Model::replace_lock_after_fork() {
     (void)mutex_.release();
     mutex_ = std::make_unique<std::shared_mutex>();
+    (void)serving_.release();  // its mutex too, and what it guards with it
+    serving_ = std::make_unique<Serving>();
+}
+
+Model::BorrowedScratch::BorrowedScratch(const Model& m) : m_(m) {
+    {
+        std::lock_guard<std::mutex> lock(m_.serving_->mutex);
+        if (!m_.serving_->idle.empty()) {
+            s_ = std::move(m_.serving_->idle.back());
+            m_.serving_->idle.pop_back();
+        }
+    }
+    if (!s_) s_ = std::make_unique<CallScratch>();
+}
+
+Model::BorrowedScratch::~BorrowedScratch() {
+    std::lock_guard<std::mutex> lock(m_.serving_->mutex);
+    try {
+        m_.serving_->idle.push_back(std::move(s_));
+    } catch (...) {  // no room to keep it: it is freed, the next call makes another
+    }
+}
+
+void Model::predict(CallScratch& s, float* out, const float* X, int64_t n, int batch_size,
+                    MLP::Output what) const {
+    std::shared_ptr<const MLP::PackedWeights> packed;
+    if (net_.precision() == Precision::fp32 && n > 1) {
+        std::lock_guard<std::mutex> lock(serving_->mutex);
+        if (!serving_->packed) serving_->packed = std::make_shared<const MLP::PackedWeights>(net_.pack_for_inference());
+        packed = serving_->packed;
+    }
+    net_.predict(s.ws, out, X, n, batch_size, what, packed.get());
 }
 
 void Model::bind_optimizer(std::optional<OptConfig> config) {
