@@ -113,26 +113,30 @@ print(json.dumps({"same": all(np.array_equal(a, b) for a, b in zip(model.get_wei
     assert report == {"same": True, "steps": 200}
 
 
-def test_predictions_follow_every_change_of_the_weights():
-    # Predictions of more than one row read the weights packed once after they last changed;
-    # every write (train_step, set_weights, load_state...) makes that copy stale.
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_predictions_follow_every_change_of_the_weights(precision):
+    # Predictions read the weights packed once after they last changed (fp32: calls of more
+    # than one row; bf16: every call); every write (train_step, set_weights...) makes that
+    # copy stale.
     import numpy as np
 
     import pydfn
+
+    def mlp(seed):
+        return pydfn.MLP([64, 48, 32, 10], seed=seed, precision=precision)
     rng = np.random.default_rng(1)
     x = rng.random((50, 64), dtype=np.float32)
     y = rng.integers(0, 10, 50)
-    model = pydfn.MLP([64, 48, 32, 10], seed=3)
+    model = mlp(3)
     before = model.predict_proba(x)
     model.train_step(x, y, pydfn.Adam(lr=0.01))
     after = model.predict_proba(x)
-    fresh = pydfn.MLP([64, 48, 32, 10], seed=0)
+    fresh = mlp(0)
     fresh.set_weights(model.get_weights())
     assert not np.array_equal(before, after)
     assert np.array_equal(after, fresh.predict_proba(x))
-    # one row at a time (W read in place, nothing packed) gives the batch's bits
+    # one row at a time gives the batch's bits (fp32: W read in place, nothing packed)
     assert all(np.array_equal(model.predict_proba(x[i]), after[i]) for i in range(len(x)))
-    model.set_weights(fresh.get_weights())  # the same values, written again
-    assert np.array_equal(model.predict_logits(x), fresh.predict_logits(x))
-    fresh.set_weights(pydfn.MLP([64, 48, 32, 10], seed=5).get_weights())
-    assert np.array_equal(fresh.predict_logits(x), pydfn.MLP([64, 48, 32, 10], seed=5).predict_logits(x))
+    fresh.set_weights(mlp(5).get_weights())
+    assert np.array_equal(fresh.predict_logits(x), mlp(5).predict_logits(x))
+    assert np.array_equal(fresh.predict_logits(x[:1]), mlp(5).predict_logits(x[:1]))

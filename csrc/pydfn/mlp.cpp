@@ -48,6 +48,7 @@ void check_finite_inputs(const float* X, int64_t n, int in) {
 constexpr int64_t kPenaltyBlock = 1 << 14;  // fixed, so the sum's order ignores the thread count
 
 uint32_t* pairs(Buffer& b, int64_t at) { return reinterpret_cast<uint32_t*>(b.data()) + at; }
+const uint32_t* pairs(const Buffer& b, int64_t at) { return reinterpret_cast<const uint32_t*>(b.data()) + at; }
 int64_t half_up(int64_t n) { return (n + 1) / 2; }
 }
 
@@ -203,16 +204,16 @@ void MLP::reserve(int B) {
     reserve(ws_, B, true);
 }
 
-void MLP::pack_weights(Workspace& ws) const {
+void MLP::pack_weights(Buffer& w_pairs) const {
     for (int l = 0; l < num_layers(); l++) {
         const int in = sizes_[l], out = sizes_[l + 1];
         const float* W = params_.data() + weight_offset(l);
-        kernels_.pack_bf16_pairs(pairs(ws.w_pairs, w_pairs_at_[l]), bf16_ld(out), W, in, out, false);
+        kernels_.pack_bf16_pairs(pairs(w_pairs, w_pairs_at_[l]), bf16_ld(out), W, in, out, false);
     }
 }
 
 void MLP::pack_weights_for_training() {
-    pack_weights(ws_);
+    pack_weights(ws_.w_pairs);
     for (int l = 1; l < num_layers(); l++) {
         const int in = sizes_[l], out = sizes_[l + 1];
         kernels_.pack_bf16_pairs(pairs(wt_pairs_, wt_pairs_at_[l]), bf16_ld(in),
@@ -227,12 +228,14 @@ uint32_t* MLP::x_pairs_of(Workspace& ws, int layer) const {
     return pairs(ws.x_pairs, x_pairs_at_[layer] * half_up(ws.capacity));
 }
 
-Bf16Operands MLP::bf16_operands(Workspace& ws, int layer) const {
+Bf16Operands MLP::bf16_operands(Workspace& ws, int layer, const PackedWeights* packed) const {
     if (!bf16()) return {};
     Bf16Operands ops;
     ops.x_rows = x_rows_of(ws, layer);
     ops.x_pairs = x_pairs_of(ws, layer);
-    ops.W_pairs = pairs(ws.w_pairs, w_pairs_at_[layer]);
+    // The forward only reads W_pairs (training's optimizer writes through the field).
+    ops.W_pairs = packed ? const_cast<uint32_t*>(pairs(packed->w_pairs, w_pairs_at_[layer]))
+                         : pairs(ws.w_pairs, w_pairs_at_[layer]);
     return ops;
 }
 
@@ -248,7 +251,7 @@ Bf16Operands MLP::bf16_training_operands(int layer) {
 void MLP::forward(Workspace& ws, const float* x, int B, int64_t mask_step, const PackedWeights* packed) const {
     for (int l = 0; l < num_layers(); l++) {
         const float* input = layer_input(ws, l, x, mask_step);
-        const Bf16Operands ops = bf16_operands(ws, l);
+        const Bf16Operands ops = bf16_operands(ws, l, packed);
         if (bf16()) {
             const int in = sizes_[l];
             kernels_.pack_bf16_rows(x_rows_of(ws, l), int(half_up(in)), input, B, in);
@@ -258,7 +261,7 @@ void MLP::forward(Workspace& ws, const float* x, int B, int64_t mask_step, const
         }
         dense_forward(kernels_, layer_output(ws, l), input, params_.data() + weight_offset(l),
                       params_.data() + bias_offset(l), activation_of(l), B, sizes_[l], sizes_[l + 1], ops,
-                      packed ? packed->layers[size_t(l)].data() : nullptr);
+                      packed && !bf16() ? packed->layers[size_t(l)].data() : nullptr);
         sync_threads();
         if (drops(l, mask_step)) {
             dropout_forward(dropped_output(ws, l), layer_output(ws, l), mask_of(l, mask_step), B,
@@ -508,8 +511,12 @@ int64_t MLP::train_batches(const float* X, int64_t rows, Targets y, const int64_
 }
 
 MLP::PackedWeights MLP::pack_for_inference() const {
-    check(!bf16(), "packed weights are for fp32 networks (bf16 packs its own)");
     PackedWeights packed;
+    if (bf16()) {
+        packed.w_pairs.grow_to(size_t(w_pairs_at_.back()));
+        pack_weights(packed.w_pairs);
+        return packed;
+    }
     for (int l = 0; l < num_layers(); l++) {
         const int in = sizes_[l], out = sizes_[l + 1];
         packed.layers.emplace_back();
@@ -529,7 +536,7 @@ void MLP::predict(Workspace& ws, float* out, const float* X, int64_t n, int batc
     reserve(ws, int(std::min<int64_t>(batch_size, n)), false);
     const int in = sizes_[0], classes = sizes_.back();
     run_parallel(ws, [&] {
-        if (bf16()) pack_weights(ws);  // the first forward's barrier comes before any read
+        if (bf16() && !packed) pack_weights(ws.w_pairs);  // the first forward's barrier comes before any read
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             forward(ws, X + start * in, B, 0, packed);
@@ -565,7 +572,7 @@ void MLP::evaluate(double* loss_sum, int64_t* correct, const float* X, Targets y
     reserve(ws, int(std::min<int64_t>(batch_size, n)), false);
     const int in = sizes_[0], out = sizes_.back();
     run_parallel(ws, [&] {
-        if (bf16()) pack_weights(ws);  // the first forward's barrier comes before any read
+        if (bf16()) pack_weights(ws.w_pairs);  // the first forward's barrier comes before any read
         for (int64_t start = 0; start < n; start += batch_size) {
             const int B = int(std::min<int64_t>(batch_size, n - start));
             Targets batch;

@@ -134,11 +134,13 @@ class MLP {
 
     // What a prediction writes: the output layer, or its softmax (classifiers).
     enum class Output { logits, probabilities };
-    // The weights packed once for the forward products (kernels.pack_b), for serving a
-    // model whose parameters no longer change: predictions given it read W contiguously
-    // and pack nothing, with the same bits. fp32 networks only (bf16 packs its own).
+    // The weights packed once for the forward products, for serving a model whose
+    // parameters no longer change: predictions given it pack nothing, with the same bits.
+    // fp32: each layer's W in panels (kernels.pack_b), read contiguously; bf16: the
+    // rounded pairs a prediction would otherwise pack on every call.
     struct PackedWeights {
-        std::vector<Buffer> layers;
+        std::vector<Buffer> layers;  // fp32
+        Buffer w_pairs;              // bf16, at w_pairs_at_
     };
     PackedWeights pack_for_inference() const;
     // outputs (N,out) of X (N,in), computed batch_size rows at a time, in ws
@@ -179,13 +181,13 @@ class MLP {
         parallel_region(ws.scratch, ws.scratch_need, body, ws.max_threads);
     }
     bool bf16() const { return precision_ == Precision::bf16; }
-    // bf16: rounds and packs every layer's W into ws for the forward products
-    // (for training: into ws_, and Wᵀ for the dx products too); sync_threads()
-    // before they are read.
-    void pack_weights(Workspace& ws) const;
+    // bf16: rounds and packs every layer's W into w_pairs (at w_pairs_at_) for the
+    // forward products (for training: into ws_, and Wᵀ for the dx products too);
+    // sync_threads() before they are read.
+    void pack_weights(Buffer& w_pairs) const;
     void pack_weights_for_training();
-    // bf16: where layer l's packed operands are.
-    Bf16Operands bf16_operands(Workspace& ws, int layer) const;  // the forward's
+    // bf16: where layer l's packed operands are (W's in packed, if given).
+    Bf16Operands bf16_operands(Workspace& ws, int layer, const PackedWeights* packed = nullptr) const;  // forward's
     Bf16Operands bf16_training_operands(int layer);  // and the backward's
     uint32_t* x_rows_of(Workspace& ws, int layer) const;   // layer's input by rows
     uint32_t* x_pairs_of(Workspace& ws, int layer) const;  // and paired along the batch

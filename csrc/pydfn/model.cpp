@@ -36,7 +36,7 @@ Model::BorrowedScratch::~BorrowedScratch() {
 void Model::predict(CallScratch& s, float* out, const float* X, int64_t n, int batch_size,
                     MLP::Output what) const {
     std::shared_ptr<const MLP::PackedWeights> packed;
-    if (net_.precision() == Precision::fp32 && n > 1) {
+    if (n > 1 || net_.precision() == Precision::bf16) {
         std::lock_guard<std::mutex> lock(serving_->mutex);
         if (!serving_->packed) serving_->packed = std::make_shared<const MLP::PackedWeights>(net_.pack_for_inference());
         packed = serving_->packed;

@@ -75,7 +75,7 @@ class Model {
         std::unique_ptr<CallScratch> s_;
     };
     // MLP::predict in scratch s, from the weights packed once after they last changed
-    // (fp32; made by the first call of more than one row: one row reads W in place).
+    // (made by the first call that needs them: fp32's one row reads W in place).
     // The caller holds lock_for_read(), or nothing writes the model (the C API's).
     void predict(CallScratch& s, float* out, const float* X, int64_t n, int batch_size, MLP::Output what) const;
 
