@@ -340,14 +340,17 @@ class Engine:
         with self.exclusive():
             self._sync()
             applied, undone, loss, correct = self._net.train_batches(x, y, rows, batch_size, sample_weight, rates)
+            step = self._net.optimizer_step
             if lr is not None and len(lr) and not undone:  # every batch was applied
                 assert self._optimizer is not None  # _sync checked it
                 self._optimizer.lr = float(lr[-1])
         if undone:
             what = (f"the loss became {loss[applied]} at batch {applied} of {len(loss)}" if applied < len(loss)
                     else "an update made the weights or the optimizer state overflow to infinity or NaN")
-            raise FloatingPointError(f"{what}: training stopped; the model and its optimizer state are as "
-                                     "before this call (try a smaller learning rate or scale the inputs)")
+            # The step names the state kept: fit trains in several calls, so "this call" is not the user's.
+            raise FloatingPointError(f"{what}: training stopped; the model and its optimizer state are as before "
+                                     f"this call, after optimizer step {step} (try a smaller learning rate or "
+                                     "scale the inputs)")
         size = np.minimum(batch_size, len(rows) - batch_size * np.arange(len(loss)))
         return BatchLogs.of(loss, correct, size)
 

@@ -329,7 +329,8 @@ class MLP:
             self._engine.bind(optimizer)
             loss = self._engine.compute_gradients(x, y)
             if not np.isfinite(loss):
-                raise FloatingPointError(f"the loss is {loss}: update skipped, weights unchanged")
+                raise FloatingPointError(f"the loss is {loss}: update skipped, weights unchanged (try a smaller "
+                                         "learning rate or scale the inputs)")
             self._engine.apply_update()
         return loss
 

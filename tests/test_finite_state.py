@@ -9,6 +9,8 @@ import pytest
 
 import pydfn
 
+from _training_data import finite_and_loadable, same, snapshot
+
 SIZES = [6, 8, 3]
 OPTIMIZERS = [
     lambda: pydfn.Adam(), lambda: pydfn.AdamW(), lambda: pydfn.SGD(1e3), lambda: pydfn.SGD(0.1, momentum=0.9),
@@ -20,25 +22,6 @@ def data(scale, n=40):
     rng = np.random.default_rng(0)
     x = (rng.uniform(-1, 1, (n, SIZES[0])) * scale).astype(np.float32)
     return x, rng.integers(0, SIZES[-1], n).astype(np.int32)
-
-
-def snapshot(model):
-    state = model.engine.state()
-    return (state.params, dict(state.optimizer_state), state.step, state.rng_state)
-
-
-def same(a, b):
-    return (np.array_equal(a[0], b[0]) and a[1].keys() == b[1].keys()
-            and all(np.array_equal(a[1][k], b[1][k]) for k in a[1]) and a[2] == b[2] and a[3] == b[3])
-
-
-def finite_and_loadable(model, tmp_path):
-    state = model.engine.state()
-    assert np.isfinite(state.params).all() and all(np.isfinite(v).all() for v in state.optimizer_state.values())
-    path = tmp_path / "m.npz"
-    model.save(path)
-    loaded = pydfn.load(path)
-    assert same(snapshot(loaded), snapshot(model))
 
 
 def call(model, how, x, y, opt):
