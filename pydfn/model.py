@@ -586,17 +586,15 @@ class MLP:
         batch_size = _inference_batch(batch_size)
         with self._engine.shared():  # every part from the same weights
             loss_sum, correct = self._engine.evaluate(x, y, batch_size)
-            cost = loss_sum / x.shape[0] + self._engine.penalty()
-            if not np.isfinite(cost):  # the weights are finite (training keeps them so): the inputs overflowed
-                raise _overflow(x)
+            loss, penalty = loss_sum / x.shape[0], self._engine.penalty()
+            if not np.isfinite(loss + penalty):
+                self._engine.predict_logits(x, batch_size)  # if the outputs overflowed, its error says why
+                raise FloatingPointError(f"the cost overflowed float32 though the outputs are finite (mean loss "
+                                         f"{loss:.3g}, penalty {penalty:.3g}): scale the targets, or lower l1/l2")
+            cost = loss + penalty
             if self.is_classifier:
                 return cost, correct / x.shape[0]
             return cost, float(np.abs(self._engine.predict_logits(x, batch_size) - y).mean(dtype=np.float64))
-
-
-def _overflow(x: np.ndarray) -> FloatingPointError:
-    return FloatingPointError(f"the network's outputs overflowed float32 for inputs as large as "
-                              f"{float(np.abs(x).max()):.3g}: scale the inputs (e.g. standardize them)")
 
 
 def load(path: str | os.PathLike[str]) -> MLP:

@@ -153,6 +153,24 @@ def test_inputs_that_overflow_float32_raise_instead_of_returning_nan(scale):
     assert np.isfinite(model.evaluate(x / np.float32(scale), y)[0])
 
 
+def test_an_overflow_from_diverged_weights_names_them():
+    model = pydfn.MLP(SIZES, seed=0)
+    model.set_weights([w * np.float32(1e25) for w in model.get_weights()])  # as a diverged lr leaves them
+    x = np.ones((4, 6), np.float32)
+    message = r"\(largest \|x\| 1, largest \|weight\| [0-9.]+e\+24\).* if the weights diverged, train with a smaller"
+    for call in (lambda: model.predict(x), lambda: model.predict_proba(x[0]), lambda: model.evaluate(x, [0] * 4)):
+        with pytest.raises(FloatingPointError, match=message):
+            call()
+
+
+def test_a_loss_that_overflows_on_finite_outputs_says_so():
+    regression = pydfn.MLP([6, 8, 2], loss="mse", seed=0)
+    x = np.ones((4, 6), np.float32)
+    with pytest.raises(FloatingPointError, match=r"the cost overflowed float32 though the outputs are finite "
+                                                 r"\(mean loss inf, penalty 0\): scale the targets"):
+        regression.evaluate(x, np.full((4, 2), 3e38, np.float32))
+
+
 def test_masked_arrays_are_refused_wherever_data_enters():
     model = pydfn.MLP(SIZES, seed=0)
     x = np.ma.masked_array(np.ones((8, 6), np.float32), mask=np.zeros((8, 6), bool))

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -30,6 +31,15 @@ bool any_non_finite(const float* p, int64_t n) {
     uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++) bad |= non_finite(bits[i]);
     return bad != 0;
+}
+
+// max |p[i]| over p[0..n), for a message ("3.9", "7.2e+19").
+std::string largest_magnitude(const float* p, int64_t n) {
+    float m = 0.0f;
+    for (int64_t i = 0; i < n; i++) m = std::max(m, std::fabs(p[i]));
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", double(m));
+    return text;
 }
 
 // X (n rows of `in`) must be finite: the first NaN or infinity is named.
@@ -553,8 +563,11 @@ void MLP::predict(Workspace& ws, float* out, const float* X, int64_t n, int batc
         }
     });
     if (any_non_finite(out, n * classes))
-        throw OutputOverflow("the network's outputs overflowed float32 for finite inputs: scale the inputs "
-                             "(e.g. standardize them)");
+        throw OutputOverflow("the network's outputs overflowed float32 for finite inputs (largest |x| " +
+                             largest_magnitude(X, n * in) + ", largest |weight| " +
+                             largest_magnitude(params_.data(), num_params_) +
+                             "): scale the inputs (e.g. standardize them), or, if the weights diverged, "
+                             "train with a smaller learning rate");
 }
 
 void MLP::predict(float* out, const float* X, int64_t n, int batch_size, Output what) const {
