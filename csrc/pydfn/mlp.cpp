@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "pydfn/softmax_xent.hpp"
 #include "pydfn/threads.hpp"
@@ -437,19 +438,21 @@ bool MLP::state_finite() const {
 bool MLP::apply_update(const OptConfig& config) {
     check(step_ < kMaxOptStep, "the optimizer step count is at its limit");
     const OptStep step = opt_step(config, step_ + 1);
-    // The step is computed twice rather than undone: first in registers to see that
-    // everything stays finite, then for real. A copy to undo from cost more.
+    // The step is written to the undo buffers, the state left as it was; where it is all
+    // finite, the buffers change places: one pass, no copy (checking first, then stepping,
+    // took two passes; stepping after a copy, three).
+    for (auto [state, copy] : undo_pairs()) copy->grow_to(size_t(num_params_));
     std::atomic<bool> finite{true};
     run_parallel(ws_, [&] {
-        if (!kernels_.opt_update_finite(params(), opt_s1(), opt_s2(), grads(), num_params_, step))
+        if (!kernels_.opt_update_into(params(), opt_s1(), opt_s2(), grads(), num_params_, step,
+                                      undo_params_.data(), undo_s1_.data(), undo_s2_.data()))
             finite.store(false, std::memory_order_relaxed);
-        sync_threads();
-        if (finite.load(std::memory_order_relaxed))
-            kernels_.opt_update(params(), opt_s1(), opt_s2(), grads(), num_params_, step);
     });
     undone_ = !finite;
-    if (finite) step_++;
-    return finite;
+    if (!finite) return false;
+    for (auto [state, copy] : undo_pairs()) std::swap(*state, *copy);
+    step_++;
+    return true;
 }
 
 int64_t batch_count(int64_t n, int batch_size) {

@@ -73,10 +73,11 @@ void run_fast(const pydfn::Kernels& k, pydfn::Product p, int N, int K, F&& f) {
     pydfn::parallel_region(scratch, need, f);
 }
 
-// opt_update_finite says what running opt_update and looking says: for each
-// optimizer, sizes around vectors and blocks, an overflow at the first, a middle or
-// the last element (or none), and eps = 0, which makes a vector's padding lanes 0/0.
-void check_update_finite(const pydfn::Kernels& fast) {
+// opt_update_into writes what opt_update computes, bit for bit, leaves its inputs as
+// they were, and says whether the results are finite: for each optimizer, sizes around
+// vectors and blocks, an overflow at the first, a middle or the last element (or none),
+// and eps = 0, which makes a vector's padding lanes 0/0.
+void check_update_into(const pydfn::Kernels& fast) {
     using pydfn::OptKind;
     for (OptKind kind : {OptKind::adam, OptKind::adamw, OptKind::sgd, OptKind::rmsprop})
         for (float eps : {1e-8f, 0.0f})
@@ -95,15 +96,24 @@ void check_update_finite(const pydfn::Kernels& fast) {
                     // g² overflows in Adam's and RMSProp's v; a huge step overflows SGD's w
                     if (bad_at >= 0) g[size_t(bad_at)] = kind == OptKind::sgd ? 3e38f : 1e30f;
                     if (bad_at >= 0 && kind == OptKind::sgd) w[size_t(bad_at)] = -3e38f;
-                    const bool said = fast.opt_update_finite(w.data(), m.data(), v.data(), g.data(), n, step);
+                    const std::vector<float> w0 = w, m0 = m, v0 = v;
+                    std::vector<float> w1(w.size()), m1(w.size()), v1(w.size());
+                    const bool said = fast.opt_update_into(w.data(), m.data(), v.data(), g.data(), n, step,
+                                                           w1.data(), m1.data(), v1.data());
+                    const bool kept = w == w0 && m == m0 && v == v0;
                     fast.opt_update(w.data(), m.data(), v.data(), g.data(), n, step);
-                    bool finite = true;
+                    bool finite = true, same = true;
                     for (const std::vector<float>* b : {&w, &m, &v})
                         for (float x : *b) finite = finite && std::isfinite(x);
-                    if (said != finite || finite != (bad_at < 0)) {
-                        std::printf("FAIL opt_update_finite (%s, kind %d, eps %g, n %lld, overflow at %lld): "
-                                    "said %d, the step gave %s\n", fast.isa, int(kind), double(eps),
-                                    (long long)n, (long long)bad_at, int(said), finite ? "finite" : "non-finite");
+                    for (size_t i = 0; i < size_t(n); i++)  // bits: NaN != NaN
+                        same = same && std::memcmp(&w[i], &w1[i], 4) == 0 && std::memcmp(&m[i], &m1[i], 4) == 0 &&
+                               std::memcmp(&v[i], &v1[i], 4) == 0;
+                    if (said != finite || finite != (bad_at < 0) || !kept || !same) {
+                        std::printf("FAIL opt_update_into (%s, kind %d, eps %g, n %lld, overflow at %lld): "
+                                    "said %d, the step gave %s; inputs %s, results %s\n", fast.isa, int(kind),
+                                    double(eps), (long long)n, (long long)bad_at, int(said),
+                                    finite ? "finite" : "non-finite", kept ? "kept" : "changed",
+                                    same ? "the same" : "different");
                         failures++;
                     }
                 }
@@ -197,7 +207,7 @@ void check_kernels(const pydfn::Kernels& fast) {
         worst = std::fmax(worst, compare("opt_update (adam) m", m1, m2, scale, tol));
         worst = std::fmax(worst, compare("opt_update (adam) v", v1, v2, scale, tol));
     }
-    check_update_finite(fast);
+    check_update_into(fast);
     std::printf("kernels %s vs reference: %d matrix shapes + column sums + adam, max relative error %.2g\n",
                 fast.isa, shapes, worst);
 }

@@ -80,11 +80,12 @@ struct Kernels {
     // One optimizer step (see optim.hpp) over n parameters, penalty included.
     void (*opt_update)(float* params, float* s1, float* s2, const float* grads, int64_t n,
                        const OptStep& step);
-    // Whether opt_update with these arguments would leave params, s1 and s2 finite,
-    // over this thread's share of them (opt_update's own): the same arithmetic, in
-    // registers, nothing stored. The caller combines the threads' answers.
-    bool (*opt_update_finite)(const float* params, const float* s1, const float* s2,
-                              const float* grads, int64_t n, const OptStep& step);
+    // opt_update with its results in out_params, out_s1 and out_s2 (params, s1 and s2
+    // unchanged), the same arithmetic and bits, over this thread's share (opt_update's
+    // own); returns whether that share's results are all finite, checked in registers.
+    // The caller combines the threads' answers.
+    bool (*opt_update_into)(const float* params, const float* s1, const float* s2, const float* grads,
+                            int64_t n, const OptStep& step, float* out_params, float* out_s1, float* out_s2);
     // grads(n) += l1·sign(params) + 2·l2·params: the penalty's gradient, computed
     // exactly as a fused optimizer step computes it.
     void (*add_penalty)(float* grads, const float* params, int64_t n, float l1, float l2);

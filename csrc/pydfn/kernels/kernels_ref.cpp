@@ -133,13 +133,15 @@ void ref_bf16gemm(const Bf16Gemm& g) {
         }
 }
 
-bool ref_update_finite(const float* params, const float* s1, const float* s2, const float* grads,
-                       int64_t n, const OptStep& step) {
-    std::vector<float> w(params, params + n), m(s1, s1 + n), v(s2, s2 + n);
-    ref_update(w.data(), m.data(), v.data(), grads, n, step);
-    for (const std::vector<float>* b : {&w, &m, &v})
-        for (float x : *b)
-            if (!std::isfinite(x)) return false;
+bool ref_update_into(const float* params, const float* s1, const float* s2, const float* grads, int64_t n,
+                     const OptStep& step, float* out_params, float* out_s1, float* out_s2) {
+    std::copy(params, params + n, out_params);
+    std::copy(s1, s1 + n, out_s1);
+    std::copy(s2, s2 + n, out_s2);
+    ref_update(out_params, out_s1, out_s2, grads, n, step);
+    for (const float* b : {out_params, out_s1, out_s2})
+        for (int64_t i = 0; i < n; i++)
+            if (!std::isfinite(b[i])) return false;
     return true;
 }
 
@@ -156,7 +158,7 @@ void ref_update_pack_bf16(float* W, float* s1, float* s2, const float* grads, in
 // rounding is checked bit by bit against NumPy's in the tests).
 const Kernels& kernels_ref() {
     static const Kernels kernels{"reference", ref_scratch_floats, ref_nn, ref_nt, ref_tn, ref_column_sums,
-                                 ref_update, ref_update_finite, ref_add_penalty, ref_bf16gemm, kernels_generic().pack_bf16_rows,
+                                 ref_update, ref_update_into, ref_add_penalty, ref_bf16gemm, kernels_generic().pack_bf16_rows,
                                  kernels_generic().pack_bf16_pairs, ref_update_pack_bf16, ref_packed_b_floats,
                                  ref_pack_b, ref_nn};
     return kernels;
