@@ -17,18 +17,19 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], o
     over ``path``: on any error (or a crash) the previous file at ``path`` is left whole.
     Temporaries that killed writers of ``path`` left behind are removed first.
 
-    A path :func:`check_writable` refuses is refused before ``write`` runs. A path that is
-    no regular file, such as ``/dev/null`` or a pipe, is written into: renaming over it would
-    replace the device itself.
+    A path :func:`check_writable` refuses is refused before ``write`` runs. What is no file
+    of the user's — a pipe, anything under /dev or /proc (``/dev/null``, ``/dev/stdout``) — is
+    written into: renaming over it would replace the device or the link itself (as root, the
+    system's). Through a symbolic link, the file it names is replaced and the link stays.
     """
     path = os.fspath(path)
     mode = check_writable(path)
     with _naming(path):
-        if mode is not None and not stat.S_ISREG(mode):
+        if _written_into(path, mode):
             with open(path, "wb") as f:
                 write(f)
             return
-        _replace(path, mode, write)
+        _replace(_destination(path), mode, write)
 
 
 def check_writable(path: str | os.PathLike[str]) -> int | None:
@@ -56,27 +57,41 @@ def check_writable(path: str | os.PathLike[str]) -> int | None:
             mode = None
         if mode is not None and stat.S_ISDIR(mode):
             raise OSError(errno.EISDIR, "it is a folder")
-        if mode is not None and not stat.S_ISREG(mode):
-            return mode  # a device or a pipe: written into, not replaced
+        if _written_into(path, mode):
+            return mode
         if mode is not None and not os.access(path, os.W_OK):
             raise OSError(errno.EACCES, "the file is read-only")
-        if not os.access(folder, os.W_OK | os.X_OK):  # where the temporary goes
-            raise OSError(errno.EACCES, f"the folder {folder} is read-only")
+        home = os.path.dirname(_destination(path)) or "."  # where the temporary goes
+        if not os.access(home, os.W_OK | os.X_OK):
+            raise OSError(errno.EACCES, f"the folder {home} is read-only")
         return mode
+
+
+def _written_into(path: str, mode: int | None) -> bool:
+    """Whether ``path`` (which has ``mode``, or is new) is written into rather than replaced: a
+    device or a pipe, or a name of the system's (/dev/stdout is a link to this process's stdout)."""
+    return (mode is not None and not stat.S_ISREG(mode)) or os.path.abspath(path).startswith(("/dev/", "/proc/"))
+
+
+def _destination(path: str) -> str:
+    """The file a write of ``path`` replaces: the one a symbolic link names, so the link stays."""
+    return os.path.realpath(path) if os.path.islink(path) else path
 
 
 def append_whole(path: str | os.PathLike[str], data: bytes) -> None:
     """Add ``data`` at the end of the file ``path``: all of it or, on any error (a full disk,
-    Ctrl-C), none of it: the file is cut back to its length before."""
+    Ctrl-C), none of it: the file is cut back to its length before (a pipe or a terminal,
+    such as ``/dev/stdout``, keeps what it was given)."""
     path = os.fspath(path)
     with _naming(path), open(path, "ab", buffering=0) as f:  # unbuffered: a failed write fails here
-        size = f.seek(0, os.SEEK_END)
+        before = os.fstat(f.fileno())
         try:
             rest = memoryview(data)
             while rest:
                 rest = rest[f.write(rest):]
         except BaseException:
-            f.truncate(size)
+            if stat.S_ISREG(before.st_mode):
+                f.truncate(before.st_size)
             raise
 
 

@@ -3,7 +3,7 @@ pydfn predict --output, pydfn export — when the write fails (a folder in the w
 file or folder, a full disk, no file descriptor left) keeps the file that was there byte for
 byte, leaves no temporary, and says which file and why: ``cannot write PATH: why`` in an
 OSError, or in the one line of a command's exit 2. A path that is no regular file (a pipe)
-is written into, not replaced; a long legal name is saved.
+is written into, not replaced; a link stays a link; a long legal name is saved.
 
 The failures run in one fresh interpreter (resource limits, and an unprivileged user: as root
 the child drops to nobody once everything is imported, since root writes read-only files).
@@ -217,6 +217,20 @@ def test_a_pipe_is_written_into_not_replaced(tmp_path):
     (tmp_path / "copy.npz").write_bytes(received[0])
     copy = pydfn.load(tmp_path / "copy.npz")
     assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), model.get_weights()))
+
+
+def test_a_save_through_a_link_replaces_the_file_it_names_and_keeps_the_link(tmp_path):
+    # The rename replaced the link itself; as root, writing to /dev/stdout redirected to a file
+    # replaced the system's /dev/stdout link with that file (/dev is written into, not replaced).
+    (tmp_path / "run").mkdir()
+    pydfn.MLP([3, 4, 2], seed=0).save(tmp_path / "run" / "model.npz")
+    os.symlink(os.path.join("run", "model.npz"), tmp_path / "latest.npz")
+    new = pydfn.MLP([3, 4, 2], seed=1)
+    new.save(tmp_path / "latest.npz")
+    assert os.readlink(tmp_path / "latest.npz") == os.path.join("run", "model.npz")
+    saved = pydfn.load(tmp_path / "run" / "model.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), new.get_weights()))
+    assert sorted(os.listdir(tmp_path)) == ["latest.npz", "run"] and os.listdir(tmp_path / "run") == ["model.npz"]
 
 
 def test_a_long_legal_name_is_saved(tmp_path):
