@@ -233,6 +233,17 @@ def test_a_save_through_a_link_replaces_the_file_it_names_and_keeps_the_link(tmp
     assert sorted(os.listdir(tmp_path)) == ["latest.npz", "run"] and os.listdir(tmp_path / "run") == ["model.npz"]
 
 
+def test_a_csv_log_goes_to_stdout_through_a_pipe():
+    # A pipe cannot seek: the row's append, which cuts a regular file back on failure, failed there.
+    out = run_python("""
+import numpy as np, pydfn
+from pydfn.callbacks import CSVLogger
+x, y = np.random.default_rng(0).random((16, 3), dtype=np.float32), np.arange(16) % 2
+pydfn.MLP([3, 2]).fit(x, y, pydfn.Adam(), epochs=2, batch_size=8, verbose=0, callbacks=[CSVLogger("/dev/stdout")])
+""", timeout=60)
+    assert [row[0] for row in csv.reader(io.StringIO(out))] == ["epoch", "1", "2"]
+
+
 def test_a_long_legal_name_is_saved(tmp_path):
     # The temporary's name (the target's plus ".tmp-PID-XXXXXXXX") was longer than a name may be.
     name = "m" * 250 + ".npz"  # 254 bytes: legal
