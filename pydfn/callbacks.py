@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
+from ._atomic import append_whole, check_writable, write_atomically
 from ._engine import BatchLogs, batches_per_epoch
 from ._validation import positive_int, real
 from .progress import Bar, in_notebook, make_bar, si_prefixed
@@ -247,6 +248,7 @@ class ModelCheckpoint(Callback):
         folder = os.path.dirname(example) or "."
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"ModelCheckpoint: the folder {folder!r} does not exist")
+        check_writable(example)  # a read-only folder fails now, not after the first epoch
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
         if not self.save_best_only or self._best.improved(epoch, logs):
@@ -261,7 +263,8 @@ class CSVLogger(Callback):
     ``time``: those of ``history.params["metrics"]``) and the learning rate ``lr``.
 
     Each row is written and flushed as its epoch ends, so an interrupted fit keeps the
-    rows of every completed epoch.
+    rows of every completed epoch; a row is written whole or not at all (a full disk
+    leaves no half row), and a new file replaces an old one only once its header is written.
 
     Parameters
     ----------
@@ -293,16 +296,14 @@ class CSVLogger(Callback):
                 raise ValueError(f"CSVLogger: {self.path!r} has the header {first.rstrip()!r}, this fit writes "
                                  f"{header.rstrip()!r}: append to a file with the same columns, or append=False")
             return
-        with open(self.path, "w", encoding="utf-8", newline="") as f:
-            f.write(header)
+        write_atomically(self.path, lambda f: f.write(header.encode("utf-8")))  # a failure keeps the old file
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
         optimizer = self.model.optimizer
         values = {"epoch": epoch + 1, **logs, "lr": optimizer.lr if optimizer is not None else float("nan")}
         row = self.separator.join(repr(float(values[c])) if c != "epoch" else str(values[c])
                                   for c in self._columns)
-        with open(self.path, "a", encoding="utf-8", newline="") as f:
-            f.write(row + "\n")
+        append_whole(self.path, (row + "\n").encode("utf-8"))  # a failed write leaves no half row
         return None
 
 

@@ -21,7 +21,7 @@ from typing import Any, NoReturn, Sequence
 import numpy as np
 
 from . import _core, datafile, datasets, metrics
-from ._atomic import write_atomically
+from ._atomic import check_writable, write_atomically
 from ._engine import batches_per_epoch
 from ._validation import as_inputs, batch_size_for, check_network_size
 from .augment import Augment
@@ -395,9 +395,6 @@ def _plan_training(args: argparse.Namespace) -> _TrainingPlan:
             set_num_threads(max(1, (os.cpu_count() or 1) // distributed.ranks_per_node()))
         if not root:
             sys.stdout = open(os.devnull, "w")  # only rank 0 reports
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):
-        raise FileNotFoundError(f"--out: the folder {out_dir} does not exist")
     _check_output(args.out, "--out", [args.data_file])
     if not args.plots:
         return _TrainingPlan(root, None)
@@ -573,7 +570,7 @@ def _save_plots(plot: Any, folder: str, model: MLP, history: Any, x_test: np.nda
     if x_test is not None and x_test.ndim == 3 and _class_names(model) == list(datasets.FASHION_MNIST_CLASSES):
         figures["samples.png"] = plot.sample_grid(x_test, y_test, rows=2, cols=2)
     for name, fig in figures.items():
-        fig.savefig(os.path.join(folder, name), dpi=120)
+        write_atomically(os.path.join(folder, name), lambda f: fig.savefig(f, format="png", dpi=120))
     print(f"Saved {', '.join(figures)} in {folder}")
 
 
@@ -652,10 +649,10 @@ def _write_table(header: list[str], rows: list[list[str]], output: str | None) -
 
 
 def _check_output(path: str, flag: str, inputs: Sequence[str | None]) -> None:
-    """Refuses, before any work, an output path that is a folder or one of the command's inputs
-    (writing it would destroy what the command reads)."""
-    if os.path.isdir(path):
-        raise ValueError(f"{flag} {path} is a folder: give a file name")
+    """Refuses, before any work, an output path that cannot be written (a folder, in a missing
+    folder, read-only) or is one of the command's inputs (writing it would destroy what the
+    command reads). What only the write can find (a full disk) the write reports."""
+    check_writable(path)
     for given in inputs:
         if given is not None and os.path.exists(path) and os.path.exists(given) and os.path.samefile(path, given):
             raise ValueError(f"{flag} {path} is also an input of this command: writing it would destroy it")

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _data
+from ._atomic import write_atomically
 from .augment import augment, draw_shift_flip
 from .idx import decompress, read_idx
 from .preprocessing import one_hot, prepare_images, train_val_split
@@ -156,10 +157,8 @@ def _save_registry(registry: dict[str, Any]) -> None:
     root = _cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=".verified.", suffix=".json")
-        with os.fdopen(fd, "w") as out:
-            json.dump(registry, out)
-        os.replace(tmp, root / "verified.json")  # atomic: concurrent loads never read half a file
+        # atomic: concurrent loads never read half a file, and a full disk leaves no temporary
+        write_atomically(root / "verified.json", lambda f: f.write(json.dumps(registry).encode()))
     except OSError:
         pass  # a read-only home only costs re-verification next time
 

@@ -78,8 +78,9 @@ def timeout_seconds() -> float:
         value = float(text) if text else DEFAULT_TIMEOUT
     except ValueError:
         raise ValueError(f"PYDFN_MPI_TIMEOUT must be a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise ValueError(f"PYDFN_MPI_TIMEOUT must be > 0, got {text!r}")
+    if not 0 < value <= threading.TIMEOUT_MAX:  # inf, or 1e300, would kill the deadline's timer thread
+        raise ValueError(f"PYDFN_MPI_TIMEOUT must be > 0 and at most {threading.TIMEOUT_MAX:g} seconds, "
+                         f"got {text!r}")
     return value
 
 

@@ -121,16 +121,11 @@ def to_onnx(model: MLP, path: str | os.PathLike[str], *, probabilities: bool = F
 
     Raises
     ------
-    FileNotFoundError
-        If the folder of ``path`` does not exist.
+    OSError
+        Naming ``path`` and the cause: ``FileNotFoundError`` if its folder does not exist,
+        ``IsADirectoryError`` if it is a folder, ``PermissionError`` if it is read-only...
     ValueError, ImportError
         As :func:`onnx_model`.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"cannot write {path}: it is a folder")
     data = onnx_model(model, probabilities=probabilities, class_names=class_names).SerializeToString()
     write_atomically(path, lambda f: f.write(data))

@@ -53,6 +53,9 @@ class _TqdmBar:
         self._bar.close()
 
 
+_MAX_WIDTH = 1000  # columns: wider than any terminal
+
+
 class _PlainBar:
     """``Epoch 1/20 [=====>    ] 12.8k/54.0k - ETA 3s - loss 0.51 - accuracy 0.82`` redrawn in
     place on stderr, never wider than the terminal (so it never wraps onto a new line)."""
@@ -65,7 +68,8 @@ class _PlainBar:
         self.done += rows
         elapsed = time.perf_counter() - self.start
         eta = elapsed * (self.total - self.done) / max(self.done, 1)
-        width = shutil.get_terminal_size().columns - 1  # the last column would wrap on some terminals
+        # The last column would wrap on some terminals; COLUMNS=1000000000 must not build a GB line.
+        width = min(shutil.get_terminal_size().columns, _MAX_WIDTH) - 1
         parts = [f"{si_prefixed(self.done)}/{si_prefixed(self.total)}", f"ETA {_duration(eta)}", metrics]
         while True:  # drop what fits least until a bar of 10 fits, then cut the text
             tail = " - ".join(parts)

@@ -30,9 +30,10 @@ def get_num_threads() -> int:
     """pydfn's thread count.
 
     set_num_threads()'s count; until it is called, OpenMP's (``OMP_NUM_THREADS``,
-    threadpoolctl's limits, else all cores), at most 4 per core. Fewer when the
-    system cannot start that many threads (``ulimit -u``): pydfn then runs with
-    those it could start instead of failing.
+    threadpoolctl's limits, else all cores), at most 4 per core. Never more than
+    ``OMP_THREAD_LIMIT``, and fewer when the system cannot start that many threads
+    (``ulimit -u``, ``OMP_STACKSIZE`` too large): pydfn then runs with those it could
+    start instead of failing.
     """
     return _core.get_num_threads()
 

@@ -190,7 +190,7 @@ def test_bad_flags_give_one_line_and_exit_2(argv, message, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--early-stopping", "3", "--validation-split", "0"], "--early-stopping needs validation data"),
     (["train", "--reduce-lr", "2", "--validation-split", "0"], "--reduce-lr needs validation data"),
-    (["train", "--out", "no/such/dir/m.npz"], "--out: the folder .*no/such/dir does not exist"),
+    (["train", "--out", "no/such/dir/m.npz"], "cannot write no/such/dir/m.npz: the folder no/such/dir does not exist"),
     (["train", "--batch-size", "1000"], r"batch_size \(1000\) is larger than the number of training samples"),
 ])
 def test_bad_combinations_fail_before_training(argv, message, fake_data, capsys):

@@ -269,10 +269,15 @@ def test_barrier_accounting_counts_every_wait(threads):
 
 @pytest.mark.skipif(not pydfn._core.has_openmp(), reason="a build without OpenMP starts no threads")
 @pytest.mark.parametrize("env,threads", [({"OMP_STACKSIZE": "999999999G"}, 1), ({"GOMP_STACKSIZE": "99999999999"}, 1),
-                                         ({"OMP_STACKSIZE": "16M"}, 2), ({"OMP_STACKSIZE": "garbage"}, 2)])
+                                         ({"OMP_STACKSIZE": "16M"}, 2), ({"OMP_STACKSIZE": "garbage"}, 2),
+                                         ({"OMP_STACKSIZE": "garbage", "GOMP_STACKSIZE": "999999999G"}, 1),
+                                         ({"OMP_STACKSIZE": "1B"}, 2), ({"OMP_STACKSIZE": "99999999999999999999G"}, 2)])
 def test_a_stack_size_no_thread_can_have_runs_on_one_thread(env, threads):
     # GNU OpenMP exits the whole process when it cannot start a thread of the stack
     # OMP_STACKSIZE asks for; pydfn probes with that stack first and runs with what starts.
+    # As GNU OpenMP, it reads GOMP_STACKSIZE when OMP_STACKSIZE is no size (that exited the
+    # process), and keeps the default stack for a size pthreads refuses or that overflows (that
+    # ran on one thread).
     out = run_python(TRAIN + """
 import pydfn
 pydfn.set_num_threads(2)

@@ -69,23 +69,6 @@ uint32_t crc32(const uint8_t* data, uint64_t n) {
     return c ^ 0xFFFFFFFFu;
 }
 
-// A member's name as a message may show it: printable ASCII, other bytes as \xNN (a hostile
-// file's names are any bytes, and a message must stay text).
-std::string shown(const std::string& name) {
-    static const char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : name) {
-        if (c >= 0x20 && c < 0x7f) {
-            out.push_back(char(c));
-        } else {
-            out += "\\x";
-            out.push_back(digits[c >> 4]);
-            out.push_back(digits[c & 15]);
-        }
-    }
-    return out;
-}
-
 struct Member {
     uint64_t local_offset = 0, size = 0;
     uint32_t crc = 0;

@@ -1,4 +1,4 @@
-// Shared helpers of the core: argument checks and aligned buffers.
+// Shared helpers of the core: argument checks, bytes shown in messages, aligned buffers.
 #pragma once
 #include <cstddef>
 #include <cstdlib>
@@ -17,6 +17,24 @@ inline void check(bool ok, const char* message) {
 }
 inline void check(bool ok, const std::string& message) {
     if (!ok) throw std::invalid_argument(message);
+}
+
+// Bytes from outside (a file's member names, an environment variable) as a message may show
+// them: printable ASCII, other bytes as \xNN. They may be any bytes, and a message must stay
+// text (valid UTF-8: Python decodes it).
+inline std::string shown(const std::string& bytes) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : bytes) {
+        if (c >= 0x20 && c < 0x7f) {
+            out.push_back(char(c));
+        } else {
+            out += "\\x";
+            out.push_back(digits[c >> 4]);
+            out.push_back(digits[c & 15]);
+        }
+    }
+    return out;
 }
 
 // A float buffer aligned to 64 bytes (one cache line, one AVX-512 vector).

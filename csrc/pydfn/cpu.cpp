@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "pydfn/common.hpp"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
@@ -99,7 +101,7 @@ const char* max_isa() {
 std::string max_isa_problem() {
     const char* cap = max_isa_env();
     if (cap == nullptr || max_isa() != nullptr) return "";
-    return std::string("PYDFN_MAX_ISA='") + cap + "' is not one of generic, avx2, avx512, avx512bf16: " +
+    return "PYDFN_MAX_ISA='" + shown(cap) + "' is not one of generic, avx2, avx512, avx512bf16: " +
            "ignored, pydfn runs its " + isa_name(best_isa()) + " kernels";
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -84,37 +85,42 @@ int default_cap() { return std::min(kMaxThreads, kMaxThreadsPerCore * num_cores(
 int configured_threads() {
 #ifdef _OPENMP
     const int set = g_num_threads.load(std::memory_order_relaxed);
-    return set > 0 ? set : std::clamp(omp_get_max_threads(), 1, default_cap());
+    const int n = set > 0 ? set : std::clamp(omp_get_max_threads(), 1, default_cap());
+    return std::min(n, omp_get_thread_limit());  // OMP_THREAD_LIMIT: OpenMP starts no more
 #else
     return 1;
 #endif
 }
 
-// The stack GNU OpenMP gives its threads, as it reads it: OMP_STACKSIZE, else GOMP_STACKSIZE,
-// a number with an optional B, K, M or G suffix (K when none); 0 for its default (also
-// when the value is not one it accepts: it then warns and uses the default).
+// An OMP_STACKSIZE value in bytes, as GNU OpenMP parses it: a number with an optional B, K, M
+// or G suffix (K when none); nothing when it is not one GNU OpenMP accepts (it then warns).
+std::optional<size_t> parse_stack_size(const char* p) {
+    while (std::isspace(static_cast<unsigned char>(*p))) p++;
+    if (!std::isdigit(static_cast<unsigned char>(*p))) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(p, &end, 10);
+    while (std::isspace(static_cast<unsigned char>(*end))) end++;
+    unsigned long long unit = 1024;
+    switch (std::tolower(static_cast<unsigned char>(*end))) {
+        case 'b': unit = 1; end++; break;
+        case 'k': end++; break;
+        case 'm': unit = 1ull << 20; end++; break;
+        case 'g': unit = 1ull << 30; end++; break;
+        default: break;
+    }
+    while (std::isspace(static_cast<unsigned char>(*end))) end++;
+    if (*end != '\0' || errno == ERANGE || n > SIZE_MAX / unit) return std::nullopt;
+    return size_t(n * unit);
+}
+
+// The stack GNU OpenMP asks for its threads: OMP_STACKSIZE's, else (when unset or not a size
+// it accepts) GOMP_STACKSIZE's; 0 for its default.
 size_t omp_stack_bytes() {
     for (const char* name : {"OMP_STACKSIZE", "GOMP_STACKSIZE"}) {
-        const char* p = std::getenv(name);
-        if (p == nullptr) continue;
-        while (std::isspace(static_cast<unsigned char>(*p))) p++;
-        if (!std::isdigit(static_cast<unsigned char>(*p))) return 0;
-        char* end = nullptr;
-        errno = 0;
-        const unsigned long long n = std::strtoull(p, &end, 10);
-        while (std::isspace(static_cast<unsigned char>(*end))) end++;
-        unsigned long long unit = 1024;
-        switch (std::tolower(static_cast<unsigned char>(*end))) {
-            case 'b': unit = 1; end++; break;
-            case 'k': end++; break;
-            case 'm': unit = 1ull << 20; end++; break;
-            case 'g': unit = 1ull << 30; end++; break;
-            default: break;
-        }
-        while (std::isspace(static_cast<unsigned char>(*end))) end++;
-        if (*end != '\0') return 0;
-        if (errno == ERANGE || n > SIZE_MAX / unit) return SIZE_MAX;
-        return size_t(n * unit);
+        const char* value = std::getenv(name);
+        if (value == nullptr) continue;
+        if (const std::optional<size_t> bytes = parse_stack_size(value)) return *bytes;
     }
     return 0;
 }
@@ -136,7 +142,8 @@ int probe_threads(int wanted) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     const size_t stack = omp_stack_bytes();
-    if (stack > 0 && pthread_attr_setstacksize(&attr, stack) != 0) wanted = 0;  // a stack no thread can have
+    // A size pthreads refuses (under its minimum): GNU OpenMP warns and keeps the default, as here.
+    if (stack > 0) pthread_attr_setstacksize(&attr, stack);
     std::mutex gate;
     gate.lock();
     for (int i = 0; i < wanted; i++) {
@@ -200,7 +207,7 @@ std::string omp_num_threads_problem() {
     errno = 0;
     const long long n = std::strtoll(p, &end, 10);
     while (std::isspace(static_cast<unsigned char>(*end))) end++;
-    const std::string quoted = std::string("OMP_NUM_THREADS='") + value + "'";
+    const std::string quoted = "OMP_NUM_THREADS='" + shown(value) + "'";
     const std::string uses = ": pydfn uses " + std::to_string(get_num_threads()) + " threads";
     if (end == p || (*end != '\0' && *end != ',') || n < 1)
         return quoted + " is not a positive integer" + uses;

@@ -22,8 +22,8 @@ bool has_openmp();
 // (num_threads), so other libraries calling omp_set_num_threads() never change
 // it once set. Until set_num_threads() it follows OpenMP's setting
 // (OMP_NUM_THREADS, threadpoolctl's limits, else the cores), capped at
-// kMaxThreadsPerCore per core and kMaxThreads. At most the threads that could be
-// started (see threads_for_region()).
+// kMaxThreadsPerCore per core and kMaxThreads. At most OMP_THREAD_LIMIT (OpenMP
+// starts no more) and the threads that could be started (see threads_for_region()).
 int get_num_threads();
 void set_num_threads(int n);  // 1 <= n <= kMaxThreads
 
