@@ -15,6 +15,7 @@ import dataclasses
 import os
 import platform
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
@@ -471,7 +472,7 @@ def _run_training(args: argparse.Namespace, plan: _TrainingPlan, run: _TrainingR
     except KeyboardInterrupt:
         if last.snapshot is None or not plan.root:
             raise  # nothing completed: main says nothing was saved
-        last.snapshot.save(args.out)
+        _save_trained(last.snapshot, args.out)
         print(f"pydfn: interrupted; saved the model after epoch {last.epoch + 1} (the last completed) "
               f"to {args.out}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -487,11 +488,28 @@ def _run_training(args: argparse.Namespace, plan: _TrainingPlan, run: _TrainingR
               f"{_plural(len(times), 'epoch')} in {sum(times):.1f} s")
     if not plan.root:  # every rank holds the same model: rank 0 saves it
         return 0
-    model.save(args.out)
+    _save_trained(model, args.out)
     print(f"Saved the model to {args.out}")
     if plan.plot:
         _save_plots(plan.plot, args.plots, model, history, run.x_test, run.y_test, y_pred)
     return 0
+
+
+def _save_trained(model: MLP, path: str) -> None:
+    """Saves the model trained to path (checked writable before training). If that fails now
+    (a full disk, the folder removed meanwhile), the training is not lost: the model goes to a
+    new file in the temp folder and the error says where."""
+    try:
+        model.save(path)
+    except OSError as exc:
+        fd, rescue = tempfile.mkstemp(prefix="pydfn-trained-", suffix=".npz")
+        os.close(fd)
+        try:
+            model.save(rescue)
+        except OSError:
+            os.unlink(rescue)
+            raise exc from None
+        raise OSError(f"{exc}; the trained model is saved in {rescue} instead") from None
 
 
 class _LastEpoch(Callback):

@@ -1,11 +1,13 @@
 """The pydfn command, in-process on a small fake Fashion-MNIST and in subprocesses on the real one."""
 
+import errno
 import importlib.util
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -648,3 +650,29 @@ def test_the_readme_and_the_recipe_benchmark_show_the_recipe_the_cli_runs():
     steps = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(steps)
     assert [flag for _, flags in steps.INGREDIENTS for flag in flags] == list(cli.RECIPES["best"])
+
+
+def test_a_save_that_fails_after_training_keeps_the_model_in_the_temp_folder(fake_data, capsys, monkeypatch,
+                                                                               tmp_path):
+    rescue = tmp_path / "tmp"
+    rescue.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(rescue))
+    real_save = pydfn.MLP.save
+
+    def save(self, path):  # as a disk that filled up during training would fail
+        if os.path.basename(path) == "m.npz":
+            raise OSError(errno.ENOSPC, f"cannot write {path}: No space left on device")
+        real_save(self, path)
+    monkeypatch.setattr(pydfn.MLP, "save", save)
+
+    code, _, err = run(capsys, "train", *FAST, "--out", "m.npz")
+    rescued = list(rescue.glob("pydfn-trained-*.npz"))
+    assert code == 2 and len(rescued) == 1 and not os.path.exists("m.npz")
+    assert f"cannot write m.npz: No space left on device; the trained model is saved in {rescued[0]} instead" in err
+    assert pydfn.load(rescued[0]).layer_sizes == [784, 32, 10]
+
+    rescued[0].unlink()
+    monkeypatch.setattr(pydfn.MLP, "save", lambda self, path: save(self, "m.npz"))  # the rescue fails too
+    code, _, err = run(capsys, "train", *FAST, "--out", "m.npz")
+    assert code == 2 and "cannot write m.npz: No space left on device" in err and "instead" not in err
+    assert list(rescue.iterdir()) == []  # no stray file
