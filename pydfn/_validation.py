@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
 import os
+import stat
 from typing import Any, Sequence
 
 import numpy as np
@@ -12,6 +14,8 @@ import numpy as np
 from . import _data
 
 MAX_DIM = 2**31 - 1  # the core indexes rows and layer widths with C int
+# Deflate's most output per input byte: a 258-byte match coded in 2 bits (zlib's docs say 1032:1).
+MAX_INFLATE_RATIO = 1032
 # Buffers the core holds per parameter: params, grads, Adam m and v, float32 each.
 BYTES_PER_PARAM = 4 * 4
 
@@ -217,3 +221,33 @@ def check_network_size(sizes: Sequence[int], *, name: str = "layer_sizes") -> li
     if n > MAX_DIM * MAX_DIM:  # no machine holds it; keeps the core's int64 offsets far from overflow
         raise MemoryError(f"{name} {sizes} has {n:,} parameters, too many to allocate")
     return sizes
+
+
+def most_inflated(compressed: int) -> int:
+    """The most bytes a deflate (or gzip) stream of ``compressed`` bytes can decompress to: the
+    most a header inside it may claim, known without decompressing anything."""
+    return MAX_INFLATE_RATIO * compressed + 1024
+
+
+def printable(text: str) -> str:
+    """``text`` with each character that cannot be shown on one line escaped (\\n, \\t, \\udcff...):
+    a message naming a file must print as one line, and a file name that is not UTF-8 (which
+    ``os.fsdecode`` gives lone surrogates) would make ``print(message)`` raise UnicodeEncodeError."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def regular_file(path: Any) -> str:
+    """``path`` (str, bytes or path-like) as a str, once it names a regular file.
+
+    Raises FileNotFoundError or IsADirectoryError as ``open`` would, and a ValueError for a
+    FIFO, socket or device, whose reading could wait for a writer forever or never end.
+    """
+    name: str = os.fsdecode(path)
+    mode = os.stat(name).st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{printable(name)}: not a regular file (a FIFO, socket or device): give a file")
+    return name
