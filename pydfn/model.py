@@ -11,7 +11,7 @@ import numpy as np
 from . import _checkpoint, training
 from ._engine import Engine
 from ._validation import (MAX_DIM, all_finite, as_features, as_inputs, as_y, batch_size_for, check_bool,
-                          check_network_size, nonnegative_int, nonnegative_real, positive_int, real)
+                          check_network_size, nonnegative_int, nonnegative_real, positive_int, printable, real)
 from .augment import Augment
 from .history import History
 from .initializers import glorot_uniform
@@ -612,14 +612,14 @@ def load(path: str | os.PathLike[str]) -> MLP:
 
     Raises
     ------
-    FileNotFoundError
-        If ``path`` does not exist.
+    FileNotFoundError, IsADirectoryError
+        If ``path`` names no file.
     ValueError
-        If the file is truncated or corrupt, is not a pydfn checkpoint, or its
-        contents do not fit together.
+        If the file is truncated or corrupt, is not a pydfn checkpoint, its
+        contents do not fit together, or it is not a regular file (a FIFO or device).
     """
     arrays = _checkpoint.read_arrays(path)
     try:
         return MLP._from_arrays(arrays)
     except (ValueError, TypeError, KeyError, OverflowError, RecursionError, MemoryError) as exc:
-        raise ValueError(f"{os.fspath(path)} is not a valid pydfn checkpoint: {exc}") from None
+        raise ValueError(f"{printable(os.fsdecode(path))} is not a valid pydfn checkpoint: {exc}") from None
