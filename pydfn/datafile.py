@@ -261,10 +261,9 @@ def _load_csv(path: str, task: str, label_column: str | None) -> DataFile:
 
 def _cell(text: str, where: str, what: str) -> float:
     """One CSV cell as a number float32 holds finite; else a DataFileError naming ``where``."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataFileError(f"{where}: {text!r} is not a number") from None
+    value = _number(text)
+    if value is None:
+        raise DataFileError(f"{where}: {text!r} is not a number")
     if not np.isfinite(_float32(np.array(value))):
         reason = f"({what} must be finite)" if not np.isfinite(value) else f"is {_FLOAT32_RANGE}"
         raise DataFileError(f"{where}: {text.strip()} {reason}")
