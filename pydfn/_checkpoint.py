@@ -20,9 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import struct
-import zipfile
-import zlib
 from typing import Any
 
 import numpy as np
@@ -30,8 +27,8 @@ import numpy as np
 from . import _core
 from ._atomic import write_atomically
 from ._engine import EngineState
-from ._npz import check_members
-from ._validation import check_network_size, num_params
+from ._npz import open_npz
+from ._validation import check_network_size, num_params, printable, regular_file
 from .history import History
 from .optim import Optimizer, from_config
 
@@ -89,33 +86,22 @@ def read_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
     Raises
     ------
-    FileNotFoundError
-        If ``path`` does not exist.
+    FileNotFoundError, IsADirectoryError
+        If ``path`` names no file.
     ValueError
-        If the file is truncated or corrupt, or not an ``.npz`` archive.
+        If the file is truncated or corrupt, not an ``.npz`` archive, or not a regular file
+        (a FIFO or device).
     """
-    path = os.fspath(path)
-    with open(path, "rb") as f:  # ours to close: np.load leaks the file it opened when the zip is bad
-        try:
-            if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:  # np.load would read the whole array, whatever its size
-                raise ValueError("it holds a single array, not an .npz archive")
-            f.seek(0)
-            data = np.load(f, allow_pickle=False)  # never unpickle: a checkpoint cannot run code
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not an .npz archive")
-            check_members(data)  # first: _check_sizes reads layer_sizes
+    path = regular_file(path)
+    try:
+        with open_npz(path) as data:  # never unpickling: a checkpoint cannot run code
             _check_sizes(data)
-            arrays = {key: data[key] for key in data.files}
-        # What zipfile and np.load raise for hostile bytes (the fuzz tests found each kind):
-        # encrypted or exotic zip members, corrupt headers and streams.
-        except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-                RuntimeError, OverflowError, KeyError, IndexError, struct.error) as exc:
-            raise ValueError(f"{path} is not a readable pydfn checkpoint (truncated or not an .npz file: {exc})"
-                             ) from None
-    return arrays
+            return {key: data[key] for key in data.files}
+    except ValueError as exc:
+        raise ValueError(f"{printable(path)} is not a readable pydfn checkpoint (truncated or not an .npz file: "
+                         f"{exc})") from None
 
 
-_NPY_MAGIC = b"\x93NUMPY"
 _SMALL_MEMBER = 64 << 20  # bytes: any entry that is not per-parameter (history, RNG state, ...)
 
 
@@ -144,10 +130,20 @@ def _check_sizes(data: np.lib.npyio.NpzFile) -> None:
             raise ValueError(f"{name} decompresses to {i.file_size:,} bytes, more than its layers need")
 
 
+class _Entries(dict[str, np.ndarray]):
+    """A checkpoint's arrays by name: a missing one is a ValueError naming it."""
+
+    def __missing__(self, key: str) -> np.ndarray:
+        raise ValueError(f"no entry {key!r} (the entries are {sorted(self)})")
+
+
 def from_arrays(arrays: dict[str, np.ndarray]) -> ModelState:
-    """The model that :func:`to_arrays` (of any version) described: ValueError, TypeError or
-    KeyError if it does not fit; also OverflowError, RecursionError or MemoryError for hostile
-    contents. Building the model (``MLP(layer_sizes, **options)``) checks the options."""
+    """The model that :func:`to_arrays` (of any version) described: ValueError or TypeError if
+    it does not fit; also OverflowError or MemoryError for hostile contents. Building the
+    model (``MLP(layer_sizes, **options)``) checks the options."""
+    if not isinstance(arrays, dict):  # e.g. a hand-made pickle
+        raise TypeError(f"a model's state must be a dict of named arrays, got {type(arrays).__name__}")
+    arrays = _Entries({key: np.asarray(value) for key, value in arrays.items()})
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
         raise ValueError(f"an .npz file without pydfn's format tag (it holds {sorted(arrays)})")
     version = _integer(arrays, "version")
@@ -157,7 +153,7 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> ModelState:
     stored = arrays["layer_sizes"]
     if stored.ndim != 1 or stored.dtype.kind not in "iu":
         raise ValueError(f"layer_sizes must be a 1-D integer array, got {stored.dtype} of shape {stored.shape}")
-    options = _json_object(arrays["options"], "options")
+    options = _json_object(arrays, "options")
     sizes = check_network_size([int(s) for s in stored])
     optimizer = _optimizer(arrays)
     names = optimizer.state_names if optimizer else ()
@@ -176,10 +172,9 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> ModelState:
         raise ValueError(f"{step_key} must be in [0, {_core.MAX_OPT_STEP}] (what training can reach), got {step}")
     if optimizer is None and step != 0:
         raise ValueError(f"{step_key} is {step} but the checkpoint has no optimizer (never trained)")
-    rng_state = _rng_state(_json_object(arrays["rng_state"], "rng_state"))
-    text = str(arrays["history"])
-    history = History.from_dict(json.loads(text)) if text else None
-    class_names = json.loads(str(arrays["class_names"])) if "class_names" in arrays else None
+    rng_state = _rng_state(_json_object(arrays, "rng_state"))
+    history = History.from_dict(_json(arrays, "history")) if str(arrays["history"]) else None
+    class_names = _json(arrays, "class_names") if "class_names" in arrays else None
     if class_names is not None and (not isinstance(class_names, list)
                                     or not all(isinstance(n, str) for n in class_names)):
         raise ValueError("class_names must be a JSON list of strings")
@@ -222,13 +217,26 @@ def _check_parameter_array(arrays: dict[str, np.ndarray], key: str, sizes: list[
 
 
 def _optimizer(arrays: dict[str, np.ndarray]) -> Optimizer | None:
-    text = str(arrays["optimizer"])
-    opt = _json_object(arrays["optimizer"], "optimizer") if text else None
-    return from_config(opt["kind"], opt["config"]) if opt else None
+    if not str(arrays["optimizer"]):
+        return None  # never trained
+    opt = _json_object(arrays, "optimizer")
+    if set(opt) != {"kind", "config"} or not isinstance(opt["kind"], str) or not isinstance(opt["config"], dict):
+        raise ValueError(f"optimizer must be a JSON object with a kind (str) and a config (object), "
+                         f"got {str(opt)[:200]}")
+    return from_config(opt["kind"], opt["config"])
 
 
-def _json_object(entry: np.ndarray, name: str) -> dict[str, Any]:
-    value = json.loads(str(entry))
+def _json(arrays: dict[str, np.ndarray], key: str) -> Any:
+    """The entry ``key``, a JSON text, decoded."""
+    text = str(arrays[key])
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise ValueError(f"{key} is not valid JSON ({type(exc).__name__}: {exc})") from None
+
+
+def _json_object(arrays: dict[str, np.ndarray], key: str) -> dict[str, Any]:
+    value = _json(arrays, key)
     if not isinstance(value, dict):
-        raise ValueError(f"{name} must be a JSON object, got {type(value).__name__}")
+        raise ValueError(f"{key} must be a JSON object, got {type(value).__name__}")
     return value

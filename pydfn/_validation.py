@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
 import os
+import stat
 from typing import Any, Sequence
 
 import numpy as np
@@ -12,6 +14,9 @@ import numpy as np
 from . import _data
 
 MAX_DIM = 2**31 - 1  # the core indexes rows and layer widths with C int
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # about 3.4e38
+# Deflate's most output per input byte: a 258-byte match coded in 2 bits (zlib's docs say 1032:1).
+MAX_INFLATE_RATIO = 1032
 # Buffers the core holds per parameter: params, grads, Adam m and v, float32 each.
 BYTES_PER_PARAM = 4 * 4
 
@@ -146,9 +151,9 @@ def positive_int(value: Any, name: str, *, maximum: int | None = None) -> int:
     return _int_in_range(value, name, 1, maximum)
 
 
-def nonnegative_int(value: Any, name: str) -> int:
-    """Return ``value`` as an int >= 0, else raise TypeError/ValueError naming it."""
-    return _int_in_range(value, name, 0, None)
+def nonnegative_int(value: Any, name: str, *, maximum: int | None = None) -> int:
+    """Return ``value`` as an int in [0, maximum], else raise TypeError/ValueError naming it."""
+    return _int_in_range(value, name, 0, maximum)
 
 
 def batch_size_for(batch_size: Any, n_samples: int, name: str = "batch_size") -> int:
@@ -168,6 +173,26 @@ def _int_in_range(value: Any, name: str, minimum: int, maximum: int | None) -> i
     if maximum is not None and number > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {number}")
     return number
+
+
+def as_sample_weight(weights: Any, n_samples: int, name: str = "sample_weight") -> np.ndarray:
+    """Return per-sample loss weights as a C-contiguous float32 array of shape (n_samples,), each
+    finite in float32 and >= 0, not all 0; else raise TypeError/ValueError naming ``name``."""
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of numbers, got {type(weights).__name__}") from None
+    if w.shape != (n_samples,):
+        raise ValueError(f"{name} must have shape ({n_samples},), one weight per sample, got {w.shape}")
+    bad = np.flatnonzero(~((w >= 0) & (w <= FLOAT32_MAX)))  # NaN fails both
+    if bad.size:
+        i = bad[0]
+        raise ValueError(f"{name} must be finite and >= 0; sample {i} has {w[i]}"
+                         + (" (beyond float32's range, |w| <= 3.4e38)" if FLOAT32_MAX < w[i] < np.inf else ""))
+    result = np.ascontiguousarray(w, dtype=np.float32)
+    if not result.any():  # also weights so small that float32 rounds them to 0
+        raise ValueError(f"{name} gives every sample a weight of zero")
+    return result
 
 
 def as_targets(y: Any, n_outputs: int, n_samples: int, *, name: str = "y") -> np.ndarray:
@@ -220,3 +245,33 @@ def check_network_size(sizes: Sequence[int], *, name: str = "layer_sizes") -> li
     if n > MAX_DIM * MAX_DIM:  # no machine holds it; keeps the core's int64 offsets far from overflow
         raise MemoryError(f"{name} {sizes} has {n:,} parameters, too many to allocate")
     return sizes
+
+
+def most_inflated(compressed: int) -> int:
+    """The most bytes a deflate (or gzip) stream of ``compressed`` bytes can decompress to: the
+    most a header inside it may claim, known without decompressing anything."""
+    return MAX_INFLATE_RATIO * compressed + 1024
+
+
+def printable(text: str) -> str:
+    """``text`` with each character that cannot be shown on one line escaped (\\n, \\t, \\udcff...):
+    a message naming a file must print as one line, and a file name that is not UTF-8 (which
+    ``os.fsdecode`` gives lone surrogates) would make ``print(message)`` raise UnicodeEncodeError."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def regular_file(path: Any) -> str:
+    """``path`` (str, bytes or path-like) as a str, once it names a regular file.
+
+    Raises FileNotFoundError or IsADirectoryError as ``open`` would, and a ValueError for a
+    FIFO, socket or device, whose reading could wait for a writer forever or never end.
+    """
+    name: str = os.fsdecode(path)
+    mode = os.stat(name).st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{printable(name)}: not a regular file (a FIFO, socket or device): give a file")
+    return name

@@ -613,7 +613,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                         classifier=args.data_file is None)
     if args.input:
         x_test = datafile.read_array(args.input)
-        y_test = datafile.read_labels(args.labels)
+        y_test = datafile.read_labels(args.labels, model.layer_sizes[-1])
         if len(y_test) != len(x_test):
             raise ValueError(f"--labels {args.labels} has {len(y_test)} labels but --input has {len(x_test)} samples")
     elif args.data_file:

@@ -13,21 +13,28 @@ import io
 import os
 import sys
 import warnings
-import zipfile
-import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ._atomic import write_atomically
-from ._npz import check_members, check_npy
+from ._npz import NPY_MAGIC, load_npy, open_npz
+from ._validation import MAX_DIM, printable, regular_file
 from .datasets import prepare_images
 
 TASKS = ("classification", "regression")
 
 
 class DataFileError(ValueError):
-    """A data file that cannot be used, with the reason in one line."""
+    """A data file that cannot be used, with the reason in one line (characters that cannot
+    print on one line, such as a file name's undecodable bytes, shown escaped)."""
+
+    def __init__(self, message: str):
+        super().__init__(printable(message))
+
+
+_FLOAT32_RANGE = "beyond float32's range (|x| <= 3.4e38)"
 
 
 @dataclass
@@ -66,12 +73,17 @@ def load_data_file(path: str | os.PathLike[str], *, task: str = "classification"
     Returns
     -------
     DataFile
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError
+        If ``path`` names no file.
+    DataFileError
+        For any other problem, naming the file (and for a CSV the row and column).
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"data file {path!r} does not exist")
+    path = _data_file(path)
     kind = os.path.splitext(path)[1].lower()
     if kind == ".npz":
         if label_column is not None:
@@ -82,16 +94,39 @@ def load_data_file(path: str | os.PathLike[str], *, task: str = "classification"
     raise DataFileError(f"{path}: unknown data file type {kind or '(none)'!r}: use .npz or .csv")
 
 
+def _data_file(path: Any) -> str:
+    """``path`` as a str, once it names a regular file (else FileNotFoundError, IsADirectoryError
+    or a DataFileError)."""
+    try:
+        return regular_file(path)
+    except ValueError as exc:
+        raise DataFileError(str(exc)) from None
+
+
+def _float32(values: np.ndarray) -> np.ndarray:
+    """``values`` as float32; what float32 cannot hold becomes infinity, without NumPy's warning
+    (the caller names the value)."""
+    with np.errstate(over="ignore"):
+        return values.astype(np.float32)
+
+
+def _not_finite(value: Any, what: str) -> str:
+    """Why ``value`` (a number whose float32 is not finite) is refused."""
+    return f"{what} must be finite" if not np.isfinite(value) else _FLOAT32_RANGE
+
+
 def _labels(raw: np.ndarray, task: str, where: str) -> tuple[np.ndarray, list[str] | None]:
     """Class indices and names (classification), or float targets (n, 1) (regression)."""
     if task == "regression":
         try:
-            values = raw.astype(np.float32)
+            values = _float32(raw)
         except ValueError:
             raise DataFileError(f"{where}: regression needs numeric labels") from None
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raise DataFileError(f"{where}: label of sample {bad[0]} is {values[bad[0]]}: labels must be finite")
+            value = raw[bad[0]]
+            raise DataFileError(f"{where}: label of sample {bad[0]} is {value}: "
+                                f"{_not_finite(float(value), 'labels')}")
         return values.reshape(-1, 1), None
     if raw.dtype.kind == "f":
         bad = np.flatnonzero(~np.isfinite(raw))
@@ -109,38 +144,37 @@ def _labels(raw: np.ndarray, task: str, where: str) -> tuple[np.ndarray, list[st
 
 
 def _check_features(x: np.ndarray, where: str) -> np.ndarray:
-    if x.dtype == np.uint8 and x.ndim == 3:  # images: scaled to [0, 1] and flattened, as fit does
+    if x.ndim == 3 and x.dtype == np.uint8 and x.shape[1] * x.shape[2]:  # images: scaled and flattened, as fit does
         return prepare_images(x)
-    if x.ndim != 2:
-        raise DataFileError(f"{where}: features must have shape (n_samples, n_features) or be uint8 images "
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise DataFileError(f"{where}: features must have shape (n_samples, n_features >= 1) or be uint8 images "
                             f"(n, height, width), got shape {x.shape}")
     if x.dtype.kind not in "fiub":
         raise DataFileError(f"{where}: features must be numbers, got dtype {x.dtype}")
-    x = x.astype(np.float32)
-    bad = np.argwhere(~np.isfinite(x))
+    features = _float32(x)
+    bad = np.argwhere(~np.isfinite(features))
     if bad.size:
         row, col = bad[0]
-        raise DataFileError(f"{where}: sample {row}, feature {col} is {x[row, col]}: features must be finite")
-    return x
+        raise DataFileError(f"{where}: sample {row}, feature {col} is {x[row, col]}: "
+                            f"{_not_finite(x[row, col], 'features')}")
+    return features
 
 
 def _load_npz(path: str, task: str) -> DataFile:
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+        with open_npz(path) as archive:
+            missing = [k for k in ("x_train", "y_train") if k not in archive.files]
+            if missing:
+                raise DataFileError(f"{path}: missing {' and '.join(missing)} (it holds {sorted(archive.files)}); "
+                                    f"an .npz needs x_train, y_train and optionally x_test, y_test")
+            if ("x_test" in archive.files) != ("y_test" in archive.files):
+                raise DataFileError(f"{path}: x_test and y_test go together; it has only one of them")
+            arrays: dict[str, np.ndarray] = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test")
+                                             if k in archive.files}
+    except DataFileError:
+        raise
+    except ValueError as exc:
         raise DataFileError(f"{path}: not a readable .npz file ({exc})") from None
-    with archive:
-        missing = [k for k in ("x_train", "y_train") if k not in archive.files]
-        if missing:
-            raise DataFileError(f"{path}: missing {' and '.join(missing)} (it holds {sorted(archive.files)}); "
-                                f"an .npz needs x_train, y_train and optionally x_test, y_test")
-        if ("x_test" in archive.files) != ("y_test" in archive.files):
-            raise DataFileError(f"{path}: x_test and y_test go together; it has only one of them")
-        try:
-            check_members(archive)  # before NumPy allocates what a header claims
-            arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in archive.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # a corrupt member
-            raise DataFileError(f"{path}: cannot read its arrays ({exc})") from None
     parts = [("x_train", "y_train")] + ([("x_test", "y_test")] if "x_test" in arrays else [])
     x_parts, y_raw = [], []
     for xk, yk in parts:
@@ -165,9 +199,12 @@ def _load_npz(path: str, task: str) -> DataFile:
     return DataFile(x_parts[0], y_train, x_parts[1] if len(parts) == 2 else None, y_test, names, None)
 
 
+_ENCODING = "utf-8-sig"  # UTF-8, without the byte-order mark spreadsheets put first
+
+
 def _csv_rows(path: str) -> list[list[str]]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding=_ENCODING) as f:
             return list(csv.reader(f))
     except UnicodeDecodeError as exc:
         raise DataFileError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
@@ -185,8 +222,12 @@ def _load_csv(path: str, task: str, label_column: str | None) -> DataFile:
                             "column and a label column")
     if label_column is None:
         label_at = len(header) - 1
-    elif label_column in header:
+    elif header.count(label_column) == 1:
         label_at = header.index(label_column)
+    elif label_column in header:
+        columns = [str(c + 1) for c, h in enumerate(header) if h == label_column]
+        raise DataFileError(f"{path}: columns {' and '.join(columns)} are both named {label_column!r}: "
+                            "rename one, so the label column is clear")
     else:
         raise DataFileError(f"{path}: no label column {label_column!r}; the header has {header}")
     body = [(i + 2, row) for i, row in enumerate(rows[1:]) if any(cell.strip() for cell in row)]
@@ -205,14 +246,7 @@ def _load_csv(path: str, task: str, label_column: str | None) -> DataFile:
         if len(row) != len(header):
             raise DataFileError(f"{path}: row {line} has {len(row)} cells, the header {len(header)}")
         for j, c in enumerate(features):
-            try:
-                x[n, j] = float(row[c])
-            except ValueError:
-                raise DataFileError(f"{path}: row {line}, column {header[c]!r}: {row[c]!r} is not a number"
-                                    ) from None
-            if not np.isfinite(x[n, j]):
-                raise DataFileError(f"{path}: row {line}, column {header[c]!r}: {row[c].strip()} "
-                                    "(features must be finite)")
+            x[n, j] = _cell(row[c], f"{path}: row {line}, column {header[c]!r}", "features")
         label = row[label_at].strip()
         if not label:
             raise DataFileError(f"{path}: row {line}, column {header[label_at]!r}: the label is empty")
@@ -225,13 +259,24 @@ def _load_csv(path: str, task: str, label_column: str | None) -> DataFile:
     return DataFile(x, y, None, None, names, [header[c] for c in features])
 
 
+def _cell(text: str, where: str, what: str) -> float:
+    """One CSV cell as a number float32 holds finite; else a DataFileError naming ``where``."""
+    value = _number(text)
+    if value is None:
+        raise DataFileError(f"{where}: {text!r} is not a number")
+    if not np.isfinite(_float32(np.array(value))):
+        reason = f"({what} must be finite)" if not np.isfinite(value) else f"is {_FLOAT32_RANGE}"
+        raise DataFileError(f"{where}: {text.strip()} {reason}")
+    return value
+
+
 def _all_numbers(path: str, n_columns: int, skiprows: int = 1) -> np.ndarray | None:
     """Every cell below the header as float32, if every one is a finite number; else None."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "input contained no data"
             table = np.loadtxt(path, delimiter=",", skiprows=skiprows, dtype=np.float32, ndmin=2,
-                               encoding="utf-8")
+                               encoding=_ENCODING)
     except ValueError:
         return None
     if table.shape[1] != n_columns or not np.isfinite(table).all():
@@ -240,18 +285,28 @@ def _all_numbers(path: str, n_columns: int, skiprows: int = 1) -> np.ndarray | N
 
 
 def _numbers(labels: list[str], path: str, column: str, lines: list[int], required: bool) -> np.ndarray | None:
-    """The labels as finite numbers; None if some are not numbers and ``required`` is False."""
-    values = np.empty(len(labels), np.float64)
-    for i, v in enumerate(labels):
-        try:
-            values[i] = float(v)
-        except ValueError:
-            if not required:
-                return None
-            raise DataFileError(f"{path}: row {lines[i]}, column {column!r}: {v!r} is not a number "
-                                "(regression needs numeric labels)") from None
-        if not np.isfinite(values[i]):
-            raise DataFileError(f"{path}: row {lines[i]}, column {column!r}: {v} (labels must be finite)")
+    """The labels as finite numbers; None if none is a number (class names) and ``required`` is False.
+
+    A column that mixes numbers and names is refused: "1" and "1.0" would be one class among
+    numbers and two among names, and a stray name is more often a typo than a class.
+    """
+    parsed = [_number(v) for v in labels]
+    names = [i for i, v in enumerate(parsed) if v is None]
+    if names and required:
+        i = names[0]
+        raise DataFileError(f"{path}: row {lines[i]}, column {column!r}: {labels[i]!r} is not a number "
+                            "(regression needs numeric labels)")
+    if len(names) == len(labels):
+        return None
+    if names:
+        i, j = names[0], next(k for k, v in enumerate(parsed) if v is not None)
+        raise DataFileError(f"{path}: column {column!r} mixes numbers (row {lines[j]}: {labels[j]!r}) and names "
+                            f"(row {lines[i]}: {labels[i]!r}): give every class as a number, or every one as a name")
+    values = np.array(parsed, np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        i = bad[0]
+        raise DataFileError(f"{path}: row {lines[i]}, column {column!r}: {labels[i]} (labels must be finite)")
     return values
 
 
@@ -263,7 +318,6 @@ def describe(data: DataFile) -> str:
 
 
 ARRAY_FILES = (".npy", ".npz", ".csv")
-NPY_MAGIC = b"\x93NUMPY"
 
 
 def read_array(path: str | os.PathLike[str], *, keys: tuple[str, ...] = ("x", "x_test")) -> np.ndarray:
@@ -278,16 +332,19 @@ def read_array(path: str | os.PathLike[str], *, keys: tuple[str, ...] = ("x", "x
     keys : tuple of str
         The names an ``.npz`` member may have.
 
+    Returns
+    -------
+    ndarray
+        Of at least one sample (a first axis of length >= 1).
+
     Raises
     ------
-    FileNotFoundError
-        If ``path`` does not exist.
+    FileNotFoundError, IsADirectoryError
+        If ``path`` names no file.
     DataFileError
         For any other problem, naming the file (and for a CSV the row and column).
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path!r} does not exist")
+    path = _data_file(path)
     kind = os.path.splitext(path)[1].lower()
     if kind == ".csv":
         return _csv_numbers(path)
@@ -298,43 +355,40 @@ def read_array(path: str | os.PathLike[str], *, keys: tuple[str, ...] = ("x", "x
     if kind == ".npy" and start != NPY_MAGIC:
         raise DataFileError(f"{path}: not an .npy file (it does not start with NumPy's header); "
                             "write one with numpy.save, or use .csv for text")
-    try:  # allow_pickle=False: a data file cannot run code
+    try:  # never unpickling: a data file cannot run code
         if kind == ".npy":
-            with open(path, "rb") as f:
-                check_npy(f)  # before np.load allocates what the header claims
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return _numeric(loaded, path)
-        with loaded:
-            check_members(loaded)
-            names = [k for k in keys if k in loaded.files] or (loaded.files if len(loaded.files) == 1 else [])
+            return _samples(load_npy(path), path)
+        with open_npz(path) as archive:
+            names = [k for k in keys if k in archive.files] or (archive.files if len(archive.files) == 1 else [])
             if not names:
-                raise DataFileError(f"{path}: holds {sorted(loaded.files)}; expected an array named "
+                raise DataFileError(f"{path}: holds {sorted(archive.files)}; expected an array named "
                                     f"{' or '.join(keys)}, or a single array")
-            return _numeric(loaded[names[0]], f"{path}: {names[0]}")
+            return _samples(archive[names[0]], f"{path}: {names[0]}")
+    except DataFileError:
+        raise
     except ValueError as exc:
-        if isinstance(exc, DataFileError):
-            raise
         if "allow_pickle" in str(exc):
             raise DataFileError(f"{path}: holds Python objects (dtype object), not numbers") from None
         raise DataFileError(f"{path}: not a readable {kind} file ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise DataFileError(f"{path}: not a readable {kind} file ({exc})") from None
 
 
-def read_labels(path: str | os.PathLike[str]) -> np.ndarray:
+def read_labels(path: str | os.PathLike[str], n_classes: int | None = None) -> np.ndarray:
     """Class ids from ``path`` (as :func:`read_array` reads it, an ``.npz``'s ``y`` or ``y_test``, a
-    one-column CSV): integers, or floats that are whole numbers; shape (n_samples,)."""
+    one-column CSV): whole numbers in [0, ``n_classes``) (by default, any the core can index),
+    integers or floats; int64 of shape (n_samples,)."""
     y = read_array(path, keys=("y", "y_test"))
     if y.ndim == 2 and y.shape[1] == 1:  # a CSV's one column
         y = y[:, 0]
     if y.ndim != 1:
         raise DataFileError(f"{path}: expected one class id per sample, shape (n,), got shape {y.shape}")
+    end = MAX_DIM if n_classes is None else n_classes
+    valid = (y >= 0) & (y < end)  # NaN is neither
     if y.dtype.kind == "f":
-        if not np.array_equal(y, np.round(y)):
-            raise DataFileError(f"{path}: class ids must be whole numbers")
-        y = y.astype(np.int64)
-    return y
+        valid &= y == np.round(y)
+    bad = np.flatnonzero(~valid)
+    if bad.size:
+        raise DataFileError(f"{path}: class ids must be whole numbers in [0, {end}); sample {bad[0]} has {y[bad[0]]}")
+    return y.astype(np.int64)
 
 
 def write_table(header: list[str], rows: list[list[str]], path: str | None = None) -> None:
@@ -349,25 +403,28 @@ def write_table(header: list[str], rows: list[list[str]], path: str | None = Non
     write_atomically(path, lambda f: f.write(text.getvalue().encode("utf-8")))
 
 
-def _numeric(array: np.ndarray, where: str) -> np.ndarray:
+def _samples(array: np.ndarray, where: str) -> np.ndarray:
+    """``array`` if it holds numbers and at least one sample (along its first axis)."""
     if array.dtype.kind not in "fiu":
         raise DataFileError(f"{where}: must hold numbers, got dtype {array.dtype}")
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise DataFileError(f"{where}: holds no samples: its shape is {array.shape}")
     return array
 
 
-def _is_number(cell: str) -> bool:
+def _number(text: str) -> float | None:
+    """``text`` as a float, or None when it is not a number."""
     try:
-        float(cell)
+        return float(text)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _csv_numbers(path: str) -> np.ndarray:
     """A CSV's cells as float32 (n_rows, n_columns), skipping a header; errors name row and column."""
     rows = _csv_rows(path)
     body = [(i + 1, row) for i, row in enumerate(rows) if any(cell.strip() for cell in row)]
-    if body and not all(_is_number(cell) for cell in body[0][1]):
+    if body and any(_number(cell) is None for cell in body[0][1]):
         body = body[1:]  # a header
     if not body:
         raise DataFileError(f"{path}: the file holds no rows of numbers")
@@ -380,10 +437,5 @@ def _csv_numbers(path: str) -> np.ndarray:
         if len(row) != width:
             raise DataFileError(f"{path}: row {line} has {len(row)} cells, row {body[0][0]} has {width}")
         for c, cell in enumerate(row):
-            try:
-                values[n, c] = float(cell)
-            except ValueError:
-                raise DataFileError(f"{path}: row {line}, column {c + 1}: {cell!r} is not a number") from None
-            if not np.isfinite(values[n, c]):
-                raise DataFileError(f"{path}: row {line}, column {c + 1}: {cell.strip()} (values must be finite)")
+            values[n, c] = _cell(cell, f"{path}: row {line}, column {c + 1}", "values")
     return values

@@ -332,7 +332,7 @@ class DataParallelLoop:
         while self.done < self.n_batches:
             count = min(CHUNK_BATCHES, self.n_batches - self.done)
             stats = np.zeros((count, 3))  # per batch: loss sum, correct, rows — summed across ranks
-            rates = None if self.schedule is None else self.schedule.values(
+            rates = None if self.schedule is None else self.schedule.rates(
                 np.arange(self.engine.step, self.engine.step + count))
             for i in range(count):
                 first = (self.done + i) * B

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _data
+from ._validation import most_inflated, printable, regular_file
 
 
 def decompress(raw: bytes, name: str, limit: int | None = None) -> bytes:
@@ -54,11 +55,15 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
 
     Raises
     ------
+    FileNotFoundError, IsADirectoryError
+        If ``path`` names no file.
     ValueError
         Naming the file and what is wrong with it (empty, truncated, bad gzip
-        stream, wrong magic, type code, dimensions, byte count).
+        stream, wrong magic, type code, dimensions, byte count), or that it is
+        not a regular file (a FIFO or device).
     """
-    raw, name = Path(path).read_bytes(), str(path)
+    path = regular_file(path)
+    raw, name = Path(path).read_bytes(), printable(path)
     return _data.parse_idx(decompress(raw, name, _gzip_limit(raw, name)), name)
 
 
@@ -68,7 +73,9 @@ _SLACK = 1 << 20  # bytes past the declared size still inflated, so parse_idx re
 def _gzip_limit(raw: bytes, name: str) -> int | None:
     """For a gzip stream ``raw``, how much it may inflate to: what its IDX header declares
     (read by decompressing the header alone), so a gzip bomb is refused after that instead of
-    inflating in full; None for raw bytes. A header that is wrong raises its parse_idx error."""
+    inflating in full, and never more than ``raw`` can inflate to (a header may claim 2**96
+    bytes: parse_idx then says the file is truncated); None for raw bytes. A header that is
+    wrong raises its parse_idx error."""
     if raw[:2] != b"\x1f\x8b":
         return None
     stream = zlib.decompressobj(wbits=31)
@@ -82,4 +89,4 @@ def _gzip_limit(raw: bytes, name: str) -> int | None:
     if ndim == 0 or len(head) < 4 + 4 * ndim:
         _data.parse_idx(head, name)  # raises, naming what is wrong with the header
     dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return 4 + 4 * ndim + math.prod(dims) + _SLACK
+    return min(4 + 4 * ndim + math.prod(dims) + _SLACK, most_inflated(len(raw)))

@@ -11,7 +11,7 @@ import numpy as np
 from . import _checkpoint, training
 from ._engine import Engine
 from ._validation import (MAX_DIM, as_features, as_inputs, as_y, batch_size_for, check_bool,
-                          check_network_size, nonnegative_int, nonnegative_real, positive_int, real)
+                          check_network_size, nonnegative_int, nonnegative_real, positive_int, printable, real)
 from .augment import Augment
 from .history import History
 from .initializers import glorot_uniform
@@ -87,8 +87,8 @@ class MLP:
     dropout : float or sequence of float, default 0
         Inverted dropout on the hidden layers' outputs, in training only
         (``fit``, ``train_step``, ``train_epoch``, ``loss_and_gradients``): each
-        unit is zeroed with probability ``rate`` and the kept ones scaled by
-        1/(1 − rate). One number applies to every hidden layer; a sequence gives
+        unit is zeroed with probability ``rate`` (in [0, 1)) and the kept ones scaled
+        by 1/(1 − rate). One number applies to every hidden layer; a sequence gives
         one rate per hidden layer. The masks are a hash of (``seed``, optimizer
         step, layer, row in the batch, unit): bitwise identical for any thread
         count, reproducible, and resumed checkpoints draw the same ones.
@@ -102,7 +102,8 @@ class MLP:
     label_smoothing : float in [0, 1], default 0
         For ``softmax_xent`` only: PyTorch's ``CrossEntropyLoss(label_smoothing=)``.
         Each row's target is ``(1 − eps)·onehot(y) + eps/C`` (C classes) and its loss
-        ``−Σ_j t_j·log softmax(z)_j``, with the exact gradient ``softmax(z) − t``.
+        ``−Σ_j t_j·log softmax(z)_j``, with the exact gradient ``softmax(z) − t``;
+        at 1 every target is uniform, so the labels no longer matter.
         The losses reported (``fit``'s, ``evaluate``'s) are this smoothed loss, as
         PyTorch reports it; accuracy is unaffected. Saved in checkpoints.
     """
@@ -609,14 +610,14 @@ def load(path: str | os.PathLike[str]) -> MLP:
 
     Raises
     ------
-    FileNotFoundError
-        If ``path`` does not exist.
+    FileNotFoundError, IsADirectoryError
+        If ``path`` names no file.
     ValueError
-        If the file is truncated or corrupt, is not a pydfn checkpoint, or its
-        contents do not fit together.
+        If the file is truncated or corrupt, is not a pydfn checkpoint, its
+        contents do not fit together, or it is not a regular file (a FIFO or device).
     """
     arrays = _checkpoint.read_arrays(path)
     try:
         return MLP._from_arrays(arrays)
     except (ValueError, TypeError, KeyError, OverflowError, RecursionError, MemoryError) as exc:
-        raise ValueError(f"{os.fspath(path)} is not a valid pydfn checkpoint: {exc}") from None
+        raise ValueError(f"{printable(os.fsdecode(path))} is not a valid pydfn checkpoint: {exc}") from None

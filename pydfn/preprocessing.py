@@ -72,7 +72,7 @@ def train_val_split(x: Any, y: Any, validation_split: float = 0.1,
     y : array-like of shape (n_samples,)
     validation_split : float, default 0.1
         Share of the samples in the validation set (rounded up), in (0, 1).
-    seed : int, default 2
+    seed : int in [0, 2**32), default 2
 
     Returns
     -------
@@ -89,7 +89,7 @@ def train_val_split(x: Any, y: Any, validation_split: float = 0.1,
     if n_val >= len(x):
         raise ValueError(f"validation_split={validation_split} leaves no training sample out of {len(x)}")
     # scikit-learn's ShuffleSplit: a legacy RandomState permutation, validation rows first.
-    order = np.random.RandomState(nonnegative_int(seed, "seed")).permutation(len(x))
+    order = np.random.RandomState(nonnegative_int(seed, "seed", maximum=2**32 - 1)).permutation(len(x))
     val, train = order[:n_val], order[n_val:]
     return x[train], x[val], y[train], y[val]
 

@@ -30,16 +30,19 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import nonnegative_int, positive_int, real
+from ._validation import FLOAT32_MAX, nonnegative_int, positive_int, real
 
 __all__ = ["Schedule", "CosineDecay", "StepDecay", "OneCycle"]
+
+_MAX_STEP = 2**63 - 1  # steps are int64
 
 
 def _rate(value: Any, name: str, *, zero: bool = False) -> float:
     """A learning rate: finite, > 0 (>= 0 with ``zero``), representable in float32."""
     number = real(value, name)
-    if not (math.isfinite(number) and (number >= 0 if zero else number > 0) and number <= 3.4e38):
-        raise ValueError(f"{name} must be a finite number {'>= 0' if zero else '> 0'}, got {number}")
+    if not (math.isfinite(number) and (number >= 0 if zero else number > 0) and number <= FLOAT32_MAX):
+        raise ValueError(f"{name} must be a finite number {'>= 0' if zero else '> 0'} (at most float32's 3.4e38), "
+                         f"got {number}")
     return number
 
 
@@ -53,17 +56,33 @@ def _factor(value: Any, name: str) -> float:
 class Schedule:
     """Base class: a learning rate for every optimizer step ``step >= 0``.
 
-    Subclasses implement :meth:`values`; ``schedule(step)`` is the rate of one step.
+    Subclasses implement :meth:`values`; ``schedule(step)`` is the rate of one step, and
+    training takes the rates through :meth:`rates`, which checks them.
     """
 
     def values(self, steps: np.ndarray) -> np.ndarray:
         """The rates of ``steps`` (int64 array, each >= 0) as a float64 array of the same shape."""
         raise NotImplementedError
 
+    def rates(self, steps: np.ndarray) -> np.ndarray:
+        """:meth:`values`, checked: one rate per step, finite, >= 0 and within float32's range.
+
+        A subclass, or an attribute changed after construction, could give NaN or a rate the
+        core refuses; the ValueError names the schedule and the step, before the batch trains.
+        """
+        lr = np.asarray(self.values(steps), dtype=np.float64)
+        if lr.shape != steps.shape:
+            raise ValueError(f"lr_schedule {self!r} gave {lr.shape} rates for steps of shape {steps.shape}")
+        bad = np.flatnonzero(~((lr >= 0) & (lr <= FLOAT32_MAX)))  # NaN fails both
+        if bad.size:
+            raise ValueError(f"lr_schedule {self!r} gives a learning rate of {lr[bad[0]]} at step {steps[bad[0]]}: "
+                             "a rate must be finite, >= 0 and at most float32's 3.4e38")
+        return lr
+
     def __call__(self, step: int) -> float:
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-            raise ValueError(f"step must be an integer >= 0, got {step!r}")
-        return float(self.values(np.array([step], np.int64))[0])
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step <= _MAX_STEP:
+            raise ValueError(f"step must be an integer >= 0 and < 2**63, got {step!r}")
+        return float(self.rates(np.array([step], np.int64))[0])
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -175,7 +194,7 @@ class OneCycle(Schedule):
     pct_start : float, default 0.3
         The share of the steps spent rising, in (0, 1).
     div_factor : float, default 25
-        The first rate is ``max_lr / div_factor``.
+        The first rate is ``max_lr / div_factor``, which float32 must hold.
     final_div_factor : float, default 1e4
         The last rate is ``max_lr / div_factor / final_div_factor``.
     """
@@ -191,6 +210,7 @@ class OneCycle(Schedule):
             raise ValueError(f"pct_start * total_steps must exceed 1 (the rise needs a step), got "
                              f"{self.pct_start} * {self.total_steps}")
         self.div_factor = _factor(div_factor, "div_factor")
+        _rate(self.max_lr / self.div_factor, "max_lr / div_factor")  # the first rate: a tiny div_factor overflows it
         self.final_div_factor = _factor(final_div_factor, "final_div_factor")
 
     def values(self, steps: np.ndarray) -> np.ndarray:

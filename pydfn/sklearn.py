@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any, TypeVar
+from typing import Any, Iterable, TypeVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -20,7 +20,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils._param_validation import InvalidParameterError  # scikit-learn's own kind of error
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._validation import nonnegative_real, positive_int
+from ._validation import as_sample_weight, nonnegative_real, positive_int, real
 from .model import MLP
 from .optim import Adam
 
@@ -30,6 +30,22 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid"}
 
 _Estimator = TypeVar("_Estimator", bound="_BaseMLP")
+
+
+def _hidden_sizes(hidden: Any) -> list[int]:
+    """``hidden_layer_sizes`` as a list of ints >= 1 (an int is one layer), else TypeError/ValueError naming it."""
+    if isinstance(hidden, numbers.Integral):
+        hidden = [hidden]
+    elif isinstance(hidden, (str, bytes)) or not isinstance(hidden, Iterable):
+        raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints, got {type(hidden).__name__}")
+    return [positive_int(h, f"hidden_layer_sizes[{i}]") for i, h in enumerate(hidden)]
+
+
+def _mixed_types(labels: Any, name: str) -> TypeError:
+    """The error for ``labels`` whose types do not sort together (NumPy says only "'<' not supported")."""
+    kinds = sorted({type(v).__name__ for v in np.asarray(labels, dtype=object).ravel()})
+    return TypeError(f"{name} mixes labels of types that do not sort together ({', '.join(kinds)}): "
+                     "give every label the same type")
 
 
 def _docstring(summary: str, *, loss: str, alpha: str, score: str, loss_curve: str, extra_attributes: str,
@@ -219,13 +235,7 @@ class _BaseMLP(BaseEstimator):
         optimizer = self._check_hyperparameters()
         keep = keep and hasattr(self, "model_") and self._same_architecture()
         X, y = self._check_xy(X, y, reset=not keep)
-        weights = None
-        if sample_weight is not None:
-            weights = np.asarray(sample_weight, dtype=np.float64)
-            if weights.shape != (X.shape[0],):
-                raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got {weights.shape}")
-            if not weights.any():
-                raise ValueError("sample_weight: every sample has a weight of zero")
+        weights = None if sample_weight is None else as_sample_weight(sample_weight, X.shape[0])
         if not keep:
             self._initialize(X.shape[1], y if classes is None else classes)
         return self._fit_epochs(X, self._encode(y), optimizer, epochs, early_stopping=early_stopping,
@@ -234,16 +244,12 @@ class _BaseMLP(BaseEstimator):
     def _same_architecture(self) -> bool:
         """Whether model_ has the hidden layers and activation the parameters now ask for: a warm
         start continues it only then, and otherwise refits from scratch (the old weights do not fit)."""
-        hidden = self.hidden_layer_sizes
-        hidden = [int(hidden)] if isinstance(hidden, numbers.Integral) else [int(h) for h in hidden]
-        return self.model_.layer_sizes[1:-1] == hidden and self.model_.activation == _ACTIVATIONS[self.activation]
+        return (self.model_.layer_sizes[1:-1] == _hidden_sizes(self.hidden_layer_sizes)
+                and self.model_.activation == _ACTIVATIONS[self.activation])
 
     def _check_hyperparameters(self) -> Adam:
         """Check the parameters that are not the data's; return the Adam they describe."""
-        hidden = self.hidden_layer_sizes
-        hidden = [hidden] if isinstance(hidden, numbers.Integral) else list(hidden)
-        for i, h in enumerate(hidden):
-            positive_int(h, f"hidden_layer_sizes[{i}]")
+        _hidden_sizes(self.hidden_layer_sizes)
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
         for name, allowed in (("solver", "adam"), ("learning_rate", "constant")):
@@ -256,9 +262,9 @@ class _BaseMLP(BaseEstimator):
         positive_int(self.n_iter_no_change, "n_iter_no_change")
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             positive_int(self.batch_size, "batch_size")
-        if not 0 < self.validation_fraction < 1:
+        if not 0 < real(self.validation_fraction, "validation_fraction") < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
-        if not self.tol >= 0:
+        if not real(self.tol, "tol") >= 0:  # NaN fails
             raise ValueError(f"tol must be >= 0, got {self.tol!r}")
         if isinstance(self.learning_rate_init, (int, float)) and not self.learning_rate_init > 0:
             # scikit-learn's rule (its MLP's learning_rate_init is in (0, inf)); Adam takes 0
@@ -274,8 +280,7 @@ class _BaseMLP(BaseEstimator):
 
     def _build(self, n_features: int, n_outputs: int, out_activation: str) -> None:
         """A new network and fresh training state."""
-        hidden = self.hidden_layer_sizes
-        hidden = [int(hidden)] if isinstance(hidden, numbers.Integral) else [int(h) for h in hidden]
+        hidden = _hidden_sizes(self.hidden_layer_sizes)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         self.model_ = MLP([n_features, *hidden, n_outputs], seed=int(seed), activation=_ACTIVATIONS[self.activation],
                           loss=self._loss)
@@ -409,7 +414,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
         if classes is not None:
-            classes = np.unique(column_or_1d(classes))
+            try:
+                classes = np.unique(column_or_1d(classes))
+            except TypeError:
+                raise _mixed_types(classes, "classes") from None
             if not first and not np.array_equal(classes, self.classes_):
                 raise ValueError(f"classes={classes!r} is not the same as classes_={self.classes_!r} "
                                  "of the first call")
@@ -417,7 +425,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _check_xy(self, X: Any, y: Any, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float32, order="C")
-        check_classification_targets(y)
+        try:
+            check_classification_targets(y)
+        except TypeError:  # it sorts y
+            raise _mixed_types(y, "y") from None
         return X, y
 
     def _initialize(self, n_features: int, y: np.ndarray) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Protocol
 import numpy as np
 
 from ._engine import BatchLogs, Engine, batches_per_epoch
-from ._validation import as_y, batch_size_for, check_bool, nonnegative_int, real
+from ._validation import FLOAT32_MAX, as_sample_weight, as_y, batch_size_for, check_bool, nonnegative_int, real
 from .augment import Augment, EpochAugmenter
 from .callbacks import CallbackList, ReduceLROnPlateau
 from .history import History
@@ -164,19 +164,7 @@ def sample_weights(model: MLP, y: np.ndarray, sample_weight: Any, class_weight: 
     (Keras's meaning; a class missing from ``class_weight`` weighs 1), or None when both are None."""
     if sample_weight is None and class_weight is None:
         return None
-    n = y.shape[0]
-    weights = np.ones(n, np.float32)
-    if sample_weight is not None:
-        try:
-            w = np.asarray(sample_weight, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError("sample_weight must be an array of numbers") from None
-        if w.shape != (n,):
-            raise ValueError(f"sample_weight must have shape ({n},), one weight per sample, got {w.shape}")
-        bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
-        if bad.size:
-            raise ValueError(f"sample_weight must be finite and >= 0; sample {bad[0]} has {w[bad[0]]}")
-        weights = w.astype(np.float32)
+    weights = np.ones(y.shape[0], np.float32) if sample_weight is None else as_sample_weight(sample_weight, y.shape[0])
     if class_weight is not None:
         if not model.is_classifier:
             raise ValueError("class_weight applies to classification (loss='softmax_xent')")
@@ -188,9 +176,15 @@ def sample_weights(model: MLP, y: np.ndarray, sample_weight: Any, class_weight: 
                     or not 0 <= label < len(per_class):
                 raise ValueError(f"class_weight keys must be labels in [0, {len(per_class)}), got {label!r}")
             per_class[int(label)] = real(value, f"class_weight[{label}]")
-        if not (np.isfinite(per_class) & (per_class >= 0)).all():
-            raise ValueError(f"class_weight's weights must be finite and >= 0, got {class_weight}")
-        weights = weights * per_class[y].astype(np.float32)
+        if not ((per_class >= 0) & (per_class <= FLOAT32_MAX)).all():  # NaN fails both
+            raise ValueError(f"class_weight's weights must be finite and >= 0 (at most float32's 3.4e38), "
+                             f"got {class_weight}")
+        with np.errstate(over="ignore"):
+            weights = weights * per_class[y].astype(np.float32)
+        overflow = np.flatnonzero(~np.isfinite(weights))
+        if overflow.size:
+            raise ValueError(f"sample_weight times class_weight is beyond float32's range (3.4e38) for sample "
+                             f"{overflow[0]}")
     if not weights.any():
         raise ValueError("sample_weight and class_weight give every sample a weight of zero")
     return np.ascontiguousarray(weights, dtype=np.float32)
@@ -287,7 +281,7 @@ class OneProcessLoop:
             lr = None
             if self.schedule is not None:  # the rates of this call's batches, from their optimizer steps
                 step = self.engine.step
-                lr = self.schedule.values(np.arange(step, step + batches_per_epoch(len(rows), self.batch_size)))
+                lr = self.schedule.rates(np.arange(step, step + batches_per_epoch(len(rows), self.batch_size)))
             logs = self.engine.train(x, y, rows, self.batch_size, w, lr)
             seconds = time.perf_counter() - t0
             self.done += len(logs)

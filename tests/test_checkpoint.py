@@ -132,7 +132,8 @@ def good(trained, tmp_path):
     (lambda good, bad: rewrite(good, bad, layer_sizes=np.array([20, 0, 4])), r"layer_sizes\[1\] must be >= 1"),
     (lambda good, bad: rewrite(good, bad, **{"optimizer.v": np.zeros(5, np.float32)}),
      "optimizer.v must be float32 of shape"),
-    (lambda good, bad: rewrite(good, bad, **{"optimizer.v": None}), r"not a valid pydfn checkpoint: 'optimizer.v'"),
+    (lambda good, bad: rewrite(good, bad, **{"optimizer.v": None}),
+     r"not a valid pydfn checkpoint: no entry 'optimizer.v'"),
     (lambda good, bad: rewrite(good, bad, params=np.full(1268, np.nan, np.float32)), "params contains NaN"),
     (lambda good, bad: rewrite(good, bad, **{"optimizer.step": np.array(-1)}), r"optimizer.step must be in \[0, "),
     # Issue 19 item 4: every field against what training can reach (2**63-1 overflowed the core's next step).
@@ -162,7 +163,7 @@ def good(trained, tmp_path):
      "unknown optimizer 'lion'"),
     (lambda good, bad: rewrite(good, bad, options=np.array('{"loss": "hinge"}')), "loss must be one of"),
     (lambda good, bad: rewrite(good, bad, rng_state=np.array("{}")), "not a valid pydfn checkpoint"),
-    (lambda good, bad: rewrite(good, bad, params=None), "not a valid pydfn checkpoint: 'params'"),
+    (lambda good, bad: rewrite(good, bad, params=None), "not a valid pydfn checkpoint: no entry 'params'"),
 ])
 def test_bad_files_raise_a_clear_value_error(good, tmp_path, make, match):
     bad = tmp_path / "bad.npz"

@@ -161,7 +161,7 @@ def test_bad_npz_and_flag_combinations(tmp_path, capsys):
                           (["--label-column", "y"], "--label-column applies to a --data-file"),
                           (["--data-file", "nan.npz", "--data", "."], "--data (the Fashion-MNIST folder) and "
                                                                       "--data-file exclude each other"),
-                          (["--data-file", "none.csv"], "data file 'none.csv' does not exist")]:
+                          (["--data-file", "none.csv"], "No such file or directory: 'none.csv'")]:
         code, _, err = run(capsys, "train", *argv)
         assert code == 2 and message in err and len(err.splitlines()) == 1
 

@@ -96,7 +96,8 @@ def test_bad_npz_files_get_a_one_line_error(tmp_path):
         "one.npz": ({"x_train": np.ones((2, 2)), "y_train": [3, 3]}, "only one class"),
         "wide.npz": ({"x_train": np.ones((2, 2)), "y_train": [0, 1], "x_test": np.ones((1, 3)),
                       "y_test": [0]}, "x_train has 2 features, x_test 3"),
-        "obj.npz": ({"x_train": np.array([{}, {}], dtype=object), "y_train": [0, 1]}, "cannot read its arrays"),
+        "obj.npz": ({"x_train": np.array([{}, {}], dtype=object), "y_train": [0, 1]},
+                    r"its entry 'x_train' holds Python objects .* pydfn never does \(allow_pickle=False\)"),
     }
     for name, (arrays, message) in cases.items():
         np.savez(tmp_path / name, **arrays)
@@ -109,7 +110,7 @@ def test_bad_npz_files_get_a_one_line_error(tmp_path):
 
 
 def test_other_bad_paths(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="No such file or directory"):
         load_data_file(tmp_path / "none.csv")
     with pytest.raises(DataFileError, match=r"unknown data file type '.txt': use .npz or .csv"):
         load_data_file(write(tmp_path, "a,y\n1,0\n", "d.txt"))

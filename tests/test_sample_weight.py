@@ -126,6 +126,11 @@ def test_with_augment_the_weights_follow_the_rows(rng):
     ({"class_weight": {"cat": 1.0}}, ValueError, "keys must be labels"),
     ({"class_weight": {0: -1.0}}, ValueError, "finite and >= 0"),
     ({"class_weight": {0: float("inf")}}, ValueError, "finite and >= 0"),
+    # Finite, but not in float32: the core refused them, naming no sample.
+    ({"sample_weight": np.r_[np.ones(29), 1e39]}, ValueError, r"sample 29 has 1e\+39 \(beyond float32's range"),
+    ({"class_weight": {0: 1e39}}, ValueError, r"finite and >= 0 \(at most float32's 3.4e38\)"),
+    ({"sample_weight": np.full(30, 1e20), "class_weight": dict.fromkeys(range(4), 1e20)}, ValueError,
+     r"sample_weight times class_weight is beyond float32's range \(3.4e38\) for sample 0"),
     ({"class_weight": [1.0, 2.0]}, TypeError, "class_weight must be a dict"),
     ({"class_weight": {0: 0.0, 1: 0, 2: 0, 3: 0}}, ValueError, "every sample a weight of zero"),
 ])

@@ -134,6 +134,10 @@ def test_one_step_is_the_vectorized_value_bit_for_bit(schedule):
     (lambda: OneCycle(1e-3, 10, final_div_factor=float("nan")), ValueError, "final_div_factor must be"),
     (lambda: CosineDecay(1e-3, 10)(-1), ValueError, "step must be an integer >= 0"),
     (lambda: CosineDecay(1e-3, 10)(True), ValueError, "step must be an integer >= 0"),
+    (lambda: CosineDecay(1e-3, 10)(2**70), ValueError, r"step must be an integer >= 0 and < 2\*\*63"),  # OverflowError
+    # the first rate, 1e300, is no float32: fit failed at its first batch, "lr must be finite and >= 0"
+    (lambda: OneCycle(1.0, 10, div_factor=1e-300), ValueError,
+     r"max_lr / div_factor must be a finite number > 0 \(at most float32's 3.4e38\), got 9.99.*e\+299"),
 ])
 def test_bad_arguments_are_refused(make, error, match):
     with pytest.raises(error, match=match):

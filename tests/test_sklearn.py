@@ -315,6 +315,11 @@ def test_partial_fit_errors():
     (dict(max_iter=0), ValueError, "max_iter must be >= 1"),
     (dict(validation_fraction=1.0), ValueError, r"validation_fraction must be in \(0, 1\)"),
     (dict(tol=-1.0), ValueError, "tol must be >= 0"),
+    (dict(tol=float("nan")), ValueError, "tol must be >= 0, got nan"),
+    (dict(tol="1e-4"), TypeError, "tol must be a real number, got str"),  # was "'>=' not supported"
+    (dict(validation_fraction=None), TypeError, "validation_fraction must be a real number, got NoneType"),
+    (dict(hidden_layer_sizes=None), TypeError, "hidden_layer_sizes must be an int or a sequence of ints, got None"),
+    (dict(hidden_layer_sizes="64"), TypeError, "hidden_layer_sizes must be an int or a sequence of ints, got str"),
     (dict(learning_rate_init=0.0), ValueError, "learning_rate_init must be a finite number > 0"),
     (dict(beta_2=1.0), ValueError, r"beta_2 must be in \[0, 1\)"),
     (dict(epsilon="small"), TypeError, "epsilon must be a real number"),
