@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import math
 import os
 import platform
 import sys
@@ -52,16 +53,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _number(kind: type, minimum: float, inclusive: bool = True) -> Any:
-    """An argparse type: a kind (int or float) >= minimum (> when not inclusive)."""
+def _number(kind: type, minimum: float, inclusive: bool = True, maximum: float | None = None) -> Any:
+    """An argparse type: a finite kind (int or float) >= minimum (> when not inclusive), and
+    <= maximum if given: refused as the flag it came with, before any data is read."""
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
                                              f"got {text!r}") from None
+        if value in (math.inf, -math.inf):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if not (value >= minimum if inclusive else value > minimum) or value != value:
             raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {minimum:g}, got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum:g}, got {text}")
         return value
     return parse
 
@@ -138,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
                             "and optimizer state stay float32); default fp32")
     train.add_argument("--l1", type=_number(float, 0.0), default=0.0, help="l1 penalty on the weights, default 0")
     train.add_argument("--l2", type=_number(float, 0.0), default=0.0, help="l2 penalty on the weights, default 0")
-    train.add_argument("--label-smoothing", type=_number(float, 0.0), default=0.0, metavar="EPS",
+    train.add_argument("--label-smoothing", type=_number(float, 0.0, maximum=1.0), default=0.0, metavar="EPS",
                        help="softmax_xent's label smoothing in [0, 1] (PyTorch's definition), default 0")
     train.add_argument("--dropout", type=_rates, default=0.0, metavar="RATES",
                        help="dropout rate of every hidden layer (0.2), or one per hidden layer (0.2,0.1); default 0")
