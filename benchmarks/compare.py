@@ -25,6 +25,9 @@ How it measures:
   os.sched_setaffinity to its first N allowed cores before it imports any of them.
 - The SGEMM peak is NumPy's float32 4096x4096 matmul on the same threads, the best of 3
   after one untimed, in a child of its own each round; % of peak uses the best round.
+  With pydfn-bf16 among the systems, the bf16 peak is measured the same way from PyTorch's
+  bf16 matmul (oneDNN: AMX tiles where the CPU has them, else vdpbf16ps), and pydfn-bf16's
+  % of peak is of that one.
 - The children run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (removed from their
   environment only), so OpenBLAS picks its kernel for this CPU; the kernel is printed.
 - Peers that are not installed are skipped with a line saying so (pip install ".[peers]").
@@ -66,6 +69,11 @@ def child(args: argparse.Namespace) -> dict:
         threadpool_limits(args.threads)
         wall, cpu = sgemm_gflops()
         return {"gflops": wall, "gflops_cpu": cpu, "blas": blas_description(threadpool_info())}
+    if args.child == "peak-bf16":
+        import torch
+        torch.set_num_threads(args.threads)
+        a = torch.rand(4096, 4096, generator=torch.Generator().manual_seed(0)).bfloat16()
+        return {"gflops": product_gflops(lambda a: torch.matmul(a, a), a)[0]}
     import systems
     if args.system.startswith("pydfn"):
         import pydfn
@@ -107,14 +115,19 @@ def child(args: argparse.Namespace) -> dict:
 
 
 def sgemm_gflops() -> tuple[float, float]:
-    """GFLOP/s of the best of 3 products, per wall second and per CPU second (all threads)."""
+    """GFLOP/s of NumPy's float32 4096x4096 product, per wall second and per CPU second (all threads)."""
     import numpy as np
-    a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
-    a @ a
+    return product_gflops(lambda a: a @ a, np.random.default_rng(0).random((4096, 4096), dtype=np.float32))
+
+
+def product_gflops(product, a) -> tuple[float, float]:
+    """GFLOP/s of the best of 3 products of the 4096x4096 matrix a with itself (after one
+    untimed), per wall second and per CPU second (all threads)."""
+    product(a)
     wall = cpu = float("inf")
     for _ in range(3):
         start, cpu_start = time.perf_counter(), time.process_time()
-        a @ a
+        product(a)
         wall, cpu = min(wall, time.perf_counter() - start), min(cpu, time.process_time() - cpu_start)
     return 2 * 4096 ** 3 / wall / 1e9, 2 * 4096 ** 3 / cpu / 1e9
 
@@ -185,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-inference", action="store_true", help="skip the inference and latency tables")
     parser.add_argument("--timeout", type=float, default=600, help="seconds a child process may take")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each child's result as it comes")
-    parser.add_argument("--child", choices=["peak", "epoch", "infer", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["peak", "peak-bf16", "epoch", "infer", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--system", default="pydfn", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -212,22 +225,29 @@ def main(argv: list[str] | None = None) -> int:
           f"(here: {', '.join(k + '=' + os.environ.get(k, 'unset') for k in UNSET)})")
 
     if args.load:
-        peaks, cpu_peaks, epochs, inference = load(args.load)
+        peaks, bf16_peaks, cpu_peaks, epochs, inference = load(args.load)
         thread_counts, batches = sorted(peaks), sorted({b for _, b, _ in epochs})
         names = [n for n in SYSTEM_ORDER if any(k[-1] == n for k in [*epochs, *inference])]
     else:
-        peaks, cpu_peaks, epochs, inference = measure(args, thread_counts, batches, names)
+        peaks, bf16_peaks, cpu_peaks, epochs, inference = measure(args, thread_counts, batches, names)
     if args.save:
         with open(args.save, "w") as f:
-            json.dump({"peaks": peaks, "cpu_peaks": cpu_peaks, "epochs": [[*k, v] for k, v in epochs.items()],
+            json.dump({"peaks": peaks, "bf16_peaks": bf16_peaks, "cpu_peaks": cpu_peaks, "epochs": [[*k, v] for k, v in epochs.items()],
                        "inference": [[*k, v] for k, v in inference.items()]}, f)
     best_peak = {t: max(p) for t, p in peaks.items()}
     for threads in thread_counts:
         print(f"\nSGEMM peak with {threads} thread(s): best {best_peak[threads]:.0f} GFLOP/s, rounds "
               f"{', '.join(f'{p:.0f}' for p in peaks[threads])} (NumPy 4096x4096 float32 matmul)"
               + (f"; per CPU second {max(cpu_peaks[threads]):.0f}" if threads in cpu_peaks else ""))
+        if threads in bf16_peaks:
+            print(f"bf16 peak with {threads} thread(s): best {max(bf16_peaks[threads]):.0f} GFLOP/s, rounds "
+                  f"{', '.join(f'{p:.0f}' for p in bf16_peaks[threads])} (PyTorch 4096x4096 bf16 matmul); "
+                  f"pydfn-bf16's % of peak is of this one")
     gflop = flops_per_sample() * EPOCH_SAMPLES / 1e9
-    summary = epoch_table(epochs, thread_counts, batches, names, best_peak, gflop, EPOCH_SAMPLES)
+    peak_of = {name: best_peak for name in names}
+    if bf16_peaks:
+        peak_of["pydfn-bf16"] = {t: max(p) for t, p in bf16_peaks.items()}
+    summary = epoch_table(epochs, thread_counts, batches, names, peak_of, gflop, EPOCH_SAMPLES)
     if cpu_peaks:
         print("\nper CPU second (the epoch's GFLOP over its CPU seconds; the peak's likewise):")
         for (threads, batch, name), row in summary.items():
@@ -251,9 +271,10 @@ def main(argv: list[str] | None = None) -> int:
 SYSTEM_ORDER = ["pydfn", "pydfn-bf16", "numpy", "torch", "jax"]
 
 
-def measure(args, thread_counts, batches, names) -> tuple[dict, dict, dict, dict]:
-    """Runs the children, round after round: the SGEMM peaks, the epochs, the inference passes."""
+def measure(args, thread_counts, batches, names) -> tuple[dict, dict, dict, dict, dict]:
+    """Runs the children, round after round: the SGEMM (and bf16) peaks, the epochs, the inference passes."""
     peaks: dict[int, list[float]] = {t: [] for t in thread_counts}
+    bf16_peaks: dict[int, list[float]] = {}
     epochs: dict[tuple, list[dict]] = {}
     cpu_peaks: dict[int, list[float]] = {}
     inference: dict[tuple, list[dict]] = {}
@@ -266,6 +287,12 @@ def measure(args, thread_counts, batches, names) -> tuple[dict, dict, dict, dict
             cpu_peaks.setdefault(threads, []).append(result["gflops_cpu"])
             if r == 0:
                 print(f"NumPy BLAS with {threads} thread(s): {result['blas']}")
+            if "pydfn-bf16" in names:
+                result = run_child("peak-bf16", threads)
+                if "error" in result and r == 0 and threads == thread_counts[0]:
+                    print(f"no bf16 peak (pydfn-bf16's % of peak is of the SGEMM's): {result['error']}")
+                if "gflops" in result:
+                    bf16_peaks.setdefault(threads, []).append(result["gflops"])
             for batch in [] if args.no_training else batches:
                 for name in rotated(names, r):
                     result = run_child("epoch", threads, name, batch=batch, epochs=args.epochs,
@@ -277,13 +304,13 @@ def measure(args, thread_counts, batches, names) -> tuple[dict, dict, dict, dict
                 inference.setdefault((threads, name), []).append(
                     run_child("infer", threads, name, inference_batch=args.inference_batch))
         print(f"round {r + 1} of {args.rounds} done", flush=True)
-    return peaks, cpu_peaks, epochs, inference
+    return peaks, bf16_peaks, cpu_peaks, epochs, inference
 
 
-def load(path: str) -> tuple[dict, dict, dict, dict]:
+def load(path: str) -> tuple[dict, dict, dict, dict, dict]:
     with open(path) as f:
         saved = json.load(f)
-    return ({int(t): p for t, p in saved["peaks"].items()},
+    return ({int(t): p for t, p in saved["peaks"].items()}, {int(t): p for t, p in saved.get("bf16_peaks", {}).items()},
             {int(t): p for t, p in saved.get("cpu_peaks", {}).items()}, {tuple(e[:-1]): e[-1] for e in saved["epochs"]},
             {tuple(e[:-1]): e[-1] for e in saved["inference"]})
 
@@ -298,8 +325,9 @@ def version(name: str) -> str:
         return "?"
 
 
-def epoch_table(epochs, thread_counts, batches, names, peak, gflop, samples) -> dict:
-    """Prints the epoch table; returns {(threads, batch, name): (median s, min, max, ratio list)}."""
+def epoch_table(epochs, thread_counts, batches, names, peak_of, gflop, samples) -> dict:
+    """Prints the epoch table (peak_of[name][threads]: the peak its % is of); returns
+    {(threads, batch, name): (median s, min, max, ratio list)}."""
     summary = {}
     for threads in thread_counts:
         for batch in batches:
@@ -326,7 +354,7 @@ def epoch_table(epochs, thread_counts, batches, names, peak, gflop, samples) -> 
                 ratio, cpu_ratio = (median_range(r, fmt=".2f") if name != "pydfn" and r else ""
                                     for r in (ratios, cpu_ratios))
                 print(f"{name:>10} {median_range(times):>21} {warm:>9.3f} {samples / med:>10,.0f} {rate:>8.1f} "
-                      f"{100 * rate / peak[threads]:>6.0f}% {cpu:>6.2f} {ratio:>22} {cpu_ratio:>22}")
+                      f"{100 * rate / peak_of[name][threads]:>6.0f}% {cpu:>6.2f} {ratio:>22} {cpu_ratio:>22}")
                 if errors:
                     print(f"{'':>10} ({len(errors)} of {len(results)} rounds failed: {errors[0]})")
             peers = [(summary[threads, batch, n][0], n) for n in names
