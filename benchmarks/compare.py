@@ -243,10 +243,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bf16 peak with {threads} thread(s): best {max(bf16_peaks[threads]):.0f} GFLOP/s, rounds "
                   f"{', '.join(f'{p:.0f}' for p in bf16_peaks[threads])} (PyTorch 4096x4096 bf16 matmul); "
                   f"pydfn-bf16's % of peak is of this one")
+        elif "pydfn-bf16" in names:
+            print(f"no bf16 peak with {threads} thread(s): pydfn-bf16's % of peak is of the SGEMM's")
     gflop = flops_per_sample() * EPOCH_SAMPLES / 1e9
-    peak_of = {name: best_peak for name in names}
-    if bf16_peaks:
-        peak_of["pydfn-bf16"] = {t: max(p) for t, p in bf16_peaks.items()}
+    peak_of = {name: best_peak for name in names}  # pydfn-bf16's is the bf16 peak where one was measured
+    peak_of["pydfn-bf16"] = {t: max(bf16_peaks[t]) if t in bf16_peaks else best_peak[t] for t in thread_counts}
     summary = epoch_table(epochs, thread_counts, batches, names, peak_of, gflop, EPOCH_SAMPLES)
     if cpu_peaks:
         print("\nper CPU second (the epoch's GFLOP over its CPU seconds; the peak's likewise):")
@@ -289,8 +290,9 @@ def measure(args, thread_counts, batches, names) -> tuple[dict, dict, dict, dict
                 print(f"NumPy BLAS with {threads} thread(s): {result['blas']}")
             if "pydfn-bf16" in names:
                 result = run_child("peak-bf16", threads)
-                if "error" in result and r == 0 and threads == thread_counts[0]:
-                    print(f"no bf16 peak (pydfn-bf16's % of peak is of the SGEMM's): {result['error']}")
+                if "error" in result and r == 0:
+                    print(f"no bf16 peak with {threads} thread(s) (pydfn-bf16's % of peak is of the SGEMM's): "
+                          f"{result['error']}")
                 if "gflops" in result:
                     bf16_peaks.setdefault(threads, []).append(result["gflops"])
             for batch in [] if args.no_training else batches:

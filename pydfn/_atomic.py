@@ -62,6 +62,8 @@ def check_writable(path: str | os.PathLike[str]) -> int | None:
         if mode is not None and not os.access(path, os.W_OK):
             raise OSError(errno.EACCES, "the file is read-only")
         home = os.path.dirname(_destination(path)) or "."  # where the temporary goes
+        if not os.path.isdir(home):  # a link into a folder that is gone
+            raise OSError(errno.ENOENT, f"the folder {home} does not exist")
         if not os.access(home, os.W_OK | os.X_OK):
             raise OSError(errno.EACCES, f"the folder {home} is read-only")
         return mode
@@ -69,8 +71,14 @@ def check_writable(path: str | os.PathLike[str]) -> int | None:
 
 def _written_into(path: str, mode: int | None) -> bool:
     """Whether ``path`` (which has ``mode``, or is new) is written into rather than replaced: a
-    device or a pipe, or a name of the system's (/dev/stdout is a link to this process's stdout)."""
-    return (mode is not None and not stat.S_ISREG(mode)) or os.path.abspath(path).startswith(("/dev/", "/proc/"))
+    device or a pipe, or one of a process's own files (/proc/self/fd/1, /dev/fd/1, /dev/stdout:
+    a link to /proc/self/fd/1), whose replacement would replace the link or the file behind the
+    descriptor. A regular file elsewhere, /dev/shm's included, is replaced atomically."""
+    if mode is not None and not stat.S_ISREG(mode):
+        return True
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(path))) + os.sep
+    link = os.path.join(folder, os.readlink(path)) if os.path.islink(path) else ""
+    return folder.startswith("/proc/") or link.startswith("/proc/")
 
 
 def _destination(path: str) -> str:

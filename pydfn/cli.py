@@ -266,8 +266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `pydfn predict m.npz | head`: the reader has had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush can't fail
         return EXIT_FAILED
-    except FloatingPointError as exc:
-        print(f"pydfn {args.command}: training diverged: {exc} (try a smaller --lr)", file=sys.stderr)
+    except FloatingPointError as exc:  # training diverged, or a prediction overflowed (its message says why)
+        if args.command == "train":
+            print(f"pydfn train: training diverged: {exc} (try a smaller --lr)", file=sys.stderr)
+        else:
+            print(f"pydfn {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except MemoryError as exc:  # e.g. --hidden too wide for this machine, refused before allocating
         print(f"pydfn {args.command}: out of memory: {exc or 'an allocation failed'}", file=sys.stderr)
@@ -515,7 +518,7 @@ def _save_trained(model: MLP, path: str) -> None:
         except OSError:
             os.unlink(rescue)
             raise exc from None
-        raise OSError(f"{exc}; the trained model is saved in {rescue} instead") from None
+        raise OSError(exc.errno, f"{exc.strerror}; the trained model is saved in {rescue} instead") from None
 
 
 class _LastEpoch(Callback):

@@ -546,11 +546,13 @@ class MLP:
 
         Raises
         ------
+        ValueError
+            If x holds NaN or infinity (the message names the first one's row and column).
         FloatingPointError
-            If finite inputs overflow float32 inside the network (values near 3e38):
-            outputs are never NaN or infinite.
+            If finite inputs overflow float32 inside the network (large inputs, or weights
+            that diverged in training): outputs are never NaN or infinite.
         """
-        # The core refuses NaN or infinity in x and raises the FloatingPointError (one pass over
+        # The core raises both errors, the ValueError for x up front (one pass over
         # x in C++: a one-row call is a few microseconds of arithmetic, and NumPy's check cost as much).
         features, one = as_inputs(x, self.layer_sizes[0], check_finite=False)
         z = self._engine.predict_logits(features, _inference_batch(batch_size))

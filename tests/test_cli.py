@@ -293,6 +293,16 @@ def test_predict_bad_input(array, message, saved_model, capsys):
     assert code == 2 and err.startswith("pydfn predict: error: ") and message in err
 
 
+def test_a_prediction_that_overflows_is_an_error_not_a_diverged_training(saved_model, capsys):
+    model = load(saved_model)
+    model.set_weights([w * np.float32(1e25) for w in model.get_weights()])
+    model.save("huge.npz")
+    np.save("x.npy", np.ones((3, 784), np.float32))
+    code, _, err = run(capsys, "predict", "huge.npz", "--input", "x.npy")
+    assert code == 1 and err.startswith("pydfn predict: error: the network's outputs overflowed float32")
+    assert "training diverged" not in err and err.count("learning rate") == 1
+
+
 def test_reduce_lr_divides_by_ten_at_most_twice(fake_data, capsys, monkeypatch):
     made = []
 

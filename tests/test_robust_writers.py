@@ -17,6 +17,9 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
+import tempfile
 import threading
 
 import numpy as np
@@ -242,6 +245,35 @@ x, y = np.random.default_rng(0).random((16, 3), dtype=np.float32), np.arange(16)
 pydfn.MLP([3, 2]).fit(x, y, pydfn.Adam(), epochs=2, batch_size=8, verbose=0, callbacks=[CSVLogger("/dev/stdout")])
 """, timeout=60)
     assert [row[0] for row in csv.reader(io.StringIO(out))] == ["epoch", "1", "2"]
+
+
+def test_a_csv_log_goes_to_stdout_redirected_to_a_file(tmp_path):
+    # /dev/stdout is a link to /proc/self/fd/1: it is written into, never replaced (as root, the
+    # rename replaced the system's link with a file), even when stdout is a regular file.
+    script = ("import numpy as np, pydfn\nfrom pydfn.callbacks import CSVLogger\n"
+              "x, y = np.random.default_rng(0).random((16, 3), dtype=np.float32), np.arange(16) % 2\n"
+              "pydfn.MLP([3, 2]).fit(x, y, pydfn.Adam(), epochs=2, batch_size=8, verbose=0, "
+              "callbacks=[CSVLogger('/dev/stdout')])\n")
+    with open(tmp_path / "out.csv", "wb") as out:
+        subprocess.run([sys.executable, "-c", script], stdout=out, check=True, timeout=60, cwd=tmp_path)
+    assert [row[0] for row in csv.reader(io.StringIO((tmp_path / "out.csv").read_text()))] == ["epoch", "1", "2"]
+    assert os.path.islink("/dev/stdout") and os.listdir(tmp_path) == ["out.csv"]
+
+
+@pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="no writable /dev/shm here")
+def test_a_file_under_dev_shm_is_replaced_atomically():
+    # /dev/shm is a tmpfs for regular files: a save there was written in place, as into a device,
+    # so an interrupted one destroyed the previous file.
+    fd, path = tempfile.mkstemp(dir="/dev/shm", suffix=".npz")
+    os.close(fd)
+    try:
+        pydfn.MLP([3, 4, 2], seed=0).save(path)
+        before = os.stat(path).st_ino
+        pydfn.MLP([3, 4, 2], seed=1).save(path)
+        assert os.stat(path).st_ino != before  # a new file renamed over it
+        assert pydfn.load(path).get_weights()[0][0, 0] == pydfn.MLP([3, 4, 2], seed=1).get_weights()[0][0, 0]
+    finally:
+        os.unlink(path)
 
 
 def test_a_long_legal_name_is_saved(tmp_path):

@@ -134,8 +134,8 @@ class MLP {
 
     // What a prediction writes: the output layer, or its softmax (classifiers).
     enum class Output { logits, probabilities };
-    // The weights packed once for the forward products, for serving a model whose
-    // parameters no longer change: predictions given it pack nothing, with the same bits.
+    // The weights packed for the forward products, once per change of the parameters
+    // (Model keeps them until a write): predictions given it pack nothing, with the same bits.
     // fp32: each layer's W in panels (kernels.pack_b), read contiguously; bf16: the
     // rounded pairs a prediction would otherwise pack on every call.
     struct PackedWeights {

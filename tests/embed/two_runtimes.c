@@ -7,6 +7,7 @@
  * thread keeps libomp's team busy, and (2) when called from inside libomp's parallel
  * regions. Each runtime keeps its own threads; neither needs a setting. Exit 0 when all
  * are equal, 1 otherwise, with a line saying what differed. .ci/embed runs it. */
+#define _GNU_SOURCE /* RTLD_DEFAULT */
 #include <pydfn.h>
 
 #include <dlfcn.h>
@@ -89,15 +90,20 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    void *libomp = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);
+    /* dlopen("") would return the program itself, and libgomp's GOMP_parallel with it */
+    void *libomp = argv[2][0] ? dlopen(argv[2], RTLD_NOW | RTLD_LOCAL) : NULL;
     if (!libomp) {
-        fprintf(stderr, "two_runtimes: %s\n", dlerror());
+        fprintf(stderr, "two_runtimes: cannot load '%s': %s\n", argv[2], argv[2][0] ? dlerror() : "an empty path");
         return 1;
     }
     *(void **)&llvm_parallel = dlsym(libomp, "GOMP_parallel");
     *(void **)&llvm_team_size = dlsym(libomp, "omp_get_num_threads");
     if (!llvm_parallel || !llvm_team_size) {
         fprintf(stderr, "two_runtimes: %s has no GOMP_parallel or omp_get_num_threads\n", argv[2]);
+        return 1;
+    }
+    if (*(void **)&llvm_parallel == dlsym(RTLD_DEFAULT, "GOMP_parallel")) {
+        fprintf(stderr, "two_runtimes: %s is the GNU OpenMP pydfn already uses, not a second runtime\n", argv[2]);
         return 1;
     }
 
