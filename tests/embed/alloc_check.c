@@ -54,9 +54,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     const size_t width = pydfn_model_input_width(model), classes = pydfn_model_output_width(model), rows = 64;
-    float *x = __libc_calloc(rows * width + 8, sizeof(float)), *proba = __libc_calloc(rows * classes, sizeof(float));
+    /* rows of width + 1 floats: the strided calls read that far */
+    float *x = __libc_calloc(rows * (width + 1), sizeof(float)), *proba = __libc_calloc(rows * classes, sizeof(float));
     int32_t *labels = __libc_calloc(rows, sizeof(int32_t));
-    for (size_t i = 0; i < rows * width; i++) x[i] = (float)(i % 17) / 17.0f;
+    for (size_t i = 0; i < rows * (width + 1); i++) x[i] = (float)(i % 17) / 17.0f;
     counting = 1;
     int status = pydfn_predict_proba(model, x, rows, width, proba) | pydfn_predict(model, x, rows, width + 1, labels) |
                  pydfn_predict_values(model, x, rows, width, proba);
