@@ -6,6 +6,9 @@ lean NumPy forward, PyTorch under ``inference_mode`` and onnxruntime running pyd
 export; all with the same weights, computing the logits (``predict_proba`` the probabilities).
 
     python benchmarks/latency.py [--rounds 5] [--threads 1] [--systems c,pydfn,numpy,torch,onnxruntime]
+                                 [--precision fp32|bf16]
+
+--precision bf16 makes pydfn's model (from C and from Python) a bf16 one; the peers stay float32.
 
 Each system runs in a fresh process per round (rounds interleaved, the order rotated), pinned
 to its first N cores, with its own thread setting and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
@@ -39,7 +42,7 @@ def calls_for(rows: int) -> int:
     return 5 if rows >= 1000 else 300 if rows >= 64 else 2000
 
 
-def child(system: str, threads: int, work: str, exe: str) -> dict[str, float]:
+def child(system: str, threads: int, work: str, exe: str, precision: str) -> dict[str, float]:
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
     import numpy as np
     from threadpoolctl import threadpool_limits
@@ -49,7 +52,7 @@ def child(system: str, threads: int, work: str, exe: str) -> dict[str, float]:
     from workload import synthetic_data
     pydfn.set_num_threads(threads)
     x, _ = synthetic_data(ROWS[-1], seed=1)
-    model = systems.pydfn_model("fp32")  # the same Glorot weights as the peers' (seed 0)
+    model = systems.pydfn_model(precision)  # the same Glorot weights as the peers' (seed 0)
     if system == "c":
         model.save(os.path.join(work, "model.npz"))
         x.astype("<f4").tofile(os.path.join(work, "x.f32"))
@@ -98,12 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma list of " + ", ".join(SYSTEMS))
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="pydfn's (the peers': fp32)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--exe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.threads, args.work, args.exe)))
+        print(json.dumps(child(args.child, args.threads, args.work, args.exe, args.precision)))
         return 0
     names = args.systems.split(",")
     unknown = sorted(set(names) - set(SYSTEMS))
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:
                 run = subprocess.run([sys.executable, __file__, "--child", name, "--threads", str(args.threads),
-                                      "--work", work, "--exe", exe], capture_output=True, text=True, env=env,
+                                      "--work", work, "--exe", exe, "--precision", args.precision], capture_output=True, text=True, env=env,
                                      cwd=work)
                 if run.returncode != 0:
                     print(f"{name} failed: {run.stderr.strip().splitlines()[-1:]}")
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[name].append(json.loads(run.stdout.strip().splitlines()[-1]))
             print(f"round {r + 1} of {args.rounds} done", flush=True)
     import pydfn
-    print(f"\npydfn {pydfn.__version__}, {pydfn.info()['kernels']} kernels, {args.threads} thread(s); "
+    print(f"\npydfn {pydfn.__version__} ({args.precision}), {pydfn.info()['kernels']} kernels, {args.threads} thread(s); "
           f"microseconds per call, median of {args.rounds} rounds [min-max]")
     print(f"{'system':<32}" + "".join(f"{f'{rows:,} rows':>26}" for rows in ROWS))
     for name in names:
