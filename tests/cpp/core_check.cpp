@@ -119,6 +119,29 @@ void check_update_into(const pydfn::Kernels& fast) {
                 }
 }
 
+// Rounding to bf16 gives the generic kernels' bits (integer operations; AVX512_BF16's
+// kernels convert with vcvtneps2bf16): every sign, exponent and top 7 mantissa bits,
+// each with low halves around the rounding's ties, subnormals, infinities and NaNs.
+void check_bf16_rounding(const pydfn::Kernels& fast) {
+    const uint32_t lows[] = {0x0000, 0x0001, 0x7fff, 0x8000, 0x8001, 0xffff, 0x1234, 0xc000};
+    std::vector<float> x;
+    for (uint32_t high = 0; high < 0x10000; high++)
+        for (uint32_t low : lows) {
+            const uint32_t bits = high << 16 | low;
+            float f;
+            std::memcpy(&f, &bits, 4);
+            x.push_back(f);
+        }
+    const int n = int(x.size());
+    std::vector<uint32_t> got((n + 1) / 2), want((n + 1) / 2);
+    fast.pack_bf16_rows(got.data(), (n + 1) / 2, x.data(), 1, n);
+    pydfn::kernels_generic().pack_bf16_rows(want.data(), (n + 1) / 2, x.data(), 1, n);
+    if (got != want) {
+        std::printf("FAIL %s rounds to bf16 unlike the generic kernels\n", fast.isa);
+        failures++;
+    }
+}
+
 // One kernel set against the reference on M x N x K shapes around its tiles.
 void check_kernels(const pydfn::Kernels& fast) {
     const pydfn::Kernels& ref = pydfn::kernels_ref();
@@ -208,6 +231,7 @@ void check_kernels(const pydfn::Kernels& fast) {
         worst = std::fmax(worst, compare("opt_update (adam) v", v1, v2, scale, tol));
     }
     check_update_into(fast);
+    check_bf16_rounding(fast);
     std::printf("kernels %s vs reference: %d matrix shapes + column sums + adam, max relative error %.2g\n",
                 fast.isa, shapes, worst);
 }
