@@ -246,7 +246,8 @@ def records(text: str):
 
 
 def in_region(frames) -> bool:
-    return any("train_epoch" in sym for sym, _ in frames)
+    """Whether a call chain is inside the epoch's parallel region (MLP::train_batches')."""
+    return any("train_batches" in sym for sym, _ in frames)
 
 
 def classify_sample(frames) -> tuple[str, str]:

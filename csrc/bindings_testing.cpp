@@ -29,7 +29,11 @@ struct ProductShape {
 };
 
 // Runs fast kernels the way training does: inside one parallel region, with
-// scratch for `products`. The reference kernels are serial.
+// scratch for `products`, kept between calls as a network keeps its own (the calling
+// thread's: calls from several Python threads each have theirs). A fresh 200 KB panel
+// per call cost page faults and, freed on 2 threads, TLB shootdowns: the forward
+// product timed alone (profile_epoch.py --kernels) ran slower on 2 threads than on 1.
+// The reference kernels are serial.
 template <class F>
 void run_kernels(const pydfn::Kernels& k, std::initializer_list<ProductShape> products, F&& f) {
     py::gil_scoped_release release;
@@ -39,7 +43,7 @@ void run_kernels(const pydfn::Kernels& k, std::initializer_list<ProductShape> pr
     }
     pydfn::ScratchNeed need;
     for (const ProductShape& s : products) need.add(k, s.p, s.N, s.K);
-    pydfn::KernelScratch scratch;
+    thread_local pydfn::KernelScratch scratch;
     pydfn::parallel_region(scratch, need, f);
 }
 
