@@ -142,6 +142,31 @@ void check_bf16_rounding(const pydfn::Kernels& fast) {
     }
 }
 
+// AdamW decays each parameter as its own rounded product, then takes Adam's step from
+// it, as PyTorch does (param.mul_(1 - lr·wd), then addcdiv_): a fused multiply-add of
+// the decay into the step would round once, and FMA kernels once did.
+void check_adamw_decay_rounds_alone(const pydfn::Kernels& fast) {
+    pydfn::OptConfig config;
+    config.kind = pydfn::OptKind::adamw;
+    config.lr = 0.01f;
+    config.weight_decay = 0.37f;
+    const pydfn::OptStep adamw = pydfn::opt_step(config, 3);
+    config.kind = pydfn::OptKind::adam;
+    const pydfn::OptStep adam = pydfn::opt_step(config, 3);
+    const size_t n = 1000;
+    std::vector<float> w = values(50, n), m = values(51, n), v = values(52, n), g = values(53, n);
+    for (float& x : v) x *= x;
+    std::vector<float> decayed(n), m2 = m, v2 = v;
+    volatile float decay = adamw.decay;  // one rounded product per parameter, whatever the flags
+    for (size_t i = 0; i < n; i++) decayed[i] = w[i] * decay;
+    fast.opt_update(w.data(), m.data(), v.data(), g.data(), int64_t(n), adamw);
+    fast.opt_update(decayed.data(), m2.data(), v2.data(), g.data(), int64_t(n), adam);
+    if (std::memcmp(w.data(), decayed.data(), 4 * n) != 0) {
+        std::printf("FAIL %s: AdamW's decay is not rounded on its own before Adam's step\n", fast.isa);
+        failures++;
+    }
+}
+
 // One kernel set against the reference on M x N x K shapes around its tiles.
 void check_kernels(const pydfn::Kernels& fast) {
     const pydfn::Kernels& ref = pydfn::kernels_ref();
@@ -232,6 +257,7 @@ void check_kernels(const pydfn::Kernels& fast) {
     }
     check_update_into(fast);
     check_bf16_rounding(fast);
+    check_adamw_decay_rounds_alone(fast);
     std::printf("kernels %s vs reference: %d matrix shapes + column sums + adam, max relative error %.2g\n",
                 fast.isa, shapes, worst);
 }
