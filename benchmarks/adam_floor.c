@@ -1,11 +1,11 @@
 /* Adam's floor on this core: the exactly rounded square root and division it needs per
  * parameter (w -= step * m / (sqrt(v) * c + eps)), alone, on data in L1, one thread,
  * beside the kernel's own time (profile_epoch.py --kernels, "ns per parameter").
- * The two share the divider on the CPUs measured here, and no faster formula gives
- * PyTorch's bits.
+ * The two share the divider on the CPUs measured here. Adam uses them exactly, as
+ * PyTorch does: approximations would change results beyond rounding.
  *
  *     cc -O2 -mavx512f benchmarks/adam_floor.c -o /tmp/adam_floor && /tmp/adam_floor
- *     cc -O2 -mavx2 benchmarks/adam_floor.c -o /tmp/adam_floor && /tmp/adam_floor   # 8-wide
+ *     cc -O2 -mavx2 -mfma benchmarks/adam_floor.c -o /tmp/adam_floor && /tmp/adam_floor   # 8-wide
  */
 #include <immintrin.h>
 #include <stdio.h>

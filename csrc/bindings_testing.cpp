@@ -30,10 +30,15 @@ struct ProductShape {
 
 // Runs fast kernels the way training does: inside one parallel region, with
 // scratch for `products`, kept between calls as a network keeps its own (the calling
-// thread's: calls from several Python threads each have theirs). A fresh 200 KB panel
-// per call cost page faults and, freed on 2 threads, TLB shootdowns: the forward
-// product timed alone (profile_epoch.py --kernels) ran slower on 2 threads than on 1.
+// thread's: calls from several Python threads each have theirs). With a fresh 200 KB
+// panel per call (mapped, faulted in and unmapped each time), the forward product
+// timed alone (profile_epoch.py --kernels) ran slower on 2 threads than on 1.
 // The reference kernels are serial.
+pydfn::KernelScratch& calling_thread_scratch() {
+    thread_local pydfn::KernelScratch scratch;
+    return scratch;
+}
+
 template <class F>
 void run_kernels(const pydfn::Kernels& k, std::initializer_list<ProductShape> products, F&& f) {
     py::gil_scoped_release release;
@@ -43,8 +48,7 @@ void run_kernels(const pydfn::Kernels& k, std::initializer_list<ProductShape> pr
     }
     pydfn::ScratchNeed need;
     for (const ProductShape& s : products) need.add(k, s.p, s.N, s.K);
-    thread_local pydfn::KernelScratch scratch;
-    pydfn::parallel_region(scratch, need, f);
+    pydfn::parallel_region(calling_thread_scratch(), need, f);
 }
 
 }  // namespace
