@@ -164,6 +164,13 @@ PYBIND11_MODULE(_core, m) {
           "The kernel sets this CPU can run: 'reference' and ISA names.");
     m.def("hardware_isa", [] { return std::string(pydfn::isa_name(pydfn::hardware_isa())); },
           "The best ISA of this CPU, ignoring PYDFN_MAX_ISA.");
+    m.def("isa_note",
+          []() -> std::optional<std::string> {
+              const std::string note = pydfn::isa_note();
+              if (note.empty()) return std::nullopt;
+              return note;
+          },
+          "Why this CPU's AMX tiles go unused (the OS does not enable them or refused them), or None.");
 
     pydfn_bindings::bind_testing(m);
 

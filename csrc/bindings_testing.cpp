@@ -139,7 +139,8 @@ void bind_testing(py::module_& m) {
                                       ta ? pydfn::bf16_ld(M) : 1, b_pairs.data(), pydfn::bf16_ld(N),
                                       bias ? bias->data() : nullptr, relu,
                                       mask ? mask->data() : nullptr, M, N, P, ta};
-              run_kernels(k, {}, [&] {
+              const pydfn::Product product = ta ? pydfn::Product::tn : tb ? pydfn::Product::nt : pydfn::Product::nn;
+              run_kernels(k, {{product, N, K}}, [&] {
                   if (ta)
                       k.pack_bf16_pairs(a_pairs.data(), pydfn::bf16_ld(M), A.data(), K, M, false);
                   else

@@ -748,6 +748,8 @@ def _info(args: argparse.Namespace) -> int:
     capped = facts["kernels"] != facts["cpu_kernels"]
     print(f"CPU kernels: {facts['kernels']} (this CPU runs up to {facts['cpu_kernels']}"
           + (f"; capped by PYDFN_MAX_ISA={facts['max_isa']})" if capped else ")"))
+    if facts["isa_note"]:
+        print(f"  {facts['isa_note']}")
     print(f"Threads: {facts['threads']} (OpenMP {'on' if facts['openmp'] else 'off'})")
     try:
         print(f"Fashion-MNIST: {_find_data(args.data, download=False)}")

@@ -26,7 +26,7 @@ def _size(n_bytes: float) -> str:
 def _precision(precision: str, kernels: str) -> str:
     if precision == "fp32":
         return "float32"
-    how = "" if kernels == "avx512bf16" else ", emulated"
+    how = {"avx512bf16": "", "amx": ", AMX tiles"}.get(kernels, ", emulated")
     return f"bf16 products (float32 sums{how})"
 
 

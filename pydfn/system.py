@@ -45,14 +45,17 @@ def info() -> dict[str, Any]:
     -------
     dict
         ``version``; ``kernels``: the instruction set of the kernels in use
-        (``"avx512bf16"`` (AVX-512 with bf16 dot products), ``"avx512"``, ``"avx2"`` or
-        ``"generic"``); ``cpu_kernels``: the best this CPU could run; ``max_isa``: the ISA
-        ``PYDFN_MAX_ISA`` names, or None when it is unset or names none (an unknown value is
-        ignored, with a warning at import); ``threads``: the core's thread count; ``openmp``:
-        whether the core was built with OpenMP.
+        (``"amx"`` (AVX-512 and AVX512_BF16, with the bf16 products on AMX tiles),
+        ``"avx512bf16"`` (AVX-512 with bf16 dot products), ``"avx512"``, ``"avx2"`` or
+        ``"generic"``); ``cpu_kernels``: the best this CPU could run; ``isa_note``: why this
+        CPU's AMX tiles go unused (the OS does not enable them, or refused them to this
+        process), else None; ``max_isa``: the ISA ``PYDFN_MAX_ISA`` names, or None when it
+        is unset or names none (an unknown value is ignored, with a warning at import);
+        ``threads``: the core's thread count; ``openmp``: whether the core was built with
+        OpenMP.
     """
     return {"version": _core.__version__, "kernels": _core.isa(), "cpu_kernels": _core.hardware_isa(),
-            "max_isa": _core.max_isa(), "threads": get_num_threads(), "openmp": _core.has_openmp()}
+            "isa_note": _core.isa_note(), "max_isa": _core.max_isa(), "threads": get_num_threads(), "openmp": _core.has_openmp()}
 
 
 _HERE = os.path.dirname(os.path.abspath(__file__))

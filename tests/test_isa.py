@@ -14,7 +14,7 @@ from pydfn._core import testing
 
 from _subprocess import run_python
 
-ALL_ISAS = ["generic", "avx2", "avx512", "avx512bf16"]
+ALL_ISAS = ["generic", "avx2", "avx512", "avx512bf16", "amx"]
 
 CHILD = r"""
 import json, numpy as np, pydfn
@@ -52,7 +52,7 @@ def test_each_isa_trains_like_the_reference_and_is_thread_invariant(isa):
     info = result["info"]
     assert info.pop("threads") >= 1
     assert info == {"version": _core.__version__, "kernels": isa, "cpu_kernels": _core.hardware_isa(),
-                    "max_isa": isa, "openmp": _core.has_openmp()}
+                    "isa_note": _core.isa_note(), "max_isa": isa, "openmp": _core.has_openmp()}
     assert result["bitwise_same_for_1_and_2_threads"]
     assert result["max_rel_diff_vs_reference"] < 1e-4
 
@@ -79,7 +79,7 @@ def test_an_unknown_cap_is_ignored_with_a_warning_and_info_says_what_runs(cap):
     best = _core.hardware_isa()
     assert out["info"]["kernels"] == best and out["info"]["max_isa"] is None
     assert out["warnings"] == [f"RuntimeWarning: PYDFN_MAX_ISA='{cap}' is not one of generic, avx2, avx512, "
-                               f"avx512bf16: ignored, pydfn runs its {best} kernels"]
+                               f"avx512bf16, amx: ignored, pydfn runs its {best} kernels"]
     assert f"CPU kernels: {best} (this CPU runs up to {best})\n" in out["cli"]
     assert "PYDFN_MAX_ISA" in out["cli_stderr"]  # the CLI's own import warns too
 

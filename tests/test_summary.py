@@ -40,5 +40,5 @@ def test_summary_of_a_bf16_model_says_how_its_products_run(capsys):
     pydfn.MLP([4, 3], precision="bf16").summary()
     last = capsys.readouterr().out.splitlines()[-1]
     kernels = pydfn.info()["kernels"]
-    how = "" if kernels == "avx512bf16" else ", emulated"
+    how = {"avx512bf16": "", "amx": ", AMX tiles"}.get(kernels, ", emulated")
     assert last.startswith(f"Runs in bf16 products (float32 sums{how}) on the {kernels} kernels")

@@ -8,10 +8,22 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#include <cerrno>
+#include <cstring>
 
 namespace pydfn {
 
 namespace {
+
+// What detect() found: the ISA, and why AMX tiles the CPU has go unused ("" if they do not).
+struct Detected {
+    Isa isa;
+    std::string tile_note;
+};
 
 #if defined(__x86_64__) || defined(__i386__)
 unsigned long long xgetbv0() {
@@ -20,7 +32,7 @@ unsigned long long xgetbv0() {
     return (static_cast<unsigned long long>(edx) << 32) | eax;
 }
 
-Isa detect() {
+Isa detect_vectors() {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return Isa::generic;
     const bool fma = c & bit_FMA, osxsave = c & bit_OSXSAVE, avx = c & bit_AVX;
@@ -36,11 +48,39 @@ Isa detect() {
     const bool bf16 = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));  // AVX512_BF16
     return bf16 ? Isa::avx512bf16 : Isa::avx512;
 }
+
+// The CPU's and the OS's tile support; on Linux, asks for the tile state when both have it.
+TileSupport detect_tiles() {
+    TileSupport tiles;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return tiles;
+    tiles.cpu = (d & (1u << 24)) && (d & (1u << 22));  // AMX-TILE, AMX-BF16
+    tiles.os = (xgetbv0() & 0x60000) == 0x60000;       // XTILECFG and XTILEDATA state
+    if (!(tiles.cpu && tiles.os)) return tiles;
+#if defined(__linux__) && defined(__x86_64__)
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtileData = 18;  // <asm/prctl.h>
+    tiles.refused_errno = syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtileData) == 0 ? 0 : errno;
 #else
-Isa detect() { return Isa::generic; }
+    tiles.refused_errno = ENOSYS;  // no other OS is known to need (or offer) the request
+#endif
+    return tiles;
+}
+
+Detected detect() {
+    Detected found{detect_vectors(), ""};
+    if (found.isa == Isa::avx512bf16) found.isa = isa_with_tiles(found.isa, detect_tiles(), &found.tile_note);
+    return found;
+}
+#else
+Detected detect() { return {Isa::generic, ""}; }
 #endif
 
-constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512bf16};
+const Detected& detected() {
+    static const Detected found = detect();
+    return found;
+}
+
+constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512bf16, Isa::amx};
 
 bool same_ignoring_case(const char* a, const char* b) {
     for (; *a && *b; a++, b++)
@@ -74,9 +114,24 @@ Isa cap_from_env(Isa isa) {
 
 }  // namespace
 
-Isa hardware_isa() {
-    static const Isa isa = detect();
-    return isa;
+Isa hardware_isa() { return detected().isa; }
+
+std::string isa_note() { return detected().tile_note; }
+
+Isa isa_with_tiles(Isa below, const TileSupport& tiles, std::string* why_not) {
+    why_not->clear();
+    if (!tiles.cpu) return below;
+    if (!tiles.os) {
+        *why_not = std::string("AMX tiles unused: the OS does not enable their state (XCR0; Linux does from 5.16); ") +
+                   "pydfn runs its " + isa_name(below) + " kernels";
+        return below;
+    }
+    if (tiles.refused_errno != 0) {
+        *why_not = std::string("AMX tiles unused: the OS refused them to this process (arch_prctl(ARCH_REQ_XCOMP_PERM): ") +
+                   std::strerror(tiles.refused_errno) + "); pydfn runs its " + isa_name(below) + " kernels";
+        return below;
+    }
+    return Isa::amx;
 }
 
 Isa best_isa() {
@@ -86,6 +141,7 @@ Isa best_isa() {
 
 const char* isa_name(Isa isa) {
     switch (isa) {
+        case Isa::amx: return "amx";
         case Isa::avx512bf16: return "avx512bf16";
         case Isa::avx512: return "avx512";
         case Isa::avx2: return "avx2";
@@ -101,7 +157,7 @@ const char* max_isa() {
 std::string max_isa_problem() {
     const char* cap = max_isa_env();
     if (cap == nullptr || max_isa() != nullptr) return "";
-    return "PYDFN_MAX_ISA='" + shown(cap) + "' is not one of generic, avx2, avx512, avx512bf16: " +
+    return "PYDFN_MAX_ISA='" + shown(cap) + "' is not one of generic, avx2, avx512, avx512bf16, amx: " +
            "ignored, pydfn runs its " + isa_name(best_isa()) + " kernels";
 }
 

@@ -2,12 +2,14 @@
 // runs it on aarch64 under qemu and natively on x86-64.
 //
 //   core_check                  every fast kernel set this CPU runs against the
-//                               reference kernels, on awkward shapes
+//                               reference kernels, on awkward shapes, and the AMX
+//                               tile product on a C++ model of the tiles (amx_model.hpp)
 //   core_check --dump FILE      ... then train two small networks a few steps and
 //                               write their losses and parameters to FILE
 //   core_check --compare FILE   ... then train them and compare with FILE (written
 //                               by --dump on another machine) to rounding
 // Exit status 0 when every check passes, 1 otherwise.
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -18,7 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "amx_model.hpp"
 #include "pydfn/cpu.hpp"
+#include "pydfn/dense.hpp"
 #include "pydfn/kernels/kernels.hpp"
 #include "pydfn/mlp.hpp"
 #include "pydfn/optim.hpp"
@@ -172,6 +176,178 @@ void check_adamw_decay_rounds_alone(const pydfn::Kernels& fast) {
     if (std::memcmp(w.data(), decayed.data(), 4 * n) != 0) {
         std::printf("FAIL %s: AdamW's decay is not rounded on its own before Adam's step\n", fast.isa);
         failures++;
+    }
+}
+
+float from_bits(uint32_t bits) {
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+float bf16_rounded(float x) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    return from_bits(bf16_oracle(bits) << 16);
+}
+
+// One bf16 product (Bf16Gemm) of kernels k as training runs it: its operands packed in a
+// parallel region of `threads` threads, then multiplied. Layout "nn": A (M,K) in rows of
+// pairs, B (K,N); "tn": A given as (K,M), paired along K as dW's x is; "nt": B given as (N,K).
+std::vector<float> bf16_product(const pydfn::Kernels& k, const char* layout, const std::vector<float>& A,
+                                const std::vector<float>& B, const float* bias, bool relu, const float* mask,
+                                int M, int N, int K, int threads) {
+    const bool ta = layout[0] == 't', tb = layout[1] == 't';
+    const int P = (K + 1) / 2;
+    std::vector<uint32_t> a_pairs(ta ? size_t(P) * pydfn::bf16_ld(M) : size_t(M) * P),
+        b_pairs(size_t(P) * pydfn::bf16_ld(N));
+    std::vector<float> C(size_t(M) * N);
+    const pydfn::Bf16Gemm g{C.data(), N, a_pairs.data(), ta ? 1 : P, ta ? pydfn::bf16_ld(M) : 1, b_pairs.data(),
+                            pydfn::bf16_ld(N), bias, relu, mask, M, N, P, ta};
+    pydfn::ScratchNeed need;
+    need.add(k, ta ? pydfn::Product::tn : tb ? pydfn::Product::nt : pydfn::Product::nn, N, K);
+    pydfn::KernelScratch scratch;
+    pydfn::parallel_region(scratch, need, [&] {
+        if (ta)
+            k.pack_bf16_pairs(a_pairs.data(), pydfn::bf16_ld(M), A.data(), K, M, false);
+        else
+            k.pack_bf16_rows(a_pairs.data(), P, A.data(), M, K);
+        k.pack_bf16_pairs(b_pairs.data(), pydfn::bf16_ld(N), B.data(), K, N, tb);
+        pydfn::sync_threads();
+        k.bf16gemm(g);
+    }, threads);
+    return C;
+}
+
+// An inf in A makes its own row of C non-finite and no other: whatever pads the
+// operands (a partial step of K, rows past M) must multiply as an exact zero.
+void check_inf_stays_in_its_row(const pydfn::Kernels& k) {
+    const int M = 40, N = 20, K = 33;  // 17 pairs: one past a whole tile; rows 32-39 a partial block
+    for (const char* layout : {"nn", "tn"}) {
+        const bool ta = layout[0] == 't';
+        std::vector<float> A = values(41, size_t(M) * K);
+        const std::vector<float> B = values(42, size_t(K) * N);
+        const int inf_rows[] = {1, M - 1}, inf_ks[] = {0, K - 1};
+        for (int e = 0; e < 2; e++)
+            A[ta ? size_t(inf_ks[e]) * M + inf_rows[e] : size_t(inf_rows[e]) * K + inf_ks[e]] = INFINITY;
+        const std::vector<float> C = bf16_product(k, layout, A, B, nullptr, false, nullptr, M, N, K, 0);
+        for (int i = 0; i < M; i++) {
+            const bool inf_row = i == inf_rows[0] || i == inf_rows[1];
+            for (int j = 0; j < N; j++)
+                if (std::isfinite(C[size_t(i) * N + j]) == inf_row) {
+                    std::printf("FAIL %s bf16gemm %s: an inf in A's rows 1 and %d, C(%d, %d) = %g\n", k.isa, layout,
+                                M - 1, i, j, double(C[size_t(i) * N + j]));
+                    failures++;
+                    return;
+                }
+        }
+    }
+}
+
+// The bf16 products of kernels k against sums in double of the same bf16-rounded inputs, on
+// shapes around the vector kernels' tiles and AMX's (16 rows, 16 columns, 16 pairs of K; C
+// in blocks of 32 x 32), in each layout, with bias + ReLU or a mask. Float sums in any order
+// are within (K + 2)·2⁻²⁴ of Σ|terms|; the bound holds for every kernel set.
+void check_bf16_products(const pydfn::Kernels& k) {
+    const int ms[] = {1, 5, 16, 17, 32, 33, 64, 70}, ns[] = {1, 10, 16, 17, 31, 32, 33, 130},
+              ks[] = {1, 2, 31, 32, 33, 64, 97, 784};
+    double worst = 0;
+    int shapes = 0;
+    for (int M : ms)
+        for (int N : ns)
+            for (int K : ks) {
+                if (size_t(M) * N * K > size_t(1) << 21) continue;
+                shapes++;
+                const std::vector<float> bias = values(21, N), mask = values(22, size_t(M) * N);
+                for (const char* layout : {"nn", "tn", "nt"}) {
+                    const bool ta = layout[0] == 't', tb = layout[1] == 't';
+                    const std::vector<float> A = values(23, size_t(M) * K), B = values(24, size_t(K) * N);
+                    std::vector<double> exact(size_t(M) * N), scale(size_t(M) * N);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < N; j++) {
+                            double sum = 0, abs_sum = 0;
+                            for (int kk = 0; kk < K; kk++) {
+                                const double t = double(bf16_rounded(A[ta ? size_t(kk) * M + i : size_t(i) * K + kk])) *
+                                                 bf16_rounded(B[tb ? size_t(j) * K + kk : size_t(kk) * N + j]);
+                                sum += t;
+                                abs_sum += std::fabs(t);
+                            }
+                            exact[size_t(i) * N + j] = sum;
+                            scale[size_t(i) * N + j] = abs_sum + std::fabs(bias[j]);
+                        }
+                    const bool relu_with_bias = (M + N + K) % 2 == 0;  // each shape tries one epilogue
+                    const std::vector<float> got = bf16_product(k, layout, A, B, relu_with_bias ? bias.data() : nullptr,
+                                                                relu_with_bias, relu_with_bias ? nullptr : mask.data(),
+                                                                M, N, K, 0);
+                    std::vector<float> want(got.size());
+                    for (size_t e = 0; e < got.size(); e++) {
+                        const double v = relu_with_bias ? std::fmax(exact[e] + bias[e % size_t(N)], 0.0)
+                                                        : (mask[e] > 0 ? exact[e] : 0.0);
+                        want[e] = float(v);
+                    }
+                    char what[96];
+                    std::snprintf(what, sizeof what, "%s bf16gemm %s %dx%dx%d", k.isa, layout, M, N, K);
+                    worst = std::fmax(worst, compare(what, got, want, scale, (K + 2) * std::ldexp(1.0, -24)));
+                }
+            }
+    check_inf_stays_in_its_row(k);
+    std::printf("bf16 products of %s vs double sums: %d shapes x 3 layouts, max error %.2g of the sum of |terms|\n",
+                k.isa, shapes, worst);
+}
+
+// The tile product on the C++ model: the same bits for any thread count, and right after
+// other code in the thread loaded a configuration of its own.
+void check_tile_product_model() {
+    const pydfn::Kernels& k = amx_model::kernels();
+    check_bf16_products(k);
+    const int M = 70, N = 130, K = 97;
+    const std::vector<float> A = values(31, size_t(M) * K), B = values(32, size_t(K) * N), bias = values(33, N);
+    const int saved = pydfn::get_num_threads();
+    pydfn::set_num_threads(3);
+    for (const char* layout : {"nn", "tn", "nt"}) {
+        const std::vector<float> one = bf16_product(k, layout, A, B, bias.data(), true, nullptr, M, N, K, 1);
+        for (int threads : {2, 3}) {
+            const std::vector<float> many = bf16_product(k, layout, A, B, bias.data(), true, nullptr, M, N, K, threads);
+            if (std::memcmp(many.data(), one.data(), 4 * one.size()) != 0) {
+                std::printf("FAIL the tile product (%s) on %d threads differs from 1 thread\n", layout, threads);
+                failures++;
+            }
+        }
+    }
+    pydfn::set_num_threads(saved);
+    const std::vector<float> one = bf16_product(k, "nn", A, B, bias.data(), true, nullptr, M, N, K, 1);
+    amx_model::TileConfig foreign = amx_model::pydfn_tile_config();
+    for (int t = 0; t < 8; t++) foreign.rows[t] = 8;  // as another library might leave it
+    amx_model::tile_config_load(&foreign);
+    const std::vector<float> after = bf16_product(k, "nn", A, B, bias.data(), true, nullptr, M, N, K, 1);
+    if (std::memcmp(after.data(), one.data(), 4 * one.size()) != 0) {
+        std::printf("FAIL the tile product after another configuration was loaded\n");
+        failures++;
+    }
+}
+
+// Which kernels a CPU with AMX gets, and what pydfn says when its tiles go unused.
+void check_isa_with_tiles() {
+    struct Case {
+        pydfn::TileSupport tiles;
+        pydfn::Isa want;
+        const char* note;  // a part of the note, or "" for none
+    } cases[] = {
+        {{false, false, 0}, pydfn::Isa::avx512bf16, ""},
+        {{false, true, 0}, pydfn::Isa::avx512bf16, ""},
+        {{true, false, 0}, pydfn::Isa::avx512bf16, "the OS does not enable their state (XCR0"},
+        {{true, true, EPERM}, pydfn::Isa::avx512bf16, "refused them to this process (arch_prctl(ARCH_REQ_XCOMP_PERM): "},
+        {{true, true, 0}, pydfn::Isa::amx, ""},
+    };
+    for (const Case& c : cases) {
+        std::string note;
+        const pydfn::Isa got = pydfn::isa_with_tiles(pydfn::Isa::avx512bf16, c.tiles, &note);
+        const bool note_ok = *c.note ? note.find(c.note) != std::string::npos && note.find("avx512bf16 kernels") != std::string::npos
+                                     : note.empty();
+        if (got != c.want || !note_ok) {
+            std::printf("FAIL isa_with_tiles(cpu=%d, os=%d, errno=%d): %s, note '%s'\n", c.tiles.cpu, c.tiles.os,
+                        c.tiles.refused_errno, pydfn::isa_name(got), note.c_str());
+            failures++;
+        }
     }
 }
 
@@ -394,9 +570,14 @@ int main(int argc, char** argv) {
     }
     std::printf("core_check: CPU runs %s kernels; training uses %s; %d threads\n",
                 pydfn::isa_name(pydfn::hardware_isa()), pydfn::kernels_best().isa, pydfn::get_num_threads());
-    for (pydfn::Isa isa : {pydfn::Isa::generic, pydfn::Isa::avx2, pydfn::Isa::avx512, pydfn::Isa::avx512bf16})
-        if (int(isa) <= int(pydfn::hardware_isa()) && pydfn::kernels_for(isa) != nullptr)
+    for (pydfn::Isa isa : {pydfn::Isa::generic, pydfn::Isa::avx2, pydfn::Isa::avx512, pydfn::Isa::avx512bf16,
+                           pydfn::Isa::amx})
+        if (int(isa) <= int(pydfn::hardware_isa()) && pydfn::kernels_for(isa) != nullptr) {
             check_kernels(*pydfn::kernels_for(isa));
+            check_bf16_products(*pydfn::kernels_for(isa));
+        }
+    check_tile_product_model();
+    check_isa_with_tiles();
     if (argc == 3) {
         const auto results = train_all();
         if (mode == "--dump") {

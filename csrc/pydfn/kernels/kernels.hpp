@@ -46,7 +46,9 @@ enum class Product { nn, nt, tn };
 // along K: the pair p holds k = 2p in its low half, k = 2p+1 in its high half
 // (an odd K is padded with a zero). Each pair's two products are added to the
 // float32 sum as AVX512_BF16's vdpbf16ps adds them (k = 2p+1 first); CPUs
-// without it run the same sums with float instructions.
+// without it run the same sums with float instructions. On AMX tiles (kernel set
+// "amx") the sums are grouped as tdpbf16ps groups them, 16 pairs at a time: the
+// results agree with the others' to rounding, not bit for bit.
 struct Bf16Gemm {
     float* C;
     int ldc;
@@ -120,6 +122,7 @@ const Kernels& kernels_generic();
 const Kernels& kernels_avx2();    // x86-64 builds only; call only when the CPU has the ISA
 const Kernels& kernels_avx512();
 const Kernels& kernels_avx512bf16();  // avx512's, with bf16gemm on vdpbf16ps
+const Kernels& kernels_amx();         // avx512bf16's, with bf16gemm on AMX tiles (builds with PYDFN_AMX_KERNELS)
 // The kernels of one ISA, or null when this build has none for it.
 const Kernels* kernels_for(Isa isa);
 // The kernels training uses: the best this CPU runs (see best_isa()).

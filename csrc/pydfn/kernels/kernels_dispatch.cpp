@@ -11,6 +11,9 @@
 namespace pydfn {
 
 const Kernels* kernels_for(Isa isa) {
+#ifdef PYDFN_AMX_KERNELS
+    if (isa == Isa::amx) return &kernels_amx();
+#endif
 #ifdef PYDFN_X86_KERNELS
     if (isa == Isa::avx512bf16) return &kernels_avx512bf16();
     if (isa == Isa::avx512) return &kernels_avx512();
@@ -20,12 +23,16 @@ const Kernels* kernels_for(Isa isa) {
 }
 
 const Kernels& kernels_best() {
-    static const Kernels& best = *kernels_for(best_isa());
-    return best;
+    static const Kernels* best = [] {
+        int isa = int(best_isa());
+        while (kernels_for(Isa(isa)) == nullptr) isa--;  // amx, where the compiler had no AMX
+        return kernels_for(Isa(isa));
+    }();
+    return *best;
 }
 
 namespace {
-constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512bf16};
+constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512bf16, Isa::amx};
 
 bool runs_here(Isa isa) { return kernels_for(isa) && int(isa) <= int(hardware_isa()); }
 }  // namespace
