@@ -170,7 +170,7 @@ PYBIND11_MODULE(_core, m) {
               if (note.empty()) return std::nullopt;
               return note;
           },
-          "Why this CPU's AMX tiles go unused (the OS does not enable them or refused them), or None.");
+          "Why this CPU's AMX tiles go unused (no tile kernels in this build, the OS does not enable them or refused them), or None.");
 
     pydfn_bindings::bind_testing(m);
 

@@ -48,8 +48,8 @@ def info() -> dict[str, Any]:
         (``"amx"`` (AVX-512 and AVX512_BF16, with the bf16 products on AMX tiles),
         ``"avx512bf16"`` (AVX-512 with bf16 dot products), ``"avx512"``, ``"avx2"`` or
         ``"generic"``); ``cpu_kernels``: the best this CPU could run; ``isa_note``: why this
-        CPU's AMX tiles go unused (the OS does not enable them, or refused them to this
-        process), else None; ``max_isa``: the ISA ``PYDFN_MAX_ISA`` names, or None when it
+        CPU's AMX tiles go unused (this build has no tile kernels, the OS does not enable
+        them, or refused them to this process), else None; ``max_isa``: the ISA ``PYDFN_MAX_ISA`` names, or None when it
         is unset or names none (an unknown value is ignored, with a warning at import);
         ``threads``: the core's thread count; ``openmp``: whether the core was built with
         OpenMP.

@@ -19,10 +19,10 @@ namespace pydfn {
 
 namespace {
 
-// What detect() found: the ISA, and why AMX tiles the CPU has go unused ("" if they do not).
+// What detect() found: the ISA, and the tiles' support before any request.
 struct Detected {
     Isa isa;
-    std::string tile_note;
+    TileSupport tiles;
 };
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -49,35 +49,55 @@ Isa detect_vectors() {
     return bf16 ? Isa::avx512bf16 : Isa::avx512;
 }
 
-// The CPU's and the OS's tile support; on Linux, asks for the tile state when both have it.
+// The CPU's, the OS's and the build's tile support (nothing asked yet).
 TileSupport detect_tiles() {
     TileSupport tiles;
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return tiles;
     tiles.cpu = (d & (1u << 24)) && (d & (1u << 22));  // AMX-TILE, AMX-BF16
     tiles.os = (xgetbv0() & 0x60000) == 0x60000;       // XTILECFG and XTILEDATA state
-    if (!(tiles.cpu && tiles.os)) return tiles;
-#if defined(__linux__) && defined(__x86_64__)
-    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtileData = 18;  // <asm/prctl.h>
-    tiles.refused_errno = syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtileData) == 0 ? 0 : errno;
-#else
-    tiles.refused_errno = ENOSYS;  // no other OS is known to need (or offer) the request
+#ifdef PYDFN_AMX_KERNELS
+    tiles.build = true;
 #endif
     return tiles;
 }
 
 Detected detect() {
-    Detected found{detect_vectors(), ""};
-    if (found.isa == Isa::avx512bf16) found.isa = isa_with_tiles(found.isa, detect_tiles(), &found.tile_note);
+    Detected found{detect_vectors(), {}};
+    if (found.isa == Isa::avx512bf16) {
+        found.tiles = detect_tiles();
+        if (found.tiles.cpu && found.tiles.os && found.tiles.build) found.isa = Isa::amx;
+    }
     return found;
 }
+
+// Asks Linux for the tile state: 0 when granted, else errno (-1 elsewhere than Linux).
+int request_tiles() {
+#if defined(__linux__) && defined(__x86_64__)
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtileData = 18;  // <asm/prctl.h>
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtileData) == 0 ? 0 : errno;
 #else
-Detected detect() { return {Isa::generic, ""}; }
+    return -1;
+#endif
+}
+#else
+Detected detect() { return {Isa::generic, {}}; }
+int request_tiles() { return -1; }
 #endif
 
 const Detected& detected() {
     static const Detected found = detect();
     return found;
+}
+
+// The tiles' support, with the answer to the request (made once, here, on the first call).
+const TileSupport& asked_tiles() {
+    static const TileSupport tiles = [] {
+        TileSupport asked = detected().tiles;
+        asked.refused_errno = hardware_isa() == Isa::amx ? request_tiles() : 0;
+        return asked;
+    }();
+    return tiles;
 }
 
 constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512bf16, Isa::amx};
@@ -116,26 +136,36 @@ Isa cap_from_env(Isa isa) {
 
 Isa hardware_isa() { return detected().isa; }
 
-std::string isa_note() { return detected().tile_note; }
+bool tiles_granted() { return hardware_isa() == Isa::amx && asked_tiles().refused_errno == 0; }
 
-Isa isa_with_tiles(Isa below, const TileSupport& tiles, std::string* why_not) {
-    why_not->clear();
-    if (!tiles.cpu) return below;
-    if (!tiles.os) {
-        *why_not = std::string("AMX tiles unused: the OS does not enable their state (XCR0; Linux does from 5.16); ") +
-                   "pydfn runs its " + isa_name(below) + " kernels";
-        return below;
-    }
-    if (tiles.refused_errno != 0) {
-        *why_not = std::string("AMX tiles unused: the OS refused them to this process (arch_prctl(ARCH_REQ_XCOMP_PERM): ") +
-                   std::strerror(tiles.refused_errno) + "); pydfn runs its " + isa_name(below) + " kernels";
-        return below;
-    }
-    return Isa::amx;
+std::string tiles_note(const TileSupport& tiles) {
+    if (!tiles.cpu) return "";
+    const std::string unused = "this CPU's AMX tiles go unused: ";
+    if (!tiles.build) return unused + "this build of pydfn has no tile kernels (its compiler had no AMX)";
+    if (!tiles.os) return unused + "the OS does not enable their state (XCR0; Linux does from 5.16)";
+    if (tiles.refused_errno == -1) return unused + "pydfn asks the OS for them on Linux only";
+    if (tiles.refused_errno != 0)
+        return unused + "the OS refused them to this process (arch_prctl(ARCH_REQ_XCOMP_PERM): " +
+               std::strerror(tiles.refused_errno) + ")";
+    return "";
+}
+
+Isa isa_to_run(Isa capped, const TileSupport& tiles) {
+    const bool usable = tiles.cpu && tiles.os && tiles.build && tiles.refused_errno == 0;
+    return capped == Isa::amx && !usable ? Isa::avx512bf16 : capped;
+}
+
+// Asks for the tiles only when pydfn would run them: a cap below amx leaves the process as it was.
+std::string isa_note() {
+    const Isa capped = cap_from_env(hardware_isa());
+    return tiles_note(capped == Isa::amx ? asked_tiles() : detected().tiles);
 }
 
 Isa best_isa() {
-    static const Isa isa = cap_from_env(hardware_isa());
+    static const Isa isa = [] {
+        const Isa capped = cap_from_env(hardware_isa());
+        return capped == Isa::amx ? isa_to_run(capped, asked_tiles()) : capped;
+    }();
     return isa;
 }
 

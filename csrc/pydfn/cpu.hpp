@@ -16,23 +16,30 @@ const char* max_isa();
 // What is wrong with PYDFN_MAX_ISA, as a sentence saying what pydfn does
 // instead, or "" when nothing is.
 std::string max_isa_problem();
-// What the hardware supports, ignoring PYDFN_MAX_ISA. On a CPU with AMX, the first
-// call asks Linux for the tile state (arch_prctl(ARCH_REQ_XCOMP_PERM)), which a process
-// must have before its first tile instruction.
+// What the hardware supports, ignoring PYDFN_MAX_ISA: amx where the CPU has AMX-BF16,
+// the OS saves the tile state and this build has tile kernels (the process may still be
+// refused the tiles: see tiles_granted()).
 Isa hardware_isa();
 const char* isa_name(Isa isa);
-// Why this CPU's AMX tiles go unused (the OS does not enable them, or Linux refused
-// them), as a sentence; "" when they are used or the CPU has none.
+// Whether this process may run tile instructions. The first call on a CPU with AMX asks
+// Linux for the tile state (arch_prctl(ARCH_REQ_XCOMP_PERM), needed before the first tile
+// instruction, and permanent: it makes signal frames larger); best_isa() calls it only
+// when PYDFN_MAX_ISA does not cap pydfn below amx.
+bool tiles_granted();
+// Why this CPU's AMX tiles go unused (no tile kernels in this build, the OS does not enable
+// them, or refused them), as a sentence; "" when they are used, capped away, or absent.
 std::string isa_note();
 
-// What decides whether the AMX tiles can be used, as detected.
+// What decides whether the AMX tiles can be used.
 struct TileSupport {
-    bool cpu = false;          // CPUID: AMX-TILE and AMX-BF16
-    bool os = false;           // XCR0: the OS saves the tile configuration and data
-    int refused_errno = 0;     // asked for when cpu and os: 0 when granted, else why not
+    bool cpu = false;       // CPUID: AMX-TILE and AMX-BF16
+    bool os = false;        // XCR0: the OS saves the tile configuration and data
+    bool build = false;     // this build has tile kernels (its compiler had AMX)
+    int refused_errno = 0;  // once asked: 0 when granted, else why not (-1: pydfn asks on Linux only)
 };
-// `below` (the ISA without tiles), or amx when `tiles` allow them; *why_not says why
-// tiles the CPU has go unused. Pure, for tests of every case.
-Isa isa_with_tiles(Isa below, const TileSupport& tiles, std::string* why_not);
+// The note isa_note() gives for `tiles`, and the ISA to run where PYDFN_MAX_ISA leaves
+// `capped`: avx512bf16 instead of amx when the tiles are refused. Pure, for tests.
+std::string tiles_note(const TileSupport& tiles);
+Isa isa_to_run(Isa capped, const TileSupport& tiles);
 
 }  // namespace pydfn

@@ -4,7 +4,7 @@
 // with the reference. It checks what the hardware would fault on (a tile used before a
 // configuration, operand shapes that do not fit) and stops the test there.
 //
-// TDPBF16PS as the SDM writes it: per row of C, two float sums (the pairs' low and high
+// Include it from one file only (it defines the kernel's functions). TDPBF16PS as the SDM writes it: per row of C, two float sums (the pairs' low and high
 // products, each an FMA with denormals flushed), added together, then to C. Where the
 // hardware rounds differently in the last bits, this model is still a valid oracle for
 // everything the kernel decides: which data, in which tile, padded how, stored where.
@@ -47,8 +47,14 @@ inline void require_configured(int t) {
 inline void tile_config_load(const void* config) {
     std::memcpy(registers.config, config, 64);
     require(registers.config[0] == 1, "LDTILECFG of a palette other than 1");
-    for (int t = 0; t < 8; t++)
+    for (int at = 2; at < 64; at++) {  // reserved: bytes 2-15, tiles 8-15's colsb (32-47) and rows (56-63)
+        const bool reserved = at < 16 || (at >= 32 && at < 48) || at >= 56;
+        require(!reserved || registers.config[at] == 0, "LDTILECFG with a reserved byte set");
+    }
+    for (int t = 0; t < 8; t++) {
         require(tile_rows(t) <= 16 && tile_colsb(t) <= 64 && tile_colsb(t) % 4 == 0, "LDTILECFG of a bad tile shape");
+        require((tile_rows(t) == 0) == (tile_colsb(t) == 0), "LDTILECFG of a tile with rows but no bytes, or bytes but no rows");
+    }
     std::memset(registers.tiles, 0, sizeof registers.tiles);  // loading a configuration zeroes the tiles
 }
 inline void tile_config_store(void* config) { std::memcpy(config, registers.config, 64); }
@@ -90,6 +96,7 @@ void tile_dot() {
     const int m_rows = tile_rows(C), n = tile_colsb(C) / 4, k = tile_colsb(A) / 4;
     require(tile_rows(A) == m_rows && tile_rows(B) == k && tile_colsb(B) == tile_colsb(C),
             "TDPBF16PS of tiles whose shapes do not fit");
+    require(C != A && C != B && A != B, "TDPBF16PS naming one tile twice");
     for (int m = 0; m < m_rows; m++) {
         float low[16] = {}, high[16] = {};
         for (int p = 0; p < k; p++)
@@ -101,7 +108,7 @@ void tile_dot() {
         for (int j = 0; j < n; j++) {
             float c;
             std::memcpy(&c, registers.tiles[C][m] + 4 * j, sizeof c);
-            c = flushed(c + flushed(low[j] + high[j]));
+            c = flushed(flushed(c) + flushed(low[j] + high[j]));
             std::memcpy(registers.tiles[C][m] + 4 * j, &c, sizeof c);
         }
     }

@@ -122,7 +122,11 @@ const Kernels& kernels_generic();
 const Kernels& kernels_avx2();    // x86-64 builds only; call only when the CPU has the ISA
 const Kernels& kernels_avx512();
 const Kernels& kernels_avx512bf16();  // avx512's, with bf16gemm on vdpbf16ps
-const Kernels& kernels_amx();         // avx512bf16's, with bf16gemm on AMX tiles (builds with PYDFN_AMX_KERNELS)
+const Kernels& kernels_amx();         // avx512bf16's, with bf16gemm on AMX tiles (builds with PYDFN_AMX_KERNELS;
+                                      // call only where tiles_granted())
+// kernels_amx()'s own entries (kernels_amx.cpp).
+void bf16gemm_amx(const Bf16Gemm& g);
+size_t scratch_floats_amx(Scratch use, Product p, int N, int K);
 // The kernels of one ISA, or null when this build has none for it.
 const Kernels* kernels_for(Isa isa);
 // The kernels training uses: the best this CPU runs (see best_isa()).

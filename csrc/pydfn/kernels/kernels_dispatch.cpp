@@ -10,6 +10,21 @@
 
 namespace pydfn {
 
+#ifdef PYDFN_AMX_KERNELS
+// Built here, with plain flags: copying avx512bf16's table in kernels_amx.cpp, whose flags
+// allow AVX-512, compiled to AVX-512 moves that kernel_names() ran on every CPU (SIGILL).
+const Kernels& kernels_amx() {
+    static const Kernels kernels = [] {
+        Kernels k = kernels_avx512bf16();
+        k.isa = "amx";
+        k.scratch_floats = scratch_floats_amx;
+        k.bf16gemm = bf16gemm_amx;
+        return k;
+    }();
+    return kernels;
+}
+#endif
+
 const Kernels* kernels_for(Isa isa) {
 #ifdef PYDFN_AMX_KERNELS
     if (isa == Isa::amx) return &kernels_amx();
@@ -23,18 +38,17 @@ const Kernels* kernels_for(Isa isa) {
 }
 
 const Kernels& kernels_best() {
-    static const Kernels* best = [] {
-        int isa = int(best_isa());
-        while (kernels_for(Isa(isa)) == nullptr) isa--;  // amx, where the compiler had no AMX
-        return kernels_for(Isa(isa));
-    }();
-    return *best;
+    static const Kernels& best = *kernels_for(best_isa());
+    return best;
 }
 
 namespace {
 constexpr Isa kIsas[] = {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512bf16, Isa::amx};
 
-bool runs_here(Isa isa) { return kernels_for(isa) && int(isa) <= int(hardware_isa()); }
+// The hardware first: a kernel set's table may only be touched on a CPU that runs it.
+bool runs_here(Isa isa) {
+    return int(isa) <= int(hardware_isa()) && (isa != Isa::amx || tiles_granted()) && kernels_for(isa) != nullptr;
+}
 }  // namespace
 
 const Kernels& kernels_named(const std::string& name) {
