@@ -25,9 +25,9 @@ How it measures:
   os.sched_setaffinity to its first N allowed cores before it imports any of them.
 - The SGEMM peak is NumPy's float32 4096x4096 matmul on the same threads, the best of 3
   after one untimed, in a child of its own each round; % of peak uses the best round.
-  With pydfn-bf16 among the systems, the bf16 peak is measured the same way from PyTorch's
-  bf16 matmul (oneDNN: AMX tiles where the CPU has them, else vdpbf16ps), and pydfn-bf16's
-  % of peak is of that one.
+  With a bf16 mode among the systems (pydfn-bf16, torch-bf16, jax-bf16: systems.py), the
+  bf16 peak is measured the same way from PyTorch's bf16 matmul (oneDNN: AMX tiles where
+  the CPU has them, else vdpbf16ps), and the bf16 modes' % of peak is of that one.
 - The children run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (removed from their
   environment only), so OpenBLAS picks its kernel for this CPU; the kernel is printed.
 - Peers that are not installed are skipped with a line saying so (pip install ".[peers]").
@@ -78,7 +78,7 @@ def child(args: argparse.Namespace) -> dict:
     if args.system.startswith("pydfn"):
         import pydfn
         pydfn.set_num_threads(args.threads)
-    elif args.system == "torch":
+    elif args.system.startswith("torch"):
         import torch
         torch.set_num_threads(args.threads)
         torch.set_num_interop_threads(1)
@@ -242,12 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         if threads in bf16_peaks:
             print(f"bf16 peak with {threads} thread(s): best {max(bf16_peaks[threads]):.0f} GFLOP/s, rounds "
                   f"{', '.join(f'{p:.0f}' for p in bf16_peaks[threads])} (PyTorch 4096x4096 bf16 matmul); "
-                  f"pydfn-bf16's % of peak is of this one")
-        elif "pydfn-bf16" in names:
-            print(f"no bf16 peak with {threads} thread(s): pydfn-bf16's % of peak is of the SGEMM's")
+                  f"the bf16 modes' % of peak is of this one")
+        elif any(is_bf16(n) for n in names):
+            print(f"no bf16 peak with {threads} thread(s): the bf16 modes' % of peak is of the SGEMM's")
     gflop = flops_per_sample() * EPOCH_SAMPLES / 1e9
-    peak_of = {name: best_peak for name in names}  # pydfn-bf16's is the bf16 peak where one was measured
-    peak_of["pydfn-bf16"] = {t: max(bf16_peaks[t]) if t in bf16_peaks else best_peak[t] for t in thread_counts}
+    bf16_peak = {t: max(bf16_peaks[t]) if t in bf16_peaks else best_peak[t] for t in thread_counts}
+    peak_of = {name: bf16_peak if is_bf16(name) else best_peak for name in names}
     summary = epoch_table(epochs, thread_counts, batches, names, peak_of, gflop, EPOCH_SAMPLES)
     if cpu_peaks:
         print("\nper CPU second (the epoch's GFLOP over its CPU seconds; the peak's likewise):")
@@ -269,7 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-SYSTEM_ORDER = ["pydfn", "pydfn-bf16", "numpy", "torch", "jax"]
+SYSTEM_ORDER = ["pydfn", "pydfn-bf16", "numpy", "torch", "torch-bf16", "jax", "jax-bf16"]
+
+
+def is_bf16(name: str) -> bool:
+    """Whether system `name` is a bf16 mode (products of bf16 inputs, float32 sums)."""
+    return name.endswith("-bf16")
 
 
 def measure(args, thread_counts, batches, names) -> tuple[dict, dict, dict, dict, dict]:
@@ -288,10 +293,10 @@ def measure(args, thread_counts, batches, names) -> tuple[dict, dict, dict, dict
             cpu_peaks.setdefault(threads, []).append(result["gflops_cpu"])
             if r == 0:
                 print(f"NumPy BLAS with {threads} thread(s): {result['blas']}")
-            if "pydfn-bf16" in names:
+            if any(is_bf16(n) for n in names):
                 result = run_child("peak-bf16", threads)
                 if "error" in result and r == 0:
-                    print(f"no bf16 peak with {threads} thread(s) (pydfn-bf16's % of peak is of the SGEMM's): "
+                    print(f"no bf16 peak with {threads} thread(s) (the bf16 modes' % of peak is of the SGEMM's): "
                           f"{result['error']}")
                 if "gflops" in result:
                     bf16_peaks.setdefault(threads, []).append(result["gflops"])
@@ -318,7 +323,7 @@ def load(path: str) -> tuple[dict, dict, dict, dict, dict]:
 
 
 def version(name: str) -> str:
-    module = {"pydfn-bf16": "pydfn"}.get(name, name)
+    module = name.removesuffix("-bf16")
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as dist_version
     try:

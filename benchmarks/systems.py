@@ -15,6 +15,12 @@ each minibatch's rows (the last batch holds the remainder), as pydfn's train_epo
   measures the other).
 - jax: the whole epoch is one ``jax.jit`` call: ``lax.scan`` over the full batches, then
   the remainder batch, hand-written Adam, state donated to the call.
+- The bf16 modes, each peer's own, like pydfn-bf16 (products of bf16-rounded inputs, float32
+  sums, weights, optimizer and loss): torch-bf16 runs the same loop under
+  ``torch.autocast("cpu", dtype=torch.bfloat16)`` (its ``Linear`` layers take bf16 inputs,
+  the loss stays float32; fused Adam on the float32 weights); jax-bf16 makes each product a
+  ``jnp.dot`` of bf16 operands with ``preferred_element_type=float32``, the backward
+  products too (a ``custom_vjp``: JAX's own rule would multiply the float32 gradients unrounded).
 
 ``build_epoch(name, x, y, batch)`` returns a callable that trains one epoch and returns
 its mean loss; ``build_predict(name, x, batch)`` one that returns the logits of x.
@@ -196,7 +202,15 @@ def torch_net():
     return torch.nn.Sequential(*layers)
 
 
-def torch_epoch(x, y, batch):
+def torch_autocast(precision: str):
+    """The context the torch loops run in: nothing for fp32, bf16 autocast for bf16."""
+    import contextlib
+
+    import torch
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
+def torch_epoch(x, y, batch, precision="fp32"):
     import torch
     net = torch_net()
     opt = torch.optim.Adam(net.parameters(), lr=LR, **{TORCH_ADAM: True})
@@ -208,7 +222,8 @@ def torch_epoch(x, y, batch):
         total = torch.zeros(())
         for start in range(0, len(x), batch):
             rows = order[start:start + batch]
-            loss = torch.nn.functional.cross_entropy(net(xt[rows]), yt[rows])
+            with torch_autocast(precision):
+                loss = torch.nn.functional.cross_entropy(net(xt[rows]), yt[rows])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -217,34 +232,55 @@ def torch_epoch(x, y, batch):
     return epoch
 
 
-def torch_predict(x, batch):
+def torch_predict(x, batch, precision="fp32"):
     import torch
     net, xt = torch_net(), torch.from_numpy(x)
 
     def predict():
-        with torch.inference_mode():
-            return torch.cat([net(xt[s:s + batch]) for s in range(0, len(xt), batch)])
+        with torch.inference_mode(), torch_autocast(precision):
+            return torch.cat([net(xt[s:s + batch]).float() for s in range(0, len(xt), batch)])
     return predict
 
 
 # --- JAX, the whole epoch under one jit -------------------------------------------------
 
-def jax_logits(params, x):
+def bf16_matmul():
+    """a @ b from bf16-rounded a and b with float32 sums, forward and backward (the gradients
+    are rounded to bf16 before their products too, as pydfn-bf16 and autocast do)."""
     import jax
+    import jax.numpy as jnp
+
+    def dot(a, b):
+        return jnp.dot(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16), preferred_element_type=jnp.float32)
+
+    @jax.custom_vjp
+    def matmul(a, b):
+        return dot(a, b)
+
+    def backward(operands, g):
+        a, b = operands
+        return dot(g, b.T), dot(a.T, g)
+    matmul.defvjp(lambda a, b: (dot(a, b), (a, b)), backward)
+    return matmul
+
+
+def jax_logits(params, x, precision="fp32"):
+    import jax
+    matmul = bf16_matmul() if precision == "bf16" else (lambda a, b: a @ b)
     for w, b in params[:-1]:
-        x = jax.nn.relu(x @ w + b)
+        x = jax.nn.relu(matmul(x, w) + b)
     w, b = params[-1]
-    return x @ w + b
+    return matmul(x, w) + b
 
 
-def jax_epoch(x, y, batch):
+def jax_epoch(x, y, batch, precision="fp32"):
     import jax
     import jax.numpy as jnp
     tree_map = jax.tree_util.tree_map
     n, full = len(x), len(x) // batch
 
     def loss_fn(params, xb, yb):
-        z = jax_logits(params, xb)
+        z = jax_logits(params, xb, precision)
         return jnp.mean(jax.nn.logsumexp(z, axis=1) - jnp.take_along_axis(z, yb[:, None], axis=1)[:, 0])
 
     def step(state, rows, xs, ys):
@@ -279,11 +315,11 @@ def jax_epoch(x, y, batch):
     return run
 
 
-def jax_predict(x, batch):
+def jax_predict(x, batch, precision="fp32"):
     import jax
     import jax.numpy as jnp
     params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in glorot()]
-    forward = jax.jit(jax_logits)
+    forward = jax.jit(lambda params, x: jax_logits(params, x, precision))
     xs = jnp.asarray(x)
     return lambda: jnp.concatenate([forward(params, xs[s:s + batch])
                                     for s in range(0, len(x), batch)]).block_until_ready()
@@ -302,7 +338,11 @@ SYSTEMS = {
                    pydfn_has_precision),
     "numpy": (numpy_epoch, numpy_predict, lambda: None),
     "torch": (torch_epoch, torch_predict, _module_missing("torch")),
+    "torch-bf16": (lambda x, y, b: torch_epoch(x, y, b, "bf16"), lambda x, b: torch_predict(x, b, "bf16"),
+                   _module_missing("torch")),
     "jax": (jax_epoch, jax_predict, _module_missing("jax")),
+    "jax-bf16": (lambda x, y, b: jax_epoch(x, y, b, "bf16"), lambda x, b: jax_predict(x, b, "bf16"),
+                 _module_missing("jax")),
 }
 
 
