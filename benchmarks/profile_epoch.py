@@ -16,11 +16,15 @@ compare.py.
     python benchmarks/profile_epoch.py [--threads 2] [--batch 64] [--epochs 5] [--top 3]
     python benchmarks/profile_epoch.py --run-only --epochs 1   # just the epochs, e.g. under callgrind
     python benchmarks/profile_epoch.py --kernels --threads 1     # each kernel call alone, per layer
+    python benchmarks/profile_epoch.py --kernels --precision bf16   # the bf16 mode's products
 
 --kernels needs no perf and runs on the released (stripped) wheel: it times each
 kernel of a step alone at the step's shapes through pydfn._core.testing (with one
 thread, in CPU time) and scales to an epoch, then the whole step from whole
-epochs, what it spends beyond the kernels, and the barriers' share of that.
+epochs, what it spends beyond the kernels, and the barriers' share of that. With
+--precision bf16 it times the bf16 products (packed once, as a step packs them; the
+packing is not in the figure) and, when PyTorch is installed, gives each product and
+the step as a share of the bf16 peak (PyTorch's 4096x4096 bf16 product, as compare.py).
 
 Needs Linux `perf` and a _core with symbols: the default wheel is stripped, so
 build one for profiling (same -O3 as a release, plus symbols and frame
@@ -55,6 +59,8 @@ PERIOD_NS = 250_000  # CPU-clock sampling period
 PARTS = [
     ("barrier: spin", ("TeamBarrier::wait", "pydfn::sync_threads")),
     ("forward: sgemm_nn_bias_relu x3", ("sgemm_nn_bias_relu",)),
+    ("bf16 products (forward, dX, dW) x8", ("bf16gemm",)),
+    ("bf16 packing of activations and gradients", ("pack_bf16_rows", "pack_bf16_pairs")),
     ("softmax-xent forward", ("softmax_xent_forward",)),
     ("softmax-xent backward", ("softmax_xent_backward",)),
     ("backward dX: sgemm_nt_mask x2", ("sgemm_nt_mask",)),
@@ -85,13 +91,13 @@ LEAF_PARTS = [
 
 # --- the child: the epochs themselves -----------------------------------------
 
-def run_epochs(threads: int, batch: int, epochs: int, windows_path: str | None) -> None:
+def run_epochs(threads: int, batch: int, epochs: int, windows_path: str | None, precision: str = "fp32") -> None:
     sys.path.insert(0, HERE)
     import pydfn
     from workload import SIZES, synthetic_data
     pydfn.set_num_threads(threads)
     x, y = synthetic_data()
-    model, adam = pydfn.MLP(SIZES, seed=0), pydfn.Adam()
+    model, adam = pydfn.MLP(SIZES, seed=0, precision=precision), pydfn.Adam()
     model.train_epoch(x[:batch * 4], y[:batch * 4], adam, batch_size=batch)  # warm the buffers
     windows = []  # (start, end, CPU seconds of all threads) of each epoch
     for _ in range(epochs):
@@ -99,7 +105,7 @@ def run_epochs(threads: int, batch: int, epochs: int, windows_path: str | None) 
         start, cpu = time.monotonic(), time.process_time()
         model.train_epoch(x, y, adam, batch_size=batch, check_finite=False)
         windows.append((start, time.monotonic(), time.process_time() - cpu))
-    print(f"pydfn {pydfn.__version__} kernels {pydfn._core.isa()}, {threads} thread(s), batch {batch}: "
+    print(f"pydfn {pydfn.__version__} kernels {pydfn._core.isa()}, {precision}, {threads} thread(s), batch {batch}: "
           f"seconds per epoch {', '.join(f'{b - a:.3f}' for a, b, _ in windows)} "
           f"(CPU seconds {', '.join(f'{c:.3f}' for _, _, c in windows)})")
     if windows_path:
@@ -126,7 +132,37 @@ def kernel_calls(core, adam, l: int, last: bool, x, w, b, dy) -> list:
     return rows
 
 
-def kernel_table(batch: int, repeats: int) -> None:
+def bf16_product_calls(core, l: int, last: bool, x, w, b, dy) -> list:
+    """(name, FLOP, call(repeat)) of layer l's bf16 products, each running its product `repeat`
+    times after one packing of its operands."""
+    (batch, n_in), n_out = x.shape, w.shape[1]
+    flop = 2 * batch * n_in * n_out
+    rows = [(f"forward  bf16gemm nn L{l} {batch}x{n_in}x{n_out}", flop,
+             lambda repeat: core.bf16gemm(x, w, b, relu=not last, repeat=repeat)),
+            (f"backward bf16gemm tn (dW) L{l}", flop, lambda repeat: core.bf16gemm(x, dy, layout="tn", repeat=repeat))]
+    if l > 0:
+        rows.append((f"backward bf16gemm nt (dX) L{l}", flop,
+                     lambda repeat: core.bf16gemm(dy, w, mask=x, layout="nt", repeat=repeat)))
+    return rows
+
+
+def bf16_peak() -> float | None:
+    """PyTorch's 4096x4096 bf16 product in GFLOP/s on pydfn's thread count, as compare.py
+    measures the bf16 peak; None without PyTorch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    import pydfn
+    from compare import product_gflops
+    threads = pydfn.get_num_threads()
+    torch.set_num_threads(threads)
+    a = torch.rand(4096, 4096, generator=torch.Generator().manual_seed(0)).bfloat16()
+    wall, cpu = product_gflops(lambda a: torch.matmul(a, a), a)
+    return cpu if threads == 1 else wall  # as the kernels are timed: CPU time on one thread
+
+
+def kernel_table(batch: int, repeats: int, precision: str = "fp32") -> None:
     """Each kernel call of a training step timed alone through pydfn._core.testing (in the
     current thread count), scaled to an epoch; the call overhead (a 1x16 column
     sum) is subtracted. sgemm_tn also pays for its fresh (in, out) output array's page faults.
@@ -159,16 +195,31 @@ def kernel_table(batch: int, repeats: int) -> None:
     overhead = best_seconds(lambda: core.column_sums(tiny))
     rows = []
     layers = list(zip(SIZES[:-1], SIZES[1:]))
-    for l, (n_in, n_out) in enumerate(layers):
-        rows += kernel_calls(core, adam_config, l, l == len(layers) - 1, rand(batch, n_in), rand(n_in, n_out),
-                             rand(n_out), rand(batch, n_out))
+    shapes = [(l, l == len(layers) - 1, rand(batch, n_in), rand(n_in, n_out), rand(n_out), rand(batch, n_out))
+              for l, (n_in, n_out) in enumerate(layers)]
+    for l, last, x, w, b, dy in shapes:
+        rows += kernel_calls(core, adam_config, l, last, x, w, b, dy)
     print(f"kernels {pydfn._core.isa()}, {threads} thread(s), batch {batch}; "
           f"call overhead {1e6 * overhead:.1f} us subtracted; {steps:.2f} steps per epoch")
     line = "{:<50} {:>8.1f} {:>9.1f} {:>8}"
     print(f"{'kernel call':<50} {'us/call':>8} {'ms/epoch':>9} {'GFLOP/s':>8}")
     for name, flop, fn in rows:
+        if precision == "bf16" and "sgemm" in name:
+            continue  # float32 products: the bf16 ones are timed below
         seconds = max(best_seconds(fn) - overhead, 1e-9)
         print(line.format(name, 1e6 * seconds, 1e3 * seconds * steps, f"{flop / seconds / 1e9:.1f}" if flop else ""))
+    peak = bf16_peak() if precision == "bf16" else None
+    if precision == "bf16":
+        # The product alone: 11 runs after one packing, less 1 run after one packing, over 10.
+        print("bf16 products (packing excluded); bf16 peak "
+              + (f"{peak:.0f} GFLOP/s (PyTorch 4096x4096 bf16 matmul)" if peak else "unknown (no PyTorch)"))
+        product_s = 0.0
+        for l, last, x, w, b, dy in shapes:
+            for name, flop, fn in bf16_product_calls(core, l, last, x, w, b, dy):
+                seconds = max((best_seconds(lambda: fn(11)) - best_seconds(lambda: fn(1))) / 10, 1e-9)
+                product_s += seconds
+                share = f"  {100 * flop / seconds / 1e9 / peak:.0f}% of the bf16 peak" if peak else ""
+                print(line.format(name, 1e6 * seconds, 1e3 * seconds * steps, f"{flop / seconds / 1e9:.1f}") + share)
 
     # Adam alone over every parameter (unfused: it also reads a stored gradient)
     n_params = sum(a * b + b for a, b in layers)
@@ -181,7 +232,7 @@ def kernel_table(batch: int, repeats: int) -> None:
     # The whole step, from whole epochs of the public train_epoch (its Python call is ~0.1% of an
     # epoch). Kernels called alone each start a parallel region, so their sum is not the step's.
     x, y = synthetic_data()
-    model, adam = pydfn.MLP(SIZES, seed=0), pydfn.Adam()
+    model, adam = pydfn.MLP(SIZES, seed=0, precision=precision), pydfn.Adam()
     model.train_epoch(x[:batch * 4], y[:batch * 4], adam, batch_size=batch)  # warm the buffers
 
     def epoch():
@@ -189,8 +240,13 @@ def kernel_table(batch: int, repeats: int) -> None:
 
     step_s = best_seconds(epoch, number=1) / steps
     flop = flops_per_sample(SIZES) * EPOCH_SAMPLES
-    print(line.format("whole step (train_epoch, whole epochs)", 1e6 * step_s, 1e3 * step_s * steps,
-                      f"{flop / (step_s * steps) / 1e9:.1f}"))
+    print(line.format(f"whole step (train_epoch in {precision}, whole epochs)", 1e6 * step_s, 1e3 * step_s * steps,
+                      f"{flop / (step_s * steps) / 1e9:.1f}")
+          + (f"  {100 * flop / (step_s * steps) / 1e9 / peak:.0f}% of the bf16 peak" if peak else ""))
+    if precision == "bf16":
+        print(f"  the bf16 products take {100 * product_s / step_s:.0f}% of the step; the rest (packing, "
+              f"softmax, Adam, gather, barriers) {1e6 * (step_s - product_s):.0f} us, "
+              f"{1e3 * (step_s - product_s) * steps:.0f} ms per epoch")
     if threads == 1:
         print("  (one thread: no barriers)")
         return
@@ -332,21 +388,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-only", action="store_true", help="run the epochs without perf")
     parser.add_argument("--kernels", action="store_true",
                         help="instead, time each kernel call alone at the step's shapes (median of --epochs repeats)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the model's precision")
     parser.add_argument("--windows", help=argparse.SUPPRESS)  # the child writes its epochs' times here
     args = parser.parse_args(argv)
     if args.kernels:
         import pydfn
         pydfn.set_num_threads(args.threads)
-        kernel_table(args.batch, max(args.epochs, 5))
+        kernel_table(args.batch, max(args.epochs, 5), args.precision)
         return 0
     if args.run_only:
-        run_epochs(args.threads, args.batch, args.epochs, args.windows)
+        run_epochs(args.threads, args.batch, args.epochs, args.windows, args.precision)
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         data, windows_path = os.path.join(tmp, "perf.data"), os.path.join(tmp, "windows.json")
         child = [sys.executable, os.path.abspath(__file__), "--run-only", "--threads", str(args.threads),
-                 "--batch", str(args.batch), "--epochs", str(args.epochs), "--windows", windows_path]
+                 "--batch", str(args.batch), "--epochs", str(args.epochs), "--windows", windows_path,
+                 "--precision", args.precision]
         record = ["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-g", "--switch-events", "-o", data,
                   "-e", f"cpu-clock/period={PERIOD_NS}/", "-e", "sched:sched_switch", "-e", "sched:sched_wakeup", "--"]
         # cwd: the repository root would shadow the installed pydfn with its source folder

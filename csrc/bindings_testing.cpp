@@ -121,9 +121,10 @@ void bind_testing(py::module_& m) {
           "x (flattened) rounded to bf16 as the bf16 products' packing rounds it, as float32.");
     testing.def("bf16gemm",
           [](const FloatArray& A, const FloatArray& B, std::optional<FloatArray> bias, bool relu,
-             std::optional<FloatArray> mask, const std::string& layout, const std::string& kernels) {
+             std::optional<FloatArray> mask, const std::string& layout, const std::string& kernels, int repeat) {
               check(layout == "nn" || layout == "tn" || layout == "nt",
                     "layout must be 'nn', 'tn' or 'nt'");
+              check(repeat >= 1, "repeat must be at least 1");
               const bool ta = layout == "tn", tb = layout == "nt";
               check_shape(A, "A", {-1, -1});
               const int M = int(A.shape(ta ? 1 : 0)), K = int(A.shape(ta ? 0 : 1));
@@ -147,14 +148,17 @@ void bind_testing(py::module_& m) {
                       k.pack_bf16_rows(a_pairs.data(), P, A.data(), M, K);
                   k.pack_bf16_pairs(b_pairs.data(), pydfn::bf16_ld(N), B.data(), K, N, tb);
                   if (&k != &pydfn::kernels_ref()) pydfn::sync_threads();
-                  k.bf16gemm(g);
+                  // Each repetition writes the same blocks from the same threads: no barrier needed.
+                  for (int r = 0; r < repeat; r++) k.bf16gemm(g);
               });
               return C;
           },
           py::arg("A"), py::arg("B"), py::arg("bias") = py::none(), py::arg("relu") = false,
           py::arg("mask") = py::none(), py::arg("layout") = "nn", py::arg("kernels") = "best",
+          py::arg("repeat") = 1,
           "C = op(A)·op(B) (+bias, ReLU, zero where mask <= 0) in bf16 with float32 sums, "
-          "op transposing A (layout 'tn', A (K,M)) or B ('nt', B (N,K)), packed as training packs.");
+          "op transposing A (layout 'tn', A (K,M)) or B ('nt', B (N,K)), packed as training packs; "
+          "the product runs `repeat` times after one packing (to time the product alone).");
     testing.def("column_sums",
           [](const FloatArray& dy, const std::string& kernels) {
               check_shape(dy, "dy", {-1, -1});
