@@ -79,7 +79,16 @@ def test_bf16gemm_rounds_its_inputs(rng):
     assert bf16_error < 1e-5 < fp32_error
 
 
+def test_bf16gemm_repeated_gives_the_same_product(rng):
+    """repeat= (for timing the product alone) runs the same product again on the same packing."""
+    A, B, bias = rand(rng, 33, 70), rand(rng, 70, 20), rand(rng, 20)
+    once = testing.bf16gemm(A, B, bias, relu=True)
+    assert np.array_equal(testing.bf16gemm(A, B, bias, relu=True, repeat=3), once)
+
+
 def test_bf16gemm_bad_arguments_are_value_errors():
+    with pytest.raises(ValueError, match="repeat must be at least 1"):
+        testing.bf16gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), repeat=0)
     with pytest.raises(ValueError, match="layout"):
         testing.bf16gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), layout="tt")
     with pytest.raises(ValueError, match="B must have shape"):
