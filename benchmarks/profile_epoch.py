@@ -65,6 +65,7 @@ PARTS = [
     ("softmax-xent backward", ("softmax_xent_backward",)),
     ("backward dX: sgemm_nt_mask x2", ("sgemm_nt_mask",)),
     ("backward dW: sgemm_tn x3", ("sgemm_tn",)),
+    ("bf16: optimizer step on each W, then its bf16 packs: opt_update_pack_bf16 x3", ("opt_update_pack_bf16",)),
     ("optimizer step on each W: opt_update x3", ("opt_update",)),
     ("backward db+Adam: column_sums x3", ("column_sums",)),
     ("gather of the batch rows", ("MLP::gather",)),
@@ -208,18 +209,18 @@ def kernel_table(batch: int, repeats: int, precision: str = "fp32") -> None:
             continue  # float32 products: the bf16 ones are timed below
         seconds = max(best_seconds(fn) - overhead, 1e-9)
         print(line.format(name, 1e6 * seconds, 1e3 * seconds * steps, f"{flop / seconds / 1e9:.1f}" if flop else ""))
-    peak = bf16_peak() if precision == "bf16" else None
+    peak = None
     if precision == "bf16":
         # The product alone: 11 runs after one packing, less 1 run after one packing, over 10.
+        products = [(name, flop, max((best_seconds(lambda: fn(11)) - best_seconds(lambda: fn(1))) / 10, 1e-9))
+                    for l, last, x, w, b, dy in shapes for name, flop, fn in bf16_product_calls(core, l, last, x, w, b, dy)]
+        peak = bf16_peak()  # after the timings: PyTorch's own threads may spin on for a while
         print("bf16 products (packing excluded); bf16 peak "
               + (f"{peak:.0f} GFLOP/s (PyTorch 4096x4096 bf16 matmul)" if peak else "unknown (no PyTorch)"))
-        product_s = 0.0
-        for l, last, x, w, b, dy in shapes:
-            for name, flop, fn in bf16_product_calls(core, l, last, x, w, b, dy):
-                seconds = max((best_seconds(lambda: fn(11)) - best_seconds(lambda: fn(1))) / 10, 1e-9)
-                product_s += seconds
-                share = f"  {100 * flop / seconds / 1e9 / peak:.0f}% of the bf16 peak" if peak else ""
-                print(line.format(name, 1e6 * seconds, 1e3 * seconds * steps, f"{flop / seconds / 1e9:.1f}") + share)
+        for name, flop, seconds in products:
+            share = f"  {100 * flop / seconds / 1e9 / peak:.0f}% of the bf16 peak" if peak else ""
+            print(line.format(name, 1e6 * seconds, 1e3 * seconds * steps, f"{flop / seconds / 1e9:.1f}") + share)
+        product_s = sum(seconds for _, _, seconds in products)
 
     # Adam alone over every parameter (unfused: it also reads a stored gradient)
     n_params = sum(a * b + b for a, b in layers)

@@ -15,12 +15,14 @@ each minibatch's rows (the last batch holds the remainder), as pydfn's train_epo
   measures the other).
 - jax: the whole epoch is one ``jax.jit`` call: ``lax.scan`` over the full batches, then
   the remainder batch, hand-written Adam, state donated to the call.
-- The bf16 modes, each peer's own, like pydfn-bf16 (products of bf16-rounded inputs, float32
-  sums, weights, optimizer and loss): torch-bf16 runs the same loop under
-  ``torch.autocast("cpu", dtype=torch.bfloat16)`` (its ``Linear`` layers take bf16 inputs,
-  the loss stays float32; fused Adam on the float32 weights); jax-bf16 makes each product a
-  ``jnp.dot`` of bf16 operands with ``preferred_element_type=float32``, the backward
-  products too (a ``custom_vjp``: JAX's own rule would multiply the float32 gradients unrounded).
+- The bf16 modes, each peer's own (products of bf16-rounded inputs with float32 sums; float32
+  weights and optimizer): torch-bf16 runs the same loop under
+  ``torch.autocast("cpu", dtype=torch.bfloat16)``, as its users do: its ``Linear`` layers
+  also return bf16, so the layer outputs, activations, logits and the gradients between
+  layers are stored in bf16 (pydfn-bf16 keeps each product's output in float32); fused Adam
+  on the float32 weights. jax-bf16 is like pydfn-bf16: each product a ``jnp.dot`` of bf16
+  operands with ``preferred_element_type=float32``, the backward products too (a
+  ``custom_vjp``: JAX's own rule would multiply the float32 gradients unrounded).
 
 ``build_epoch(name, x, y, batch)`` returns a callable that trains one epoch and returns
 its mean loss; ``build_predict(name, x, batch)`` one that returns the logits of x.

@@ -745,7 +745,7 @@ def _export(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     facts = info()
     print(f"pydfn {facts['version']} (Python {platform.python_version()}, NumPy {np.__version__})")
-    capped = facts["kernels"] != facts["cpu_kernels"]
+    capped = facts["max_isa"] is not None and facts["kernels"] != facts["cpu_kernels"]
     print(f"CPU kernels: {facts['kernels']} (this CPU runs up to {facts['cpu_kernels']}"
           + (f"; capped by PYDFN_MAX_ISA={facts['max_isa']})" if capped else ")"))
     if facts["isa_note"]:

@@ -155,17 +155,19 @@ Isa isa_to_run(Isa capped, const TileSupport& tiles) {
     return capped == Isa::amx && !usable ? Isa::avx512bf16 : capped;
 }
 
-// Asks for the tiles only when pydfn would run them: a cap below amx leaves the process as it was.
-std::string isa_note() {
-    const Isa capped = cap_from_env(hardware_isa());
-    return tiles_note(capped == Isa::amx ? asked_tiles() : detected().tiles);
+namespace {
+// The hardware's ISA capped by PYDFN_MAX_ISA, read once: best_isa() and isa_note() agree.
+Isa capped_isa() {
+    static const Isa capped = cap_from_env(hardware_isa());
+    return capped;
 }
+}  // namespace
+
+// Asks for the tiles only when pydfn would run them: a cap below amx leaves the process as it was.
+std::string isa_note() { return tiles_note(capped_isa() == Isa::amx ? asked_tiles() : detected().tiles); }
 
 Isa best_isa() {
-    static const Isa isa = [] {
-        const Isa capped = cap_from_env(hardware_isa());
-        return capped == Isa::amx ? isa_to_run(capped, asked_tiles()) : capped;
-    }();
+    static const Isa isa = capped_isa() == Isa::amx ? isa_to_run(Isa::amx, asked_tiles()) : capped_isa();
     return isa;
 }
 

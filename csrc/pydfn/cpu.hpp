@@ -23,11 +23,13 @@ Isa hardware_isa();
 const char* isa_name(Isa isa);
 // Whether this process may run tile instructions. The first call on a CPU with AMX asks
 // Linux for the tile state (arch_prctl(ARCH_REQ_XCOMP_PERM), needed before the first tile
-// instruction, and permanent: it makes signal frames larger); best_isa() calls it only
-// when PYDFN_MAX_ISA does not cap pydfn below amx.
+// instruction, and permanent: it makes signal frames larger). best_isa() and isa_note()
+// call it only when PYDFN_MAX_ISA does not cap pydfn below amx; kernel_names() and
+// kernels_named() call it to list or run the set amx.
 bool tiles_granted();
 // Why this CPU's AMX tiles go unused (no tile kernels in this build, the OS does not enable
-// them, or refused them), as a sentence; "" when they are used, capped away, or absent.
+// them, or, unless PYDFN_MAX_ISA caps pydfn below amx, refused them), as a sentence; ""
+// when they are used or the CPU has none.
 std::string isa_note();
 
 // What decides whether the AMX tiles can be used.

@@ -127,7 +127,8 @@ const Kernels& kernels_amx();         // avx512bf16's, with bf16gemm on AMX tile
 // kernels_amx()'s own entries (kernels_amx.cpp).
 void bf16gemm_amx(const Bf16Gemm& g);
 size_t scratch_floats_amx(Scratch use, Product p, int N, int K);
-// The kernels of one ISA, or null when this build has none for it.
+// The kernels of one ISA, or null when this build has none for it (call the ones the CPU
+// runs only: amx's also need tiles_granted(); kernel_names() lists those).
 const Kernels* kernels_for(Isa isa);
 // The kernels training uses: the best this CPU runs (see best_isa()).
 const Kernels& kernels_best();
