@@ -547,7 +547,10 @@ void compare_with(const std::string& path, const std::map<std::string, std::vect
             continue;
         }
         double largest = 0, worst = 0;
-        for (float x : want) largest = std::fmax(largest, std::fabs(x));
+        // A plain comparison: GCC 12 for aarch64 crashed (internal compiler error in
+        // vect_transform_reduction) vectorising this loop as an fmax reduction.
+        for (float x : want)
+            if (std::fabs(x) > largest) largest = std::fabs(x);
         for (size_t i = 0; i < n; i++) {
             const double err = std::fabs(double(it->second[i]) - want[i]) / largest;
             if (!(err <= worst)) worst = err;
