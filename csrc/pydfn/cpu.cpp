@@ -70,6 +70,9 @@ Detected detect() {
     }
     return found;
 }
+#else
+Detected detect() { return {Isa::generic, {}}; }
+#endif
 
 // Asks Linux for the tile state: 0 when granted, else errno (-1 elsewhere than Linux).
 int request_tiles() {
@@ -80,10 +83,6 @@ int request_tiles() {
     return -1;
 #endif
 }
-#else
-Detected detect() { return {Isa::generic, {}}; }
-int request_tiles() { return -1; }
-#endif
 
 const Detected& detected() {
     static const Detected found = detect();

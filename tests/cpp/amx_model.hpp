@@ -115,14 +115,15 @@ void tile_dot() {
 }
 
 using pydfn::Bf16Gemm;
+using pydfn::Kernels;
+using pydfn::Product;
 using pydfn::Scratch;
 using pydfn::thread_scratch;
 #include "pydfn/kernels/bf16gemm_tiles.inc"
 
 // The generic kernels with the tile product on this model: a kernel set to test like the others.
-inline size_t scratch_floats(Scratch use, pydfn::Product p, int N, int K) {
-    const size_t vectors = pydfn::kernels_generic().scratch_floats(use, p, N, K), tiles = tiles_scratch_floats(use, K);
-    return vectors > tiles ? vectors : tiles;
+inline size_t scratch_floats(Scratch use, Product p, int N, int K) {
+    return scratch_floats_with_tiles(pydfn::kernels_generic(), use, p, N, K);
 }
 inline const pydfn::Kernels& kernels() {
     static const pydfn::Kernels k = [] {

@@ -81,8 +81,7 @@ void tile_config_load(const void* config) {
 
 // avx512bf16's needs, and the tile product's.
 size_t scratch_floats_amx(Scratch use, Product p, int N, int K) {
-    const size_t vectors = kernels_avx512bf16().scratch_floats(use, p, N, K), tiles = tiles_scratch_floats(use, K);
-    return vectors > tiles ? vectors : tiles;
+    return scratch_floats_with_tiles(kernels_avx512bf16(), use, p, N, K);
 }
 
 void bf16gemm_amx(const Bf16Gemm& g) { bf16gemm_tiles(g); }
